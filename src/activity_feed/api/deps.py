@@ -1,0 +1,37 @@
+"""Dependency aliases: routes get the running feed's parts by type, never through globals."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated
+
+from fastapi import Depends
+from starlette.requests import HTTPConnection
+
+from activity_feed.hub import Hub
+from activity_feed.settings import Settings
+from activity_feed.store import ActivityStore
+
+if TYPE_CHECKING:
+    from activity_feed.api.feed import ActivityFeed
+
+
+def get_feed(connection: HTTPConnection) -> ActivityFeed:
+    feed: ActivityFeed = connection.app.state.activity_feed
+    return feed
+
+
+def get_store(connection: HTTPConnection) -> ActivityStore:
+    return get_feed(connection).store
+
+
+def get_hub(connection: HTTPConnection) -> Hub:
+    return get_feed(connection).hub
+
+
+def get_settings(connection: HTTPConnection) -> Settings:
+    return get_feed(connection).settings
+
+
+StoreDep = Annotated[ActivityStore, Depends(get_store)]
+HubDep = Annotated[Hub, Depends(get_hub)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]

@@ -1,0 +1,76 @@
+"""`ActivityFeed`: the whole feed (store, hub, routes, stream, lifecycle) as one object, to serve on its own
+(`create_app`) or to install into a user's FastAPI app in two lines."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+
+from activity_feed.api import routes, stream
+from activity_feed.api.errors import add_feed_error_handlers
+from activity_feed.api.limits import BodySizeLimitMiddleware
+from activity_feed.hub import Hub
+from activity_feed.hub.backends import backend_for_url
+from activity_feed.middleware.sinks import StoreSink
+from activity_feed.settings import Settings
+from activity_feed.store import ActivityStore
+
+
+class ActivityFeed:
+    """The feed's parts, created without connecting anything; `running()` starts and stops them.
+
+    Embedding in your own FastAPI app::
+
+        app = FastAPI()
+        ActivityFeed(Settings()).install(app)
+    """
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        self.settings = settings if settings is not None else Settings()
+        self.hub = Hub(backend_for_url(self.settings.broadcast_url))
+        self.store = ActivityStore(
+            self.settings.database_url,
+            on_commit=self.hub.publish,
+            batch_size=self.settings.write_batch_size,
+        )
+        self.sink = StoreSink(self.store)
+
+    @asynccontextmanager
+    async def running(self) -> AsyncIterator[None]:
+        """Start the hub, then the store (migrating when configured); stop in the reverse order, after
+        committing whatever is queued."""
+        await self.hub.start()
+        try:
+            await self.store.start(migrate=self.settings.migrate_on_start)
+            try:
+                yield
+            finally:
+                await self.sink.drain()
+                await self.store.close()
+        finally:
+            await self.hub.stop()
+
+    def install(self, app: FastAPI) -> None:
+        """Add the routes, the stream and the feed's lifecycle to `app`.
+
+        Starlette runs the lifespan of the app it serves but not of mounted sub-apps, so the feed chains
+        itself onto `app`'s own lifespan instead of being mounted."""
+        app.state.activity_feed = self
+        app.include_router(routes.router)
+        app.include_router(routes.health_router)
+        app.include_router(stream.router)
+        add_feed_error_handlers(app)
+        app.add_middleware(
+            BodySizeLimitMiddleware, max_bytes=self.settings.max_body_bytes, path_prefix="/activities"
+        )
+        app_lifespan = app.router.lifespan_context
+
+        @asynccontextmanager
+        async def lifespan(app_: Any) -> AsyncIterator[Mapping[str, Any] | None]:
+            async with self.running(), app_lifespan(app_) as state:
+                yield state
+
+        app.router.lifespan_context = lifespan

@@ -1,0 +1,119 @@
+"""The REST endpoints under `/activities` and `/health` (DESIGN.md section 2). Thin: they call the store."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, Query, Response, status
+from fastapi.responses import JSONResponse
+
+from activity_feed.api.deps import HubDep, StoreDep
+from activity_feed.errors import StoreUnavailableError
+from activity_feed.schemas import (
+    ActivityCreate,
+    ActivityPublic,
+    ActivityUpdate,
+    BatchRequest,
+    BatchResult,
+    EventStatus,
+    EventType,
+    ToolStats,
+)
+from activity_feed.store import RecentQuery
+
+router = APIRouter(prefix="/activities", tags=["activities"])
+health_router = APIRouter(tags=["health"])
+
+_NOT_FOUND = {404: {"description": "No event with this id"}}
+
+
+def _missing(event_id: uuid.UUID) -> HTTPException:
+    return HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no event with id {event_id}")
+
+
+@router.post(
+    "/log",
+    status_code=status.HTTP_201_CREATED,
+    responses={200: {"model": ActivityPublic, "description": "An event with this id exists: returned as is"}},
+)
+async def log_activity(event: ActivityCreate, store: StoreDep, response: Response) -> ActivityPublic:
+    """Record one event. Replaying a create with the same `id` changes nothing and answers 200."""
+    stored, created = await store.create(event=event)
+    if not created:
+        response.status_code = status.HTTP_200_OK
+    return stored
+
+
+@router.post("/batch")
+async def apply_batch(batch: BatchRequest, store: StoreDep) -> BatchResult:
+    """Create `events`, then apply `updates`, in one transaction (at most 1,000 of each)."""
+    return await store.apply_batch(creates=batch.events, updates=batch.updates)
+
+
+@router.get("/recent")
+async def recent_activities(
+    store: StoreDep,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    event_type: EventType | None = None,
+    status: EventStatus | None = None,
+    tool_name: Annotated[str | None, Query(max_length=200)] = None,
+    user_source: Annotated[str | None, Query(max_length=200)] = None,
+    correlation_id: Annotated[str | None, Query(max_length=200)] = None,
+    before: Annotated[uuid.UUID | None, Query(description="only events older than this event")] = None,
+) -> list[ActivityPublic]:
+    """Newest first, with optional exact-match filters; page back with `before=<last id seen>`."""
+    query = RecentQuery(
+        limit=limit,
+        event_type=event_type,
+        status=status,
+        tool_name=tool_name,
+        user_source=user_source,
+        correlation_id=correlation_id,
+        before=before,
+    )
+    return await store.recent(query=query)
+
+
+@router.get("/stats")
+async def activity_stats(
+    store: StoreDep,
+    since: Annotated[datetime | None, Query(description="ISO 8601; only events from then on")] = None,
+) -> list[ToolStats]:
+    """Per tool: count, errors, error rate, and p50/p95 of `duration_ms`."""
+    return await store.stats(since=since)
+
+
+@router.get("/{event_id}", responses=_NOT_FOUND)
+async def get_activity(event_id: uuid.UUID, store: StoreDep) -> ActivityPublic:
+    event = await store.get(event_id=event_id)
+    if event is None:
+        raise _missing(event_id)
+    return event
+
+
+@router.patch("/{event_id}", responses=_NOT_FOUND)
+async def update_activity(event_id: uuid.UUID, changes: ActivityUpdate, store: StoreDep) -> ActivityPublic:
+    """Change `status`, `duration_ms`, `error_message`; `data` is merged into the stored object."""
+    event = await store.update(event_id=event_id, changes=changes)
+    if event is None:
+        raise _missing(event_id)
+    return event
+
+
+@router.delete("/{event_id}", status_code=status.HTTP_204_NO_CONTENT, responses=_NOT_FOUND)
+async def delete_activity(event_id: uuid.UUID, store: StoreDep) -> Response:
+    if not await store.delete(event_id=event_id):
+        raise _missing(event_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@health_router.get("/health", responses={503: {"description": "The database does not answer"}})
+async def health(store: StoreDep, hub: HubDep) -> Any:
+    """200 when the database answers, 503 otherwise."""
+    try:
+        await store.ping()
+    except StoreUnavailableError as exc:
+        return JSONResponse({"status": "unavailable", "database": str(exc)}, status_code=503)
+    return {"status": "ok", "database": "ok", "stream_clients": hub.subscriber_count}

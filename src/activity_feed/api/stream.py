@@ -1,0 +1,131 @@
+"""`/activities/ws`: replay from a cursor, then the live stream, with no gap and no duplicate.
+
+The subscription is taken before the handshake completes, so every change committed after it reaches
+the client. Replay reads the database (the source of truth) in change order; live notices that the
+replay already covered (change number at or below the last one sent) are skipped.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import anyio
+from fastapi import APIRouter, Query, WebSocket, WebSocketDisconnect
+from starlette.websockets import WebSocketState
+
+from activity_feed.api.deps import HubDep, SettingsDep, StoreDep
+from activity_feed.errors import InvalidCursorError, StoreUnavailableError
+from activity_feed.hub import RESYNC, ChangeFilter, Notice, Subscription, decode_cursor
+from activity_feed.schemas import EventStatus, EventType
+from activity_feed.store import ActivityStore
+
+router = APIRouter()
+
+CLOSE_TRY_AGAIN_LATER = 1013
+_REPLAY_PAGE = 500
+_CLOSE_TIMEOUT_SECONDS = 2.0
+
+
+@router.websocket("/activities/ws")
+async def activity_stream(
+    websocket: WebSocket,
+    store: StoreDep,
+    hub: HubDep,
+    settings: SettingsDep,
+    event_type: EventType | None = None,
+    status: EventStatus | None = None,
+    tool_name: Annotated[str | None, Query(max_length=200)] = None,
+    since: Annotated[str | None, Query(max_length=40)] = None,
+) -> None:
+    change_filter = ChangeFilter(
+        event_type=event_type.value if event_type else None,
+        status=status.value if status else None,
+        tool_name=tool_name,
+    )
+    async with hub.subscribe(change_filter, queue_size=settings.ws_queue_size) as subscription:
+        await websocket.accept()
+        stream = _Stream(websocket, store, subscription, replay_limit=settings.replay_limit)
+        too_slow = False
+        async with anyio.create_task_group() as tasks:
+
+            async def pump() -> None:
+                try:
+                    await stream.run(since)
+                except (WebSocketDisconnect, OSError, RuntimeError, StoreUnavailableError):
+                    # The client went away mid-send, or the database did during replay: the client
+                    # reconnects with its last cursor and misses nothing.
+                    pass
+                tasks.cancel_scope.cancel()
+
+            async def watch_too_slow() -> None:
+                nonlocal too_slow
+                await subscription.too_slow.wait()
+                too_slow = True
+                tasks.cancel_scope.cancel()
+
+            async def drain_incoming() -> None:
+                # Clients have nothing to say yet; reading is how a disconnect is noticed.
+                try:
+                    while True:
+                        await websocket.receive_bytes()
+                except (WebSocketDisconnect, KeyError, RuntimeError):
+                    tasks.cancel_scope.cancel()
+
+            tasks.start_soon(pump)
+            tasks.start_soon(watch_too_slow)
+            tasks.start_soon(drain_incoming)
+    if too_slow and websocket.client_state == WebSocketState.CONNECTED:
+        with anyio.move_on_after(_CLOSE_TIMEOUT_SECONDS, shield=True):
+            await websocket.close(CLOSE_TRY_AGAIN_LATER, "client too slow: reconnect with since=<cursor>")
+
+
+class _Stream:
+    def __init__(
+        self, websocket: WebSocket, store: ActivityStore, subscription: Subscription, *, replay_limit: int
+    ) -> None:
+        self.websocket = websocket
+        self.store = store
+        self.subscription = subscription
+        self.replay_limit = replay_limit
+
+    async def run(self, since: str | None) -> None:
+        last_sent = await self.catch_up(since) if since is not None else None
+        self.subscription.catching_up = False
+        while True:
+            notice = await self.subscription.queue.get()
+            if last_sent is not None and notice.seq <= last_sent:
+                continue  # the replay already sent this change, or a later state of its event
+            await self.websocket.send_text(notice.text)
+
+    async def catch_up(self, since: str) -> int | None:
+        """Replay every change after `since`; return the last change number covered, or None after a
+        `resync` (the client reloads, and everything live from now on is new to it)."""
+        try:
+            cursor = decode_cursor(since)
+        except InvalidCursorError:
+            return await self.resync()
+        head = await self.store.last_change()
+        if cursor > head or head - cursor > self.replay_limit:
+            return await self.resync()
+        last = cursor
+        # Each pass starts by dropping the queued live notices: the pass reads them from the database.
+        # A pass during which the queue overflowed is followed by another from where it ended.
+        while True:
+            self.subscription.restart_catch_up()
+            while True:
+                changes = await self.store.changes_since(cursor=last, limit=_REPLAY_PAGE)
+                for change in changes:
+                    notice = Notice.from_change(change)
+                    if self.subscription.filter.matches(notice):
+                        await self.websocket.send_text(notice.text)
+                    last = change.seq
+                if len(changes) < _REPLAY_PAGE:
+                    break
+                if last - cursor > self.replay_limit:
+                    return await self.resync()
+            if not self.subscription.lost:
+                return last
+
+    async def resync(self) -> None:
+        await self.websocket.send_text(RESYNC)
+        return None

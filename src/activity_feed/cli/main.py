@@ -1,0 +1,118 @@
+"""`activity-feed`: serve the feed, or manage its database."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from pydantic import ValidationError
+
+from activity_feed import __version__
+from activity_feed.errors import ActivityFeedError
+from activity_feed.settings import Settings
+from activity_feed.store import ActivityStore
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="activity-feed",
+        description="A live activity feed for MCP servers and HTTP APIs. Settings come from ACTIVITY_FEED_* "
+        "environment variables; flags override them.",
+    )
+    parser.add_argument("--version", action="version", version=f"activity-feed {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = commands.add_parser(
+        "serve",
+        help="run the service: REST API, live stream and docs at /docs (migrates the database first)",
+        description="Run the service. It upgrades the database schema, then serves the REST API under "
+        "/activities, the live stream at /activities/ws and the API docs at /docs.",
+    )
+    serve.add_argument("--host", help="address to bind (default 127.0.0.1; env ACTIVITY_FEED_HOST)")
+    serve.add_argument("--port", type=int, help="port to bind (default 8000; env ACTIVITY_FEED_PORT)")
+    _add_database_url(serve)
+    serve.add_argument(
+        "--broadcast-url", help="bus for several instances (default memory://; env ACTIVITY_FEED_BROADCAST_URL)"
+    )
+    serve.add_argument(
+        "--log-level",
+        choices=["critical", "error", "warning", "info", "debug"],
+        help="server log level (default info; env ACTIVITY_FEED_LOG_LEVEL)",
+    )
+
+    db = commands.add_parser("db", help="manage the database schema", description="Manage the schema.")
+    db_commands = db.add_subparsers(dest="db_command", required=True, metavar="DB_COMMAND")
+    upgrade = db_commands.add_parser(
+        "upgrade",
+        help="create the schema, or upgrade it to the newest version",
+        description="Create the schema, or upgrade it to the newest version. Safe to run again.",
+    )
+    _add_database_url(upgrade)
+    return parser
+
+
+def _add_database_url(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--database-url",
+        help="sqlite:///path or postgresql://user@host/db (default: sqlite file activity_feed.db in the "
+        "working directory; env ACTIVITY_FEED_DATABASE_URL)",
+    )
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides: dict[str, Any] = {
+        name: getattr(args, name)
+        for name in ("host", "port", "database_url", "broadcast_url", "log_level")
+        if getattr(args, name, None) is not None
+    }
+    return Settings(**overrides)
+
+
+async def _migrate(settings: Settings) -> str:
+    store = ActivityStore(settings.database_url)
+    try:
+        await store.start(migrate=True)
+    finally:
+        await store.close()
+    return store.url
+
+
+def _serve(settings: Settings) -> None:
+    import uvicorn
+
+    from activity_feed.api import create_app
+    from activity_feed.api.server import server_config
+
+    url = asyncio.run(_migrate(settings))
+    print(f"activity-feed: database {url} is up to date", file=sys.stderr)
+    app = create_app(settings.model_copy(update={"migrate_on_start": False}))
+    uvicorn.Server(server_config(app, host=settings.host, port=settings.port, log_level=settings.log_level)).run()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = _settings(args)
+        if args.command == "serve":
+            _serve(settings)
+        elif args.command == "db":
+            url = asyncio.run(_migrate(settings))
+            print(f"activity-feed: database {url} is up to date")
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        print(f"activity-feed: invalid setting {where}: {first['msg']}", file=sys.stderr)
+        return 2
+    except ActivityFeedError as exc:
+        print(f"activity-feed: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,21 @@
+"""One exception tree for everything Activity Feed raises on purpose."""
+
+
+class ActivityFeedError(Exception):
+    """Base class of every error Activity Feed raises."""
+
+
+class ConfigurationError(ActivityFeedError):
+    """A setting that cannot work, such as a database URL of an unknown kind."""
+
+
+class StoreUnavailableError(ActivityFeedError):
+    """The database did not answer; the request may be retried later."""
+
+
+class InvalidCursorError(ActivityFeedError):
+    """A stream cursor that this store did not hand out."""
+
+
+class ReferenceNotFoundError(ActivityFeedError):
+    """A query refers to an event that does not exist (for example `before=<unknown id>`)."""

@@ -1,0 +1,158 @@
+"""The event as every layer sees it: enums, create/update/public shapes and the change notices.
+
+These are the wire shapes of DESIGN.md section 1 and 2. They live below every other module so that the
+store, the hub, the API and the client all speak the same types.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+MAX_TEXT = 200
+MAX_ERROR_MESSAGE = 10_000
+MAX_CORRELATION_ID = 200
+MAX_BATCH_ITEMS = 1_000
+
+
+class EventType(StrEnum):
+    TOOL_CALL = "tool_call"
+    TOOL_RESULT = "tool_result"
+    VOICE_COMMAND = "voice_command"
+    SYSTEM_EVENT = "system_event"
+    API_REQUEST = "api_request"
+
+
+class EventStatus(StrEnum):
+    PENDING = "pending"
+    SUCCESS = "success"
+    ERROR = "error"
+
+
+class ChangeType(StrEnum):
+    """The `type` of a stream message (DESIGN.md section 2)."""
+
+    LOGGED = "activity_logged"
+    COMPLETED = "tool_completed"
+    FAILED = "tool_failed"
+    UPDATED = "activity_updated"
+    DELETED = "activity_deleted"
+
+
+def _as_utc(value: datetime) -> datetime:
+    # A timestamp without a zone is taken as UTC: that is what every client of the original app sent.
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
+def _no_nul(value: str) -> str:
+    # PostgreSQL text cannot hold NUL; refusing it here keeps both databases answering alike.
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    return value
+
+
+UtcDatetime = Annotated[datetime, AfterValidator(_as_utc)]
+ShortText = Annotated[str, Field(max_length=MAX_TEXT), AfterValidator(_no_nul)]
+ErrorText = Annotated[str, Field(max_length=MAX_ERROR_MESSAGE), AfterValidator(_no_nul)]
+CorrelationId = Annotated[str, Field(max_length=MAX_CORRELATION_ID), AfterValidator(_no_nul)]
+Duration = Annotated[float, Field(ge=0, le=1e12, allow_inf_nan=False)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ActivityCreate(_Strict):
+    """What a client sends to create an event; everything but `event_type` has a default."""
+
+    id: uuid.UUID | None = None
+    timestamp: UtcDatetime | None = None
+    tool_name: ShortText | None = None
+    user_source: ShortText | None = None
+    event_type: EventType
+    status: EventStatus = EventStatus.PENDING
+    data: dict[str, Any] = Field(default_factory=dict)
+    duration_ms: Duration | None = None
+    error_message: ErrorText | None = None
+    correlation_id: CorrelationId | None = None
+
+
+class ActivityUpdate(_Strict):
+    """The fields `PATCH` may change; `data` is merged into the stored object, key by key."""
+
+    status: EventStatus | None = None
+    duration_ms: Duration | None = None
+    error_message: ErrorText | None = None
+    data: dict[str, Any] | None = None
+
+
+class ActivityUpdateItem(ActivityUpdate):
+    """One update inside a batch: the same fields plus the event's id."""
+
+    id: uuid.UUID
+
+
+class ActivityPublic(BaseModel):
+    """An event as every endpoint and stream message shows it."""
+
+    id: uuid.UUID
+    timestamp: datetime
+    tool_name: str | None
+    user_source: str | None
+    event_type: EventType
+    status: EventStatus
+    data: dict[str, Any]
+    duration_ms: float | None
+    error_message: str | None
+    correlation_id: str | None
+
+
+class DeletedEvent(BaseModel):
+    """What a deletion notice carries when the store no longer has the event's last state."""
+
+    id: uuid.UUID
+
+
+class BatchRequest(_Strict):
+    events: list[ActivityCreate] = Field(default_factory=list, max_length=MAX_BATCH_ITEMS)
+    updates: list[ActivityUpdateItem] = Field(default_factory=list, max_length=MAX_BATCH_ITEMS)
+
+
+class BatchResult(BaseModel):
+    created: int = 0
+    existing: int = 0
+    updated: int = 0
+    missing: int = 0
+
+
+class ToolStats(BaseModel):
+    tool_name: str | None
+    count: int
+    errors: int
+    error_rate: float
+    p50_duration_ms: float | None
+    p95_duration_ms: float | None
+
+
+class StreamMessage(BaseModel):
+    """One WebSocket message; `cursor` is opaque to clients."""
+
+    type: ChangeType | Literal["resync"]
+    event: ActivityPublic | DeletedEvent | None = None
+    cursor: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """A committed change to one event, numbered in commit order by the store's change counter."""
+
+    seq: int
+    type: ChangeType
+    event: ActivityPublic | DeletedEvent

@@ -1,0 +1,156 @@
+"""`ActivityStore`: the one object the rest of the service uses to read and write events."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from activity_feed.errors import StoreUnavailableError
+from activity_feed.schemas import (
+    ActivityCreate,
+    ActivityPublic,
+    ActivityUpdate,
+    ActivityUpdateItem,
+    BatchResult,
+    Change,
+    ToolStats,
+)
+from activity_feed.store import reads
+from activity_feed.store.engine import async_url, create_engines, describe
+from activity_feed.store.migrate import upgrade
+from activity_feed.store.reads import RecentQuery
+from activity_feed.store.writer import GroupCommitWriter, OnCommit, WriteOutcome, WriteRequest
+
+
+class ActivityStore:
+    """Events in SQLite or PostgreSQL. Writes are group-committed; `on_commit` hears every change after
+    its transaction commits, in change order."""
+
+    def __init__(self, database_url: str, *, on_commit: OnCommit | None = None, batch_size: int = 2000):
+        self.url = describe(async_url(database_url))  # fails fast on a URL of an unknown kind
+        self._database_url = database_url
+        self._on_commit = on_commit
+        self._batch_size = batch_size
+        self._engines: tuple[AsyncEngine, AsyncEngine] | None = None
+        self._writer: GroupCommitWriter | None = None
+
+    async def start(self, *, migrate: bool = True) -> None:
+        """Connect, bring the schema up to date, and start the writer.
+
+        Raises `StoreUnavailableError` with a one-line reason when the database cannot be used."""
+        reader, writer_engine = self._engines = create_engines(self._database_url)
+        try:
+            if migrate:
+                await upgrade(writer_engine)
+            await self.ping()
+        except (OSError, sa.exc.DBAPIError, StoreUnavailableError) as exc:
+            await self._dispose()
+            raise StoreUnavailableError(f"cannot use the database at {self.url}: {_reason(exc)}") from exc
+        self._writer = GroupCommitWriter(writer_engine, on_commit=self._on_commit, batch_size=self._batch_size)
+        self._writer.start()
+
+    async def close(self) -> None:
+        """Commit what is queued, then close every connection."""
+        if self._writer is not None:
+            await self._writer.close()
+            self._writer = None
+        await self._dispose()
+
+    async def _dispose(self) -> None:
+        if self._engines is None:
+            return
+        reader, writer_engine = self._engines
+        self._engines = None
+        await reader.dispose()
+        if writer_engine is not reader:
+            await writer_engine.dispose()
+
+    async def _submit(self, request: WriteRequest) -> WriteOutcome:
+        if self._writer is None:
+            raise StoreUnavailableError("the store is not running")
+        return await self._writer.submit(request)
+
+    @asynccontextmanager
+    async def _read(self) -> AsyncIterator[AsyncConnection]:
+        if self._engines is None:
+            raise StoreUnavailableError("the store is not running")
+        try:
+            async with self._engines[0].connect() as conn:
+                yield conn
+        except (OSError, sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
+            raise StoreUnavailableError(f"database unavailable: {_reason(exc)}") from exc
+
+    async def ping(self) -> None:
+        """Raise `StoreUnavailableError` unless the database answers a trivial query."""
+        async with self._read() as conn:
+            await conn.execute(sa.text("SELECT 1"))
+
+    # Writes. A returned value means the change is committed.
+
+    async def create(self, *, event: ActivityCreate) -> tuple[ActivityPublic, bool]:
+        """Create `event`; return it and True, or the stored event and False when its id exists."""
+        outcome = await self._submit(WriteRequest(creates=[event]))
+        if outcome.created:
+            return outcome.created[0], True
+        return outcome.existing[0], False
+
+    async def apply_batch(
+        self, *, creates: Sequence[ActivityCreate], updates: Sequence[ActivityUpdateItem]
+    ) -> BatchResult:
+        """Apply creates, then updates, in one transaction."""
+        outcome = await self._submit(WriteRequest(creates=creates, updates=updates))
+        return _counts(outcome)
+
+    async def update(self, *, event_id: uuid.UUID, changes: ActivityUpdate) -> ActivityPublic | None:
+        """Apply `changes` (merging `data`); return the event, or None when there is no such event."""
+        item = ActivityUpdateItem(id=event_id, **changes.model_dump(exclude_unset=True))
+        outcome = await self._submit(WriteRequest(updates=[item]))
+        return outcome.updated[0] if outcome.updated else None
+
+    async def delete(self, *, event_id: uuid.UUID) -> bool:
+        """Delete the event; False when there was no such event."""
+        outcome = await self._submit(WriteRequest(deletes=[event_id]))
+        return bool(outcome.deleted)
+
+    # Reads.
+
+    async def get(self, *, event_id: uuid.UUID) -> ActivityPublic | None:
+        async with self._read() as conn:
+            return await reads.get_event(conn, event_id=event_id)
+
+    async def recent(self, *, query: RecentQuery) -> list[ActivityPublic]:
+        async with self._read() as conn:
+            return await reads.recent(conn, query=query)
+
+    async def stats(self, *, since: datetime | None = None) -> list[ToolStats]:
+        async with self._read() as conn:
+            return await reads.tool_stats(conn, since=since)
+
+    async def last_change(self) -> int:
+        async with self._read() as conn:
+            return await reads.last_change(conn)
+
+    async def changes_since(self, *, cursor: int, limit: int) -> list[Change]:
+        async with self._read() as conn:
+            return await reads.changes_since(conn, cursor=cursor, limit=limit)
+
+
+def _counts(outcome: WriteOutcome) -> BatchResult:
+    return BatchResult(
+        created=len(outcome.created),
+        existing=len(outcome.existing),
+        updated=len(outcome.updated),
+        missing=len(outcome.missing),
+    )
+
+
+def _reason(exc: BaseException) -> str:
+    """The driver's own words, on one line, without SQLAlchemy's wrapping and links."""
+    original = getattr(exc, "orig", None) or exc.__cause__ or exc
+    text = str(original).strip().splitlines()[0] if str(original).strip() else type(original).__name__
+    return text[:300]

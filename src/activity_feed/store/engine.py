@@ -1,0 +1,96 @@
+"""Everything that differs between SQLite and PostgreSQL lives here: URLs, drivers, pragmas, pools."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import orjson
+from sqlalchemy import event
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import ConnectionPoolEntry
+
+from activity_feed.errors import ConfigurationError
+
+_ASYNC_DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg"}
+_ALIASES = {"postgres": "postgresql", "sqlite3": "sqlite"}
+
+
+def async_url(database_url: str) -> URL:
+    """Turn what a user writes (`sqlite:///f.db`, `postgresql://...`) into a URL with an async driver."""
+    try:
+        url = make_url(database_url)
+    except Exception as exc:  # SQLAlchemy raises ArgumentError and ValueError alike for bad URLs.
+        raise ConfigurationError(f"not a database URL: {database_url!r}") from exc
+    backend = _ALIASES.get(url.get_backend_name(), url.get_backend_name())
+    if backend not in _ASYNC_DRIVERS:
+        raise ConfigurationError(
+            f"unsupported database {url.get_backend_name()!r}: use sqlite:///path or postgresql://..."
+        )
+    return url.set(drivername=_ASYNC_DRIVERS[backend])
+
+
+def is_sqlite(url: URL) -> bool:
+    return url.get_backend_name() == "sqlite"
+
+
+def describe(url: URL) -> str:
+    """The URL as it may be printed: without its password."""
+    return url.render_as_string(hide_password=True)
+
+
+def _json_dumps(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+def _set_sqlite_pragmas(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
+    # WAL lets readers go on while the writer commits. synchronous=FULL fsyncs the log at every commit,
+    # so a transaction that was acknowledged survives a process crash and a power cut alike; the group
+    # commit in `writer.py` shares one fsync between many requests, which is what keeps it fast.
+    # busy_timeout makes a second process (`activity-feed db upgrade`, a prune) wait instead of failing.
+    # Autocommit off at the driver level lets us issue BEGIN ourselves (see `_begin_immediate`).
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=FULL")
+    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def _begin_deferred(conn: Any) -> None:
+    conn.exec_driver_sql("BEGIN")
+
+
+def _begin_immediate(conn: Any) -> None:
+    # The writer takes SQLite's write lock when its transaction starts, not at its first write, so that
+    # another process writing at the same time waits (busy_timeout) instead of failing with SQLITE_BUSY.
+    conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def create_engines(database_url: str) -> tuple[AsyncEngine, AsyncEngine]:
+    """Return `(reader, writer)` engines. On PostgreSQL they are one; SQLite gets a one-connection writer."""
+    url = async_url(database_url)
+    if is_sqlite(url):
+        if url.database and url.database != ":memory:":
+            Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        reader = create_async_engine(
+            url, json_serializer=_json_dumps, json_deserializer=orjson.loads, pool_size=4, max_overflow=4
+        )
+        writer = create_async_engine(
+            url, json_serializer=_json_dumps, json_deserializer=orjson.loads, pool_size=1, max_overflow=0
+        )
+        for engine, begin in ((reader, _begin_deferred), (writer, _begin_immediate)):
+            event.listen(engine.sync_engine, "connect", _set_sqlite_pragmas)
+            event.listen(engine.sync_engine, "begin", begin)
+        return reader, writer
+    engine = create_async_engine(
+        url,
+        json_serializer=_json_dumps,
+        json_deserializer=orjson.loads,
+        pool_size=10,
+        max_overflow=10,
+        pool_pre_ping=True,
+    )
+    return engine, engine

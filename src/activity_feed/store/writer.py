@@ -1,0 +1,307 @@
+"""The single writer: every change goes through one task that commits many requests per transaction.
+
+Group commit is what lets durable commits (an fsync per transaction on SQLite) keep up with many
+concurrent clients: while one transaction commits, the next requests queue, and the following
+transaction takes them all. Each transaction first locks the change counter row, so change numbers
+commit in order across processes and instances, and then publishes its changes, in order, after commit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from activity_feed.errors import StoreUnavailableError
+from activity_feed.ids import uuid7
+from activity_feed.schemas import (
+    ActivityCreate,
+    ActivityPublic,
+    ActivityUpdate,
+    ActivityUpdateItem,
+    Change,
+    ChangeType,
+    EventStatus,
+)
+from activity_feed.store.rows import to_public
+from activity_feed.store.schema import activity_change_counter, activity_deletions, activity_events
+
+log = logging.getLogger(__name__)
+
+OnCommit = Callable[[Sequence[Change]], None]
+
+_events = activity_events
+_UPDATE_ROW = (
+    sa.update(_events)
+    .where(_events.c.id == sa.bindparam("b_id"))
+    .values(
+        status=sa.bindparam("b_status"),
+        duration_ms=sa.bindparam("b_duration_ms"),
+        error_message=sa.bindparam("b_error_message"),
+        data=sa.bindparam("b_data", type_=_events.c.data.type),
+        updated_at=sa.bindparam("b_updated_at", type_=_events.c.updated_at.type),
+        change_seq=sa.bindparam("b_change_seq"),
+    )
+)
+_LOCK_COUNTER = (
+    sa.select(activity_change_counter.c.value).where(activity_change_counter.c.id == 1).with_for_update()
+)
+_IN_CHUNK = 500
+
+
+@dataclass(slots=True)
+class WriteOutcome:
+    """What one request did: events created, events that already existed, updated, missing, deleted."""
+
+    created: list[ActivityPublic] = field(default_factory=list)
+    existing: list[ActivityPublic] = field(default_factory=list)
+    updated: list[ActivityPublic] = field(default_factory=list)
+    missing: list[uuid.UUID] = field(default_factory=list)
+    deleted: list[uuid.UUID] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class WriteRequest:
+    creates: Sequence[ActivityCreate] = ()
+    updates: Sequence[ActivityUpdateItem] = ()
+    deletes: Sequence[uuid.UUID] = ()
+    future: asyncio.Future[WriteOutcome] | None = None
+
+    @property
+    def size(self) -> int:
+        return len(self.creates) + len(self.updates) + len(self.deletes)
+
+
+def _apply_update(row: dict[str, Any], update: ActivityUpdate) -> ChangeType | None:
+    """Apply `update` to `row` in place; return the change's type, or None when nothing changed."""
+    before = (row["status"], row["duration_ms"], row["error_message"], row["data"])
+    if update.status is not None:
+        row["status"] = update.status.value
+    if update.duration_ms is not None:
+        row["duration_ms"] = update.duration_ms
+    if update.error_message is not None:
+        row["error_message"] = update.error_message
+    if update.data:
+        row["data"] = {**row["data"], **update.data}
+    if (row["status"], row["duration_ms"], row["error_message"], row["data"]) == before:
+        return None
+    if row["status"] != before[0]:
+        if row["status"] == EventStatus.SUCCESS:
+            return ChangeType.COMPLETED
+        if row["status"] == EventStatus.ERROR:
+            return ChangeType.FAILED
+    return ChangeType.UPDATED
+
+
+class _Transaction:
+    """The state of one group-commit transaction: the next change number and what changed so far."""
+
+    def __init__(self, conn: AsyncConnection, last_seq: int) -> None:
+        self.conn = conn
+        self.seq = last_seq
+        self.now = datetime.now(UTC)
+        self.changes: list[Change] = []
+
+    def next_seq(self) -> int:
+        self.seq += 1
+        return self.seq
+
+    async def load(self, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, dict[str, Any]]:
+        found: dict[uuid.UUID, dict[str, Any]] = {}
+        unique = list(dict.fromkeys(ids))
+        for start in range(0, len(unique), _IN_CHUNK):
+            chunk = unique[start : start + _IN_CHUNK]
+            result = await self.conn.execute(sa.select(_events).where(_events.c.id.in_(chunk)))
+            for row in result.mappings():
+                found[row["id"]] = dict(row)
+        return found
+
+    async def create(self, items: Sequence[tuple[ActivityCreate, WriteOutcome]]) -> None:
+        ids = [item.id or uuid7() for item, _ in items]
+        stored = await self.load([i for (item, _), i in zip(items, ids, strict=True) if item.id is not None])
+        rows: list[dict[str, Any]] = []
+        for (item, outcome), event_id in zip(items, ids, strict=True):
+            if event_id in stored:
+                outcome.existing.append(to_public(stored[event_id]))
+                continue
+            seq = self.next_seq()
+            row = {
+                "seq": seq,
+                "id": event_id,
+                "timestamp": item.timestamp or self.now,
+                "tool_name": item.tool_name,
+                "user_source": item.user_source,
+                "event_type": item.event_type.value,
+                "status": item.status.value,
+                "data": item.data,
+                "duration_ms": item.duration_ms,
+                "error_message": item.error_message,
+                "correlation_id": item.correlation_id,
+                "updated_at": self.now,
+                "change_seq": seq,
+            }
+            stored[event_id] = row  # a second create of the same id in this transaction finds it
+            rows.append(row)
+            event = to_public(row)
+            outcome.created.append(event)
+            self.changes.append(Change(seq=seq, type=ChangeType.LOGGED, event=event))
+        if rows:
+            await self.conn.execute(sa.insert(_events), rows)
+
+    async def update(self, items: Sequence[ActivityUpdateItem], outcome: WriteOutcome) -> None:
+        stored = await self.load([item.id for item in items])
+        changed: dict[uuid.UUID, dict[str, Any]] = {}
+        for item in items:
+            row = stored.get(item.id)
+            if row is None:
+                outcome.missing.append(item.id)
+                continue
+            change_type = _apply_update(row, item)
+            if change_type is not None:
+                row["change_seq"] = self.next_seq()
+                row["updated_at"] = self.now
+                changed[item.id] = row
+                self.changes.append(Change(seq=row["change_seq"], type=change_type, event=to_public(row)))
+            outcome.updated.append(to_public(row))
+        if changed:
+            await self.conn.execute(
+                _UPDATE_ROW,
+                [{f"b_{key}": row[key] for key in _UPDATED_KEYS} for row in changed.values()],
+            )
+
+    async def delete(self, ids: Sequence[uuid.UUID], outcome: WriteOutcome) -> None:
+        stored = await self.load(ids)
+        if not stored:
+            outcome.missing.extend(ids)
+            return
+        tombstones = []
+        for event_id in ids:
+            row = stored.pop(event_id, None)
+            if row is None:
+                outcome.missing.append(event_id)
+                continue
+            seq = self.next_seq()
+            tombstones.append({"change_seq": seq, "id": event_id, "deleted_at": self.now})
+            outcome.deleted.append(event_id)
+            self.changes.append(Change(seq=seq, type=ChangeType.DELETED, event=to_public(row)))
+        await self.conn.execute(sa.delete(_events).where(_events.c.id.in_(outcome.deleted)))
+        await self.conn.execute(sa.insert(activity_deletions), tombstones)
+
+
+_UPDATED_KEYS = ("id", "status", "duration_ms", "error_message", "data", "updated_at", "change_seq")
+
+
+def _is_unavailable(exc: BaseException) -> bool:
+    """True for errors that mean the database could not be reached, rather than a bad statement."""
+    if isinstance(exc, OperationalError | InterfaceError):
+        return True
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    return isinstance(exc, OSError | ConnectionError | TimeoutError)
+
+
+class GroupCommitWriter:
+    """Queues write requests and commits them in groups of up to `batch_size` items per transaction."""
+
+    def __init__(self, engine: AsyncEngine, *, on_commit: OnCommit | None = None, batch_size: int = 2000):
+        self._engine = engine
+        self._on_commit = on_commit
+        self._batch_size = batch_size
+        self._queue: asyncio.Queue[WriteRequest] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="activity-feed-writer")
+
+    async def close(self) -> None:
+        """Commit what is queued, then stop."""
+        if self._task is None:
+            return
+        await self._queue.join()
+        self._task.cancel()
+        await asyncio.gather(self._task, return_exceptions=True)
+        self._task = None
+
+    async def submit(self, request: WriteRequest) -> WriteOutcome:
+        """Queue `request` and wait until it is committed (or has failed)."""
+        request.future = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait(request)
+        return await request.future
+
+    async def _run(self) -> None:
+        while True:
+            group = [await self._queue.get()]
+            size = group[0].size
+            while size < self._batch_size and not self._queue.empty():
+                request = self._queue.get_nowait()
+                group.append(request)
+                size += request.size
+            try:
+                await self._commit(group)
+            finally:
+                for _ in group:
+                    self._queue.task_done()
+
+    async def _commit(self, group: list[WriteRequest]) -> None:
+        try:
+            outcomes, changes = await self._transact(group)
+        except Exception as exc:  # boundary: every failure must reach the waiting requests, never the loop
+            if len(group) > 1 and not _is_unavailable(exc):
+                # One bad request must not fail the others that happened to share its transaction.
+                for request in group:
+                    await self._commit([request])
+                return
+            error: Exception = exc
+            if _is_unavailable(exc):
+                error = StoreUnavailableError(f"database unavailable: {type(exc).__name__}")
+            for request in group:
+                if request.future is not None and not request.future.done():
+                    request.future.set_exception(error)
+            return
+        for request, outcome in zip(group, outcomes, strict=True):
+            if request.future is not None and not request.future.done():
+                request.future.set_result(outcome)
+        if changes and self._on_commit is not None:
+            try:
+                self._on_commit(changes)
+            except Exception:  # boundary: a failing listener must not stop the writer
+                log.exception("publishing committed changes failed")
+
+    async def _transact(self, group: list[WriteRequest]) -> tuple[list[WriteOutcome], list[Change]]:
+        outcomes = [WriteOutcome() for _ in group]
+        async with self._engine.begin() as conn:
+            last_seq = (await conn.execute(_LOCK_COUNTER)).scalar_one()
+            tx = _Transaction(conn, last_seq)
+            # Creates of consecutive requests share one INSERT; a request with updates or deletes closes
+            # the run first, so each request still sees the effect of every request before it.
+            pending: list[tuple[ActivityCreate, WriteOutcome]] = []
+            for request, outcome in zip(group, outcomes, strict=True):
+                pending.extend((item, outcome) for item in request.creates)
+                if request.updates or request.deletes:
+                    if pending:
+                        await tx.create(pending)
+                        pending = []
+                    if request.updates:
+                        await tx.update(request.updates, outcome)
+                    if request.deletes:
+                        await tx.delete(request.deletes, outcome)
+            if pending:
+                await tx.create(pending)
+            if tx.seq != last_seq:
+                await conn.execute(
+                    sa.update(activity_change_counter)
+                    .where(activity_change_counter.c.id == 1)
+                    .values(value=tx.seq)
+                )
+        return outcomes, tx.changes
+
+
+__all__ = ["GroupCommitWriter", "OnCommit", "WriteOutcome", "WriteRequest"]

@@ -1,0 +1,123 @@
+"""Shared fixtures: the databases every store and API test runs on, and a real server on a free port.
+
+PostgreSQL comes from ACTIVITY_FEED_TEST_POSTGRES_URL (default postgresql://postgres@127.0.0.1:5432/test).
+When it does not answer, its tests are skipped with the reason, unless CI=true or
+ACTIVITY_FEED_REQUIRE_SERVICES=1, where they fail instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import os
+import secrets
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+from sqlalchemy.engine import make_url
+
+from activity_feed.settings import Settings
+from activity_feed.store import ActivityStore
+from tests.support.server import LiveServer
+
+POSTGRES_URL = os.environ.get("ACTIVITY_FEED_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+SERVICES_REQUIRED = os.environ.get("CI") == "true" or os.environ.get("ACTIVITY_FEED_REQUIRE_SERVICES") == "1"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # Every `async def` test runs on asyncio through anyio's plugin, without a marker on each.
+    for item in items:
+        if isinstance(item, pytest.Function) and inspect.iscoroutinefunction(item.obj):
+            item.add_marker(pytest.mark.anyio)
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+def _unavailable(reason: str) -> None:
+    message = f"PostgreSQL is not available at {POSTGRES_URL}: {reason}"
+    if SERVICES_REQUIRED:
+        pytest.fail(message + " (required because CI=true or ACTIVITY_FEED_REQUIRE_SERVICES=1)")
+    pytest.skip(message + " (set ACTIVITY_FEED_TEST_POSTGRES_URL to run these tests)")
+
+
+def _asyncpg_dsn(url: str) -> str:
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+@pytest.fixture(scope="session")
+def postgres_database() -> Iterator[str]:
+    """A database of its own for this test session, created on the PostgreSQL server and dropped after."""
+    name = f"activity_feed_test_{os.getpid()}_{secrets.token_hex(3)}"
+
+    async def admin(sql: str) -> None:
+        conn = await asyncpg.connect(_asyncpg_dsn(POSTGRES_URL), timeout=5)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    try:
+        asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+    except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
+        _unavailable(f"{type(exc).__name__}: {exc}")
+    yield make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
+    asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+async def _reset_postgres(url: str) -> None:
+    conn = await asyncpg.connect(_asyncpg_dsn(url), timeout=5)
+    try:
+        await conn.execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The URL of an empty database, once on SQLite and once on PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'feed.db'}"
+    url: str = request.getfixturevalue("postgres_database")
+    asyncio.run(_reset_postgres(url))
+    return url
+
+
+@pytest.fixture
+def settings(database_url: str) -> Settings:
+    return Settings(database_url=database_url, broadcast_url="memory://")
+
+
+@pytest.fixture
+async def store(database_url: str) -> AsyncIterator[ActivityStore]:
+    """A started store on an empty, migrated database."""
+    activity_store = ActivityStore(database_url)
+    await activity_store.start()
+    yield activity_store
+    await activity_store.close()
+
+
+@pytest.fixture
+def live_server() -> Iterator[Callable[..., LiveServer]]:
+    """Start `create_app(settings)` (or any app) under uvicorn on a free port; stopped after the test."""
+    servers: list[LiveServer] = []
+
+    def start(settings: Settings | None = None, *, app: object = None) -> LiveServer:
+        server = LiveServer.for_settings(settings) if app is None else LiveServer(app)
+        server.start()
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture
+def feed_server(live_server: Callable[..., LiveServer], settings: Settings) -> LiveServer:
+    """The feed service on the parametrised database, served by uvicorn on a free port."""
+    return live_server(settings)

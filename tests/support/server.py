@@ -1,0 +1,50 @@
+"""A real uvicorn server in a background thread, on a port the OS picks, for tests that cross the network."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import uvicorn
+
+from activity_feed.api import create_app
+from activity_feed.api.server import server_config
+from activity_feed.settings import Settings
+
+START_TIMEOUT_SECONDS = 20.0
+
+
+class LiveServer:
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.server = uvicorn.Server(server_config(app, host="127.0.0.1", port=0, log_level="warning"))
+        self.thread = threading.Thread(target=self.server.run, name="live-server", daemon=True)
+        self.port = 0
+
+    @classmethod
+    def for_settings(cls, settings: Settings | None) -> LiveServer:
+        return cls(create_app(settings))
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        self.thread.start()
+        deadline = time.monotonic() + START_TIMEOUT_SECONDS
+        while not self.server.started:
+            if not self.thread.is_alive():
+                raise RuntimeError("the server thread stopped during start-up (see its log above)")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the server did not start within {START_TIMEOUT_SECONDS} s")
+            time.sleep(0.01)
+        self.port = self.server.servers[0].sockets[0].getsockname()[1]
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=START_TIMEOUT_SECONDS)

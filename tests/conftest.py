@@ -8,7 +8,6 @@ ACTIVITY_FEED_REQUIRE_SERVICES=1, where they fail instead.
 from __future__ import annotations
 
 import asyncio
-import inspect
 import os
 import secrets
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -26,15 +25,9 @@ POSTGRES_URL = os.environ.get("ACTIVITY_FEED_TEST_POSTGRES_URL", "postgresql://p
 SERVICES_REQUIRED = os.environ.get("CI") == "true" or os.environ.get("ACTIVITY_FEED_REQUIRE_SERVICES") == "1"
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    # Every `async def` test runs on asyncio through anyio's plugin, without a marker on each.
-    for item in items:
-        if isinstance(item, pytest.Function) and inspect.iscoroutinefunction(item.obj):
-            item.add_marker(pytest.mark.anyio)
-
-
 @pytest.fixture
 def anyio_backend() -> str:
+    # Every `async def` test runs on asyncio (anyio_mode = "auto" in pyproject.toml).
     return "asyncio"
 
 

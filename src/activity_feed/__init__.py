@@ -7,9 +7,9 @@ try:
 except PackageNotFoundError:  # running from a source tree that was never installed
     __version__ = "0.0.0"
 
-from activity_feed.api import ActivityFeed, create_app  # noqa: E402
-from activity_feed.middleware import ActivityLoggerMiddleware, ActivitySink, StoreSink  # noqa: E402
-from activity_feed.settings import Settings  # noqa: E402
+from activity_feed.api import ActivityFeed, create_app
+from activity_feed.middleware import ActivityLoggerMiddleware, ActivitySink, StoreSink
+from activity_feed.settings import Settings
 
 __all__ = [
     "ActivityFeed",

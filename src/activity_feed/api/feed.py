@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from fastapi import FastAPI
 
@@ -17,6 +17,9 @@ from activity_feed.hub.backends import backend_for_url
 from activity_feed.middleware.sinks import StoreSink
 from activity_feed.settings import Settings
 from activity_feed.store import ActivityStore
+
+if TYPE_CHECKING:
+    from starlette.types import Lifespan
 
 
 class ActivityFeed:
@@ -73,4 +76,6 @@ class ActivityFeed:
             async with self.running(), app_lifespan(app_) as state:
                 yield state
 
-        app.router.lifespan_context = lifespan
+        # Starlette types the lifespan as yielding either None or a state mapping; this one passes on
+        # whichever the app's own lifespan yields.
+        app.router.lifespan_context = cast("Lifespan[Any]", lifespan)

@@ -26,7 +26,7 @@ from activity_feed.store import RecentQuery
 router = APIRouter(prefix="/activities", tags=["activities"])
 health_router = APIRouter(tags=["health"])
 
-_NOT_FOUND = {404: {"description": "No event with this id"}}
+_NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "No event with this id"}}
 
 
 def _missing(event_id: uuid.UUID) -> HTTPException:

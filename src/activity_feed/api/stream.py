@@ -7,6 +7,7 @@ replay already covered (change number at or below the last one sent) are skipped
 
 from __future__ import annotations
 
+from contextlib import suppress
 from typing import Annotated
 
 import anyio
@@ -49,12 +50,10 @@ async def activity_stream(
         async with anyio.create_task_group() as tasks:
 
             async def pump() -> None:
-                try:
+                # The client may go away mid-send, or the database during replay: either way the
+                # client reconnects with its last cursor and misses nothing.
+                with suppress(WebSocketDisconnect, OSError, RuntimeError, StoreUnavailableError):
                     await stream.run(since)
-                except (WebSocketDisconnect, OSError, RuntimeError, StoreUnavailableError):
-                    # The client went away mid-send, or the database did during replay: the client
-                    # reconnects with its last cursor and misses nothing.
-                    pass
                 tasks.cancel_scope.cancel()
 
             async def watch_too_slow() -> None:
@@ -103,10 +102,12 @@ class _Stream:
         try:
             cursor = decode_cursor(since)
         except InvalidCursorError:
-            return await self.resync()
+            await self.resync()
+            return None
         head = await self.store.last_change()
         if cursor > head or head - cursor > self.replay_limit:
-            return await self.resync()
+            await self.resync()
+            return None
         last = cursor
         # Each pass starts by dropping the queued live notices: the pass reads them from the database.
         # A pass during which the queue overflowed is followed by another from where it ended.
@@ -122,10 +123,10 @@ class _Stream:
                 if len(changes) < _REPLAY_PAGE:
                     break
                 if last - cursor > self.replay_limit:
-                    return await self.resync()
+                    await self.resync()
+                    return None
             if not self.subscription.lost:
                 return last
 
     async def resync(self) -> None:
         await self.websocket.send_text(RESYNC)
-        return None

@@ -35,7 +35,8 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, help="port to bind (default 8000; env ACTIVITY_FEED_PORT)")
     _add_database_url(serve)
     serve.add_argument(
-        "--broadcast-url", help="bus for several instances (default memory://; env ACTIVITY_FEED_BROADCAST_URL)"
+        "--broadcast-url",
+        help="bus for several instances (default memory://; env ACTIVITY_FEED_BROADCAST_URL)",
     )
     serve.add_argument(
         "--log-level",
@@ -89,7 +90,9 @@ def _serve(settings: Settings) -> None:
     url = asyncio.run(_migrate(settings))
     print(f"activity-feed: database {url} is up to date", file=sys.stderr)
     app = create_app(settings.model_copy(update={"migrate_on_start": False}))
-    uvicorn.Server(server_config(app, host=settings.host, port=settings.port, log_level=settings.log_level)).run()
+    uvicorn.Server(
+        server_config(app, host=settings.host, port=settings.port, log_level=settings.log_level)
+    ).run()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -78,7 +78,9 @@ class ActivityLoggerMiddleware:
             raise
         self._record(scope, status_code, started, None)
 
-    def _record(self, scope: Scope, status_code: int | None, started: float, exc: BaseException | None) -> None:
+    def _record(
+        self, scope: Scope, status_code: int | None, started: float, exc: BaseException | None
+    ) -> None:
         try:
             self.sink.emit(self._event(scope, status_code, started, exc))
         except Exception:  # boundary: the host's request must never fail because logging did

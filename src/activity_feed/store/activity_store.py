@@ -43,7 +43,7 @@ class ActivityStore:
         """Connect, bring the schema up to date, and start the writer.
 
         Raises `StoreUnavailableError` with a one-line reason when the database cannot be used."""
-        reader, writer_engine = self._engines = create_engines(self._database_url)
+        _, writer_engine = self._engines = create_engines(self._database_url)
         try:
             if migrate:
                 await upgrade(writer_engine)
@@ -51,7 +51,9 @@ class ActivityStore:
         except (OSError, sa.exc.DBAPIError, StoreUnavailableError) as exc:
             await self._dispose()
             raise StoreUnavailableError(f"cannot use the database at {self.url}: {_reason(exc)}") from exc
-        self._writer = GroupCommitWriter(writer_engine, on_commit=self._on_commit, batch_size=self._batch_size)
+        self._writer = GroupCommitWriter(
+            writer_engine, on_commit=self._on_commit, batch_size=self._batch_size
+        )
         self._writer.start()
 
     async def close(self) -> None:

@@ -53,7 +53,9 @@ async def recent(conn: AsyncConnection, *, query: RecentQuery) -> list[ActivityP
         (_events.c.correlation_id, query.correlation_id),
     ):
         if value is not None:
-            stmt = stmt.where(column == (value.value if isinstance(value, EventType | EventStatus) else value))
+            stmt = stmt.where(
+                column == (value.value if isinstance(value, EventType | EventStatus) else value)
+            )
     if query.before is not None:
         anchor = (
             await conn.execute(
@@ -106,14 +108,14 @@ async def tool_stats(conn: AsyncConnection, *, since: datetime | None = None) ->
         stats.append(
             ToolStats(
                 tool_name=row.tool_name,
-                count=row.count,
+                count=int(row[1]),
                 errors=errors,
-                error_rate=round(errors / row.count, 4) if row.count else 0.0,
+                error_rate=round(errors / total, 4) if (total := int(row[1])) else 0.0,
                 p50_duration_ms=p50,
                 p95_duration_ms=p95,
             )
         )
-    stats.sort(key=lambda s: (-s.count, s.tool_name or ""))
+    stats.sort(key=lambda tool: (-tool.count, tool.tool_name or ""))
     return stats
 
 
@@ -129,7 +131,11 @@ async def changes_since(conn: AsyncConnection, *, cursor: int, limit: int) -> li
         sa.select(_events).where(_events.c.change_seq > cursor).order_by(_events.c.change_seq).limit(limit)
     )
     changes = [
-        Change(seq=row["change_seq"], type=_replayed_type(row["seq"], row["status"], cursor), event=to_public(row))
+        Change(
+            seq=row["change_seq"],
+            type=_replayed_type(row["seq"], row["status"], cursor),
+            event=to_public(row),
+        )
         for row in rows.mappings()
     ]
     deletions = await conn.execute(
@@ -139,7 +145,8 @@ async def changes_since(conn: AsyncConnection, *, cursor: int, limit: int) -> li
         .limit(limit)
     )
     changes.extend(
-        Change(seq=row.change_seq, type=ChangeType.DELETED, event=DeletedEvent(id=row.id)) for row in deletions
+        Change(seq=row.change_seq, type=ChangeType.DELETED, event=DeletedEvent(id=row.id))
+        for row in deletions
     )
     changes.sort(key=lambda change: change.seq)
     return changes[:limit]

@@ -21,7 +21,7 @@ PUBLIC_COLUMNS = (
 )
 
 
-def to_public(row: Mapping[str, Any]) -> ActivityPublic:
+def to_public(row: Mapping[Any, Any]) -> ActivityPublic:
     """Build the public event from a row (or a row-shaped dict) without validating it again."""
     return ActivityPublic.model_construct(
         id=row["id"],

@@ -64,6 +64,9 @@ class ActivityLoggerMiddleware:
             return
         started = time.perf_counter()
         status_code: int | None = None
+        # Starlette's routers write the matched route (and, for mounts, the grown root_path) into this
+        # same scope dict; what root_path had before the app ran tells how much a mount added.
+        root_path: str = scope.get("root_path", "")
 
         async def observed_send(message: Message) -> None:
             nonlocal status_code
@@ -74,26 +77,27 @@ class ActivityLoggerMiddleware:
         try:
             await self.app(scope, receive, observed_send)
         except BaseException as exc:
-            self._record(scope, status_code, started, exc)
+            self._record(scope, root_path, status_code, started, exc)
             raise
-        self._record(scope, status_code, started, None)
+        self._record(scope, root_path, status_code, started, None)
 
     def _record(
-        self, scope: Scope, status_code: int | None, started: float, exc: BaseException | None
+        self, scope: Scope, root_path: str, status_code: int | None, started: float, exc: BaseException | None
     ) -> None:
         try:
-            self.sink.emit(self._event(scope, status_code, started, exc))
+            self.sink.emit(self._event(scope, root_path, status_code, started, exc))
         except Exception:  # boundary: the host's request must never fail because logging did
             log.warning("could not record a request to %s", scope.get("path"), exc_info=True)
 
     def _event(
-        self, scope: Scope, status_code: int | None, started: float, exc: BaseException | None
+        self, scope: Scope, root_path: str, status_code: int | None, started: float, exc: BaseException | None
     ) -> ActivityCreate:
         duration_ms = (time.perf_counter() - started) * 1000
         method = scope.get("method", "WS")
         route = scope.get("route")
         path: str = scope["path"]
-        template = getattr(route, "path", None) or path
+        route_path = getattr(route, "path", None)
+        template = path if route_path is None else scope.get("root_path", "")[len(root_path) :] + route_path
         if exc is not None and status_code is None:
             status_code = 500
         failed = exc is not None or (status_code is not None and status_code >= 500)

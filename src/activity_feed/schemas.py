@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 MAX_TEXT = 200
 MAX_ERROR_MESSAGE = 10_000
@@ -85,7 +85,8 @@ class ActivityCreate(_Strict):
 
 
 class ActivityUpdate(_Strict):
-    """The fields `PATCH` may change; `data` is merged into the stored object, key by key."""
+    """The fields `PATCH` may change; `data` is merged into the stored object, key by key.
+    A field that is absent or null is left as it is."""
 
     status: EventStatus | None = None
     duration_ms: Duration | None = None
@@ -121,8 +122,17 @@ class DeletedEvent(BaseModel):
 
 
 class BatchRequest(_Strict):
+    """Creates, then updates; at most 1,000 items in all."""
+
     events: list[ActivityCreate] = Field(default_factory=list, max_length=MAX_BATCH_ITEMS)
     updates: list[ActivityUpdateItem] = Field(default_factory=list, max_length=MAX_BATCH_ITEMS)
+
+    @model_validator(mode="after")
+    def _at_most_max_items(self) -> BatchRequest:
+        total = len(self.events) + len(self.updates)
+        if total > MAX_BATCH_ITEMS:
+            raise ValueError(f"a batch holds at most {MAX_BATCH_ITEMS} items (events + updates), got {total}")
+        return self
 
 
 class BatchResult(BaseModel):

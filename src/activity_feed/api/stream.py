@@ -24,7 +24,9 @@ router = APIRouter()
 
 CLOSE_TRY_AGAIN_LATER = 1013
 _REPLAY_PAGE = 500
-_CLOSE_TIMEOUT_SECONDS = 2.0
+# A client is too slow because its connection is not draining, so the close frame itself may wait for
+# the client to read: long enough for a client that resumes to learn why (1013), bounded for dead ones.
+_CLOSE_TIMEOUT_SECONDS = 30.0
 
 
 @router.websocket("/activities/ws")
@@ -114,7 +116,7 @@ class _Stream:
         while True:
             self.subscription.restart_catch_up()
             while True:
-                changes = await self.store.changes_since(cursor=last, limit=_REPLAY_PAGE)
+                changes = await self.store.changes_since(cursor=last, limit=_REPLAY_PAGE, origin=cursor)
                 for change in changes:
                     notice = Notice.from_change(change)
                     if self.subscription.filter.matches(notice):

@@ -13,6 +13,7 @@ from activity_feed.hub.subscription import ChangeFilter, Subscription
 from activity_feed.schemas import Change
 
 log = logging.getLogger(__name__)
+_YIELD_EVERY = 64
 
 
 class Hub:
@@ -66,6 +67,7 @@ class Hub:
                 log.exception("publishing a change to the bus failed")
 
     async def _listen_loop(self) -> None:
+        delivered = 0
         async for payload in self._backend.listen():
             try:
                 notice = Notice.from_payload(payload)
@@ -73,6 +75,12 @@ class Hub:
                 log.warning("ignoring a malformed bus message")
                 continue
             self._fan_out(notice)
+            delivered += 1
+            if delivered % _YIELD_EVERY == 0:
+                # A large batch arrives as many notices at once; letting the senders run every so often
+                # keeps a client that is keeping up from looking too slow merely because the listener
+                # filled its queue faster than the sender could be scheduled.
+                await asyncio.sleep(0)
 
     def _fan_out(self, notice: Notice) -> None:
         dropped = [sub for sub in self._subscribers if not sub.offer(notice)]

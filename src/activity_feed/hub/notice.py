@@ -27,6 +27,7 @@ class Notice:
     """One stream message: `text` is what clients receive; the rest is what filters and dedup read."""
 
     seq: int
+    type: str
     text: str
     event: dict[str, Any]
 
@@ -36,12 +37,17 @@ class Notice:
             type=change.type, event=change.event, cursor=encode_cursor(change.seq)
         )
         text = message.model_dump_json()
-        return cls(seq=change.seq, text=text, event=orjson.loads(text)["event"])
+        return cls(seq=change.seq, type=change.type.value, text=text, event=orjson.loads(text)["event"])
 
     @classmethod
     def from_payload(cls, payload: bytes) -> Notice:
         message = orjson.loads(payload)
-        return cls(seq=decode_cursor(message["cursor"]), text=payload.decode(), event=message["event"])
+        return cls(
+            seq=decode_cursor(message["cursor"]),
+            type=message["type"],
+            text=payload.decode(),
+            event=message["event"],
+        )
 
     @property
     def payload(self) -> bytes:

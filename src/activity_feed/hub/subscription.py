@@ -6,6 +6,7 @@ import asyncio
 from dataclasses import dataclass
 
 from activity_feed.hub.notice import Notice
+from activity_feed.schemas import ChangeType
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -18,9 +19,9 @@ class ChangeFilter:
     tool_name: str | None = None
 
     def matches(self, notice: Notice) -> bool:
-        event = notice.event
-        if "event_type" not in event:  # a deletion replayed from a tombstone holds only the id
+        if notice.type == ChangeType.DELETED:
             return True
+        event = notice.event
         return (
             (self.event_type is None or event["event_type"] == self.event_type)
             and (self.status is None or event["status"] == self.status)

@@ -137,9 +137,9 @@ class ActivityStore:
         async with self._read() as conn:
             return await reads.last_change(conn)
 
-    async def changes_since(self, *, cursor: int, limit: int) -> list[Change]:
+    async def changes_since(self, *, cursor: int, limit: int, origin: int | None = None) -> list[Change]:
         async with self._read() as conn:
-            return await reads.changes_since(conn, cursor=cursor, limit=limit)
+            return await reads.changes_since(conn, cursor=cursor, limit=limit, origin=origin)
 
 
 def _counts(outcome: WriteOutcome) -> BatchResult:

@@ -125,15 +125,21 @@ async def last_change(conn: AsyncConnection) -> int:
     return int((await conn.execute(stmt)).scalar_one())
 
 
-async def changes_since(conn: AsyncConnection, *, cursor: int, limit: int) -> list[Change]:
-    """Up to `limit` changes after `cursor`, in change order, each event folded into its latest state."""
+async def changes_since(
+    conn: AsyncConnection, *, cursor: int, limit: int, origin: int | None = None
+) -> list[Change]:
+    """Up to `limit` changes after `cursor`, in change order, each event folded into its latest state.
+
+    An event created after `origin` (the cursor the client first gave, when reading page by page;
+    `cursor` by default) is replayed as `activity_logged`: the client has never seen it."""
+    origin = cursor if origin is None else origin
     rows = await conn.execute(
         sa.select(_events).where(_events.c.change_seq > cursor).order_by(_events.c.change_seq).limit(limit)
     )
     changes = [
         Change(
             seq=row["change_seq"],
-            type=_replayed_type(row["seq"], row["status"], cursor),
+            type=_replayed_type(row["seq"], row["status"], origin),
             event=to_public(row),
         )
         for row in rows.mappings()

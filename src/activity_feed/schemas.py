@@ -6,12 +6,14 @@ store, the hub, the API and the client all speak the same types.
 
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
+import orjson
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 MAX_TEXT = 200
@@ -58,7 +60,20 @@ def _no_nul(value: str) -> str:
     return value
 
 
+# An escaped NUL in JSON text: \u0000 after an even number of backslashes (so not a literal "\\u0000").
+_ESCAPED_NUL = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
+
+
+def _json_without_nul(value: dict[str, Any]) -> dict[str, Any]:
+    # PostgreSQL's JSONB cannot hold NUL either; orjson escapes it, so one search of the encoding finds
+    # it in any key or value at any depth.
+    if _ESCAPED_NUL.search(orjson.dumps(value)):
+        raise ValueError("must not contain NUL characters (\\u0000) in any key or string")
+    return value
+
+
 UtcDatetime = Annotated[datetime, AfterValidator(_as_utc)]
+JsonObject = Annotated[dict[str, Any], AfterValidator(_json_without_nul)]
 ShortText = Annotated[str, Field(max_length=MAX_TEXT), AfterValidator(_no_nul)]
 ErrorText = Annotated[str, Field(max_length=MAX_ERROR_MESSAGE), AfterValidator(_no_nul)]
 CorrelationId = Annotated[str, Field(max_length=MAX_CORRELATION_ID), AfterValidator(_no_nul)]
@@ -78,7 +93,7 @@ class ActivityCreate(_Strict):
     user_source: ShortText | None = None
     event_type: EventType
     status: EventStatus = EventStatus.PENDING
-    data: dict[str, Any] = Field(default_factory=dict)
+    data: JsonObject = Field(default_factory=dict)
     duration_ms: Duration | None = None
     error_message: ErrorText | None = None
     correlation_id: CorrelationId | None = None
@@ -91,7 +106,7 @@ class ActivityUpdate(_Strict):
     status: EventStatus | None = None
     duration_ms: Duration | None = None
     error_message: ErrorText | None = None
-    data: dict[str, Any] | None = None
+    data: JsonObject | None = None
 
 
 class ActivityUpdateItem(ActivityUpdate):

@@ -416,3 +416,18 @@ def test_docs_and_openapi_answer_200(client: httpx.Client) -> None:
     assert openapi.status_code == 200
     paths = openapi.json()["paths"]
     assert {"/activities/log", "/activities/batch", "/activities/recent", "/health"} <= set(paths)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [{"note": "nul \u0000 here"}, {"nested": [{"k\u0000": 1}]}],
+    ids=["in-a-value", "in-a-nested-key"],
+)
+def test_nul_characters_in_data_get_422_on_every_database(client: httpx.Client, data: dict[str, Any]) -> None:
+    response = client.post("/activities/log", json={"event_type": "tool_call", "data": data})
+    literal = client.post("/activities/log", json={"event_type": "tool_call", "data": {"k": "\\u0000"}})
+
+    assert response.status_code == 422
+    assert "NUL" in detail_text(response)
+    assert literal.status_code == 201
+    assert literal.json()["data"] == {"k": "\\u0000"}

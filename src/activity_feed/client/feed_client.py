@@ -1,0 +1,307 @@
+"""`FeedClient`: the non-blocking sender that runs inside the user's process (DESIGN.md section 3).
+
+`log()` and `update()` redact, serialise and queue on the caller's thread (microseconds, no I/O, no
+exception ever) and return; one background worker sends. See `worker.py` for batching and retries,
+`pending.py` for the queue's bounds and the merge of an update into its queued create, and
+`lifecycle.py` for exit and fork.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections import OrderedDict
+from datetime import datetime
+from typing import Any
+
+from activity_feed.client import lifecycle
+from activity_feed.client.counters import Counters, DropReason, Warnings, logger
+from activity_feed.client.payload import (
+    ENVELOPE_BYTES,
+    MAX_REQUEST_BYTES,
+    InvalidItem,
+    create_fields,
+    dumps,
+    event_id,
+    update_fields,
+)
+from activity_feed.client.pending import PendingQueue, Put
+from activity_feed.client.worker import Worker, WorkerConfig
+from activity_feed.redaction import Redactor
+from activity_feed.schemas import MAX_BATCH_ITEMS
+
+MiB = 1024 * 1024
+_REMEMBERED_REDACTIONS = 4096
+_warned_no_url = False
+
+
+def _default_url() -> str | None:
+    try:
+        from activity_feed.settings import Settings
+
+        return Settings().url
+    except Exception:  # boundary: a bad unrelated ACTIVITY_FEED_* variable must not stop the host
+        return os.environ.get("ACTIVITY_FEED_URL") or None
+
+
+class FeedClient:
+    """Send activity events to a feed at `url` (default `ACTIVITY_FEED_URL`) without ever blocking.
+
+    With no url at all the client is disabled: `log()` still returns ids, nothing is sent, and one
+    warning says so. `token` (default `ACTIVITY_FEED_TOKEN`) is sent as `Authorization: Bearer`.
+    """
+
+    def __init__(
+        self,
+        url: str | None = None,
+        token: str | None = None,
+        *,
+        max_queue_events: int = 10_000,
+        max_queue_bytes: int = 8 * MiB,
+        batch_size: int = 200,
+        flush_interval: float = 0.05,
+        timeout: float = 5.0,
+        max_retry_seconds: float | None = 60.0,
+        max_backoff: float = 5.0,
+        max_request_bytes: int = MAX_REQUEST_BYTES,
+        redactor: Redactor | None = None,
+        redact: bool = True,
+    ) -> None:
+        global _warned_no_url
+        self.url = (url if url is not None else _default_url() or "").rstrip("/") or None
+        self.enabled = self.url is not None
+        if not self.enabled and not _warned_no_url:
+            _warned_no_url = True
+            logger.warning("activity feed: ACTIVITY_FEED_URL is not set, so events are not sent anywhere")
+        self._config = WorkerConfig(
+            endpoint=f"{self.url}/activities/batch",
+            token=token if token is not None else os.environ.get("ACTIVITY_FEED_TOKEN") or None,
+            batch_size=max(1, min(batch_size, MAX_BATCH_ITEMS)),
+            flush_interval=max(0.0, flush_interval),
+            timeout=timeout,
+            max_retry_seconds=max_retry_seconds,
+            max_backoff=max_backoff,
+            max_request_bytes=max_request_bytes,
+        )
+        self.max_queue_events = max_queue_events
+        self.max_queue_bytes = max_queue_bytes
+        self._redactor = (redactor or Redactor()) if redact else None
+        self._closed = False
+        self._fresh_state()
+        lifecycle.register(self)
+
+    def _fresh_state(self) -> None:
+        # Everything a forked child must not share with its parent.
+        self._queue = PendingQueue(
+            max_items=self.max_queue_events,
+            max_bytes=self.max_queue_bytes,
+            max_item_bytes=self._config.max_request_bytes - ENVELOPE_BYTES,
+            batch_size=self._config.batch_size,
+        )
+        self._counters = Counters()
+        self._warnings = Warnings()
+        self._worker: Worker | None = None
+        self._start_lock = threading.Lock()
+        self._redactions_lock = threading.Lock()
+        # Paths redacted from recent creates, so that an update whose own `data.redacted` replaces the
+        # stored list (the server merges `data` key by key) still lists both.
+        self._redactions: OrderedDict[str, list[str]] = OrderedDict()
+
+    # Counters.
+
+    @property
+    def sent(self) -> int:
+        """Items (creates and updates; a merged pair counts once) the service acknowledged."""
+        return self._counters.sent
+
+    @property
+    def retried(self) -> int:
+        """Items sent again after a failed attempt (one item retried twice counts two)."""
+        return self._counters.retried
+
+    @property
+    def dropped(self) -> dict[str, int]:
+        """Items given up, by reason: `queue_full`, `too_large`, `rejected`, `gave_up`."""
+        return self._counters.dropped
+
+    @property
+    def queued(self) -> int:
+        """Items waiting or in flight."""
+        return self._queue.size[0]
+
+    # The calls.
+
+    def log(
+        self,
+        *,
+        event_type: str = "tool_call",
+        tool_name: str | None = None,
+        user_source: str | None = None,
+        status: str = "pending",
+        data: dict[str, Any] | None = None,
+        duration_ms: float | None = None,
+        error_message: str | None = None,
+        correlation_id: str | None = None,
+        timestamp: datetime | str | None = None,
+        id: Any = None,
+    ) -> str:
+        """Queue a new event and return its id at once (a UUIDv7 made here unless `id` is given)."""
+        try:
+            new_id = event_id(id)
+        except InvalidItem as exc:
+            self._drop("rejected", "activity feed: event not sent: %s", exc)
+            return str(id)
+        if not self.enabled:
+            return new_id
+        try:
+            clean, paths = self._redacted(data)
+            if paths:
+                self._remember(new_id, paths)
+            fields = create_fields(
+                event_id=new_id,
+                event_type=event_type,
+                tool_name=tool_name,
+                user_source=user_source,
+                status=status,
+                data=clean,
+                duration_ms=duration_ms,
+                error_message=error_message,
+                correlation_id=correlation_id,
+                timestamp=timestamp,
+            )
+            self._enqueue(new_id, dumps(fields), create=True)
+        except InvalidItem as exc:
+            self._drop("rejected", "activity feed: event not sent: %s", exc)
+        except Exception:  # boundary: the host's tool call must never fail because logging did
+            self._drop("rejected", "activity feed: could not queue an event", exc_info=True)
+        return new_id
+
+    def update(
+        self,
+        id: Any,
+        *,
+        status: str | None = None,
+        duration_ms: float | None = None,
+        error_message: str | None = None,
+        data: dict[str, Any] | None = None,
+    ) -> None:
+        """Queue a change to event `id`; folded into its create when that has not been sent yet."""
+        if not self.enabled:
+            return
+        try:
+            target = event_id(id)
+            clean, paths = self._redacted(data)
+            if paths:
+                clean["redacted"] = self._remember(target, paths)
+            fields = update_fields(
+                event_id=target,
+                status=status,
+                duration_ms=duration_ms,
+                error_message=error_message,
+                data=clean or None,
+            )
+            if len(fields) > 1:
+                self._enqueue(target, dumps(fields), create=False)
+        except InvalidItem as exc:
+            self._drop("rejected", "activity feed: update not sent: %s", exc)
+        except Exception:  # boundary: as in log()
+            self._drop("rejected", "activity feed: could not queue an update", exc_info=True)
+
+    def flush(self, timeout: float = 5.0) -> bool:
+        """Wait up to `timeout` seconds until everything queued before this call was sent or dropped."""
+        if not self.enabled:
+            return True
+        try:
+            ticket = self._queue.last_ticket
+            worker = self._worker
+            if worker is not None:
+                worker.wake(urgent=True)
+            return self._queue.wait_resolved(ticket, timeout)
+        except Exception:  # boundary
+            logger.debug("activity feed: flush failed", exc_info=True)
+            return False
+
+    def close(self, timeout: float = 2.0) -> None:
+        """Flush for at most `timeout` seconds, stop the worker, and count what is left as `gave_up`."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            deadline = lifecycle.now() + timeout
+            if self.enabled:
+                self.flush(timeout)
+            worker = self._worker
+            if worker is not None:
+                worker.stop(timeout=max(0.05, deadline - lifecycle.now()))
+            left = self._queue.clear()
+            if left:
+                self._counters.add_dropped("gave_up", left)
+                logger.warning("activity feed: %d events not sent before close", left)
+        except Exception:  # boundary: close() runs at interpreter exit too
+            logger.debug("activity feed: close failed", exc_info=True)
+        finally:
+            lifecycle.unregister(self)
+
+    def __enter__(self) -> FeedClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # Internals.
+
+    def _redacted(self, data: dict[str, Any] | None) -> tuple[dict[str, Any], list[str]]:
+        if not data:
+            return {}, []
+        if self._redactor is None:
+            return dict(data), []
+        clean, paths = self._redactor.redact(data)
+        if paths:
+            clean["redacted"] = paths
+        return clean, paths
+
+    def _remember(self, target: str, paths: list[str]) -> list[str]:
+        with self._redactions_lock:
+            known = self._redactions.pop(target, [])
+            joined = [*known, *(p for p in paths if p not in known)]
+            self._redactions[target] = joined
+            if len(self._redactions) > _REMEMBERED_REDACTIONS:
+                self._redactions.popitem(last=False)
+            return joined
+
+    def _enqueue(self, target: str, body: bytes, *, create: bool) -> None:
+        if self._closed:
+            self._drop("gave_up", "activity feed: the client is closed; events are not sent")
+            return
+        if create:
+            outcome, wake = self._queue.put_create(target, body)
+        else:
+            outcome, wake = self._queue.put_update(target, body)
+        if outcome is Put.QUEUE_FULL:
+            self._drop("queue_full", "activity feed: queue full (%d events); dropping", self.max_queue_events)
+        elif outcome is Put.TOO_LARGE:
+            self._drop("too_large", "activity feed: an event of %d bytes is too large to send", len(body))
+        worker = self._worker
+        if worker is None or not worker.alive:
+            worker = self._start_worker()
+        if wake and worker is not None:
+            worker.wake()
+
+    def _start_worker(self) -> Worker | None:
+        with self._start_lock:
+            if self._worker is None or not self._worker.alive:
+                worker = Worker(self._queue, self._config, self._counters, self._warnings)
+                try:
+                    worker.start()
+                except RuntimeError:  # "can't create new thread at interpreter shutdown"
+                    return None
+                self._worker = worker
+            return self._worker
+
+    def _drop(self, reason: DropReason, message: str, *args: object, exc_info: bool = False) -> None:
+        self._counters.add_dropped(reason)
+        self._warnings.warn(reason, message, *args, exc_info=exc_info)
+
+    def _after_fork_in_child(self) -> None:
+        lifecycle.abandon(self._worker)
+        self._fresh_state()

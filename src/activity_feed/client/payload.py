@@ -1,0 +1,183 @@
+"""Turning `log()`/`update()` arguments into the JSON the batch endpoint takes, on the caller's thread.
+
+Each item is serialised once, when it is queued: its size is what the queue's byte bound counts, and a
+batch body is the items' bytes joined, so the worker never serialises again. Arguments are sanitised
+rather than refused where the fix is obvious (strings cut to the server's limits, NUL characters
+removed, a negative or non-finite duration left out): one bad field must not lose the event, and a
+batch the server refused with 422 would lose its neighbours too.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import uuid
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from activity_feed.schemas import MAX_CORRELATION_ID, MAX_ERROR_MESSAGE, MAX_TEXT, EventStatus, EventType
+
+MAX_REQUEST_BYTES = 1024 * 1024
+ENVELOPE_BYTES = len(b'{"events":[],"updates":[]}')
+
+_EVENT_TYPES = frozenset(t.value for t in EventType)
+_STATUSES = frozenset(s.value for s in EventStatus)
+_NUL_ESCAPE = b"\\u0000"
+
+
+class InvalidItem(ValueError):
+    """An argument that cannot be sanitised (an unknown event type, an id that is not a UUID...)."""
+
+
+def dumps(value: Mapping[str, Any]) -> bytes:
+    """Compact JSON; values JSON cannot hold (dates, UUIDs, sets, objects) are sent as text."""
+    try:
+        body = orjson.dumps(value, default=_as_text, option=orjson.OPT_NON_STR_KEYS)
+    except TypeError:  # an int beyond 64 bits, say: the standard library copes, more slowly
+        body = json.dumps(value, default=_as_text, allow_nan=False, ensure_ascii=False).encode()
+    if _NUL_ESCAPE in body:
+        # Rare, so checked on the bytes: PostgreSQL cannot store NUL, even inside JSON.
+        body = dumps(_without_nul(orjson.loads(body)))
+    return body
+
+
+def _as_text(value: Any) -> str:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return str(value)
+
+
+def _without_nul(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.replace("\x00", "")
+    if isinstance(value, dict):
+        return {_without_nul(k): _without_nul(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_without_nul(v) for v in value]
+    return value
+
+
+def event_id(value: object | None) -> str:
+    """The id to use: a new UUIDv7 when `value` is None, else `value` as a canonical UUID string."""
+    if value is None:
+        from activity_feed.ids import uuid7
+
+        return str(uuid7())
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    try:
+        return str(uuid.UUID(str(value)))
+    except ValueError as exc:
+        raise InvalidItem(f"id {value!r} is not a UUID") from exc
+
+
+def _text(value: object, limit: int) -> str:
+    text = value if isinstance(value, str) else str(value)
+    if "\x00" in text:
+        text = text.replace("\x00", "")
+    return text[:limit]
+
+
+def _enum(value: object, allowed: frozenset[str], name: str) -> str:
+    text = str(getattr(value, "value", value))
+    if text not in allowed:
+        raise InvalidItem(f"{name} {text!r} is not one of {', '.join(sorted(allowed))}")
+    return text
+
+
+def _duration(value: object) -> float | None:
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) and 0 <= number <= 1e12 else None
+
+
+def _timestamp(value: datetime | str | None) -> str:
+    if value is None:
+        return datetime.now(UTC).isoformat()
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError as exc:
+            raise InvalidItem(f"timestamp {value!r} is not ISO 8601") from exc
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC).isoformat()
+    return value.astimezone(UTC).isoformat()
+
+
+def create_fields(
+    *,
+    event_id: str,
+    event_type: object,
+    tool_name: object,
+    user_source: object,
+    status: object,
+    data: dict[str, Any],
+    duration_ms: object,
+    error_message: object,
+    correlation_id: object,
+    timestamp: datetime | str | None,
+) -> dict[str, Any]:
+    """The create's JSON object; the event is stamped now (not when it reaches the server) by default."""
+    fields: dict[str, Any] = {
+        "id": event_id,
+        "timestamp": _timestamp(timestamp),
+        "event_type": _enum(event_type, _EVENT_TYPES, "event_type"),
+        "status": _enum(status, _STATUSES, "status"),
+        "data": data,
+    }
+    if tool_name is not None:
+        fields["tool_name"] = _text(tool_name, MAX_TEXT)
+    if user_source is not None:
+        fields["user_source"] = _text(user_source, MAX_TEXT)
+    if duration_ms is not None and (duration := _duration(duration_ms)) is not None:
+        fields["duration_ms"] = duration
+    if error_message is not None:
+        fields["error_message"] = _text(error_message, MAX_ERROR_MESSAGE)
+    if correlation_id is not None:
+        fields["correlation_id"] = _text(correlation_id, MAX_CORRELATION_ID)
+    return fields
+
+
+def update_fields(
+    *, event_id: str, status: object, duration_ms: object, error_message: object, data: dict[str, Any] | None
+) -> dict[str, Any]:
+    """The update's JSON object (`id` plus the fields given)."""
+    fields: dict[str, Any] = {"id": event_id}
+    if status is not None:
+        fields["status"] = _enum(status, _STATUSES, "status")
+    if duration_ms is not None and (duration := _duration(duration_ms)) is not None:
+        fields["duration_ms"] = duration
+    if error_message is not None:
+        fields["error_message"] = _text(error_message, MAX_ERROR_MESSAGE)
+    if data:
+        fields["data"] = data
+    return fields
+
+
+def merge(target: bytes, update: bytes) -> bytes:
+    """Fold an update into a queued create or update of the same event, as the server would apply it:
+    fields replaced, `data` merged key by key (the lists of redacted paths joined)."""
+    merged = orjson.loads(target)
+    changes = orjson.loads(update)
+    for key in ("status", "duration_ms", "error_message"):
+        if key in changes:
+            merged[key] = changes[key]
+    if "data" in changes:
+        data = dict(merged.get("data") or {})
+        paths = list(data.get("redacted") or ())
+        data.update(changes["data"])
+        if paths and "redacted" in changes["data"]:
+            data["redacted"] = [*paths, *(p for p in changes["data"]["redacted"] if p not in paths)]
+        merged["data"] = data
+    return orjson.dumps(merged)
+
+
+def batch_body(creates: list[bytes], updates: list[bytes]) -> bytes:
+    return b'{"events":[' + b",".join(creates) + b'],"updates":[' + b",".join(updates) + b"]}"

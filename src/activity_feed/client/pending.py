@@ -1,0 +1,188 @@
+"""The client's queue: bounded by item count and serialised bytes, merging an update into its queued
+create, and telling `flush()` when everything queued before it has been dealt with.
+
+An item counts against the bounds from the moment it is queued until the server has acknowledged it or
+it is dropped, including while the worker is sending (or retrying) it: memory stays bounded whatever the
+service does, and "accepted" means exactly "queued" (so overflow is counted exactly).
+
+Every accepted `log()`/`update()` takes a ticket, in call order. An item remembers the earliest ticket it
+holds (a merged update's ticket is later than its create's), so "every ticket up to T is resolved" is
+"the smallest ticket still held is above T".
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from enum import Enum
+from typing import Literal
+
+from activity_feed.client.payload import merge
+
+
+@dataclass(slots=True)
+class Item:
+    kind: Literal["create", "update"]
+    id: str
+    body: bytes
+    ticket: int
+    queued_at: float  # time.monotonic() of the first call it holds
+
+    @property
+    def size(self) -> int:
+        return len(self.body)
+
+
+class Put(Enum):
+    QUEUED = "queued"
+    MERGED = "merged"
+    QUEUE_FULL = "queue_full"
+    TOO_LARGE = "too_large"
+
+
+class PendingQueue:
+    """Thread-safe; callers put from any thread, the worker takes and resolves from its own."""
+
+    def __init__(self, *, max_items: int, max_bytes: int, max_item_bytes: int, batch_size: int) -> None:
+        self.max_items = max_items
+        self.max_bytes = max_bytes
+        self.max_item_bytes = max_item_bytes
+        self.batch_size = batch_size
+        self._lock = threading.Lock()
+        self._resolved = threading.Condition(self._lock)
+        self._creates: OrderedDict[str, Item] = OrderedDict()
+        self._updates: OrderedDict[str, Item] = OrderedDict()
+        self._in_flight: dict[int, Item] = {}  # by ticket
+        self._items = 0
+        self._bytes = 0
+        self._last_ticket = 0
+
+    def put_create(self, event_id: str, body: bytes) -> tuple[Put, bool]:
+        """Queue a create; the flag says the worker should be woken (first pending item, or a full batch)."""
+        if len(body) > self.max_item_bytes:
+            return Put.TOO_LARGE, False
+        with self._lock:
+            if self._items >= self.max_items or self._bytes + len(body) > self.max_bytes:
+                return Put.QUEUE_FULL, False
+            if event_id in self._creates:  # the same id twice: the server would keep the first anyway
+                return Put.MERGED, False
+            self._last_ticket += 1
+            item = Item("create", event_id, body, self._last_ticket, time.monotonic())
+            self._creates[event_id] = item
+            return Put.QUEUED, self._added(item)
+
+    def put_update(self, event_id: str, body: bytes) -> tuple[Put, bool]:
+        """Queue an update, folded into the event's create (or update) when that is still queued."""
+        with self._lock:
+            queued = self._creates.get(event_id) or self._updates.get(event_id)
+            if queued is not None:
+                merged = merge(queued.body, body)
+                growth = len(merged) - queued.size
+                if len(merged) > self.max_item_bytes:
+                    return Put.TOO_LARGE, False
+                if self._bytes + growth > self.max_bytes:
+                    return Put.QUEUE_FULL, False
+                self._last_ticket += 1  # flush() waits for this call, which the merged item now holds
+                queued.body = merged
+                self._bytes += growth
+                return Put.MERGED, False
+            if len(body) > self.max_item_bytes:
+                return Put.TOO_LARGE, False
+            if self._items >= self.max_items or self._bytes + len(body) > self.max_bytes:
+                return Put.QUEUE_FULL, False
+            self._last_ticket += 1
+            item = Item("update", event_id, body, self._last_ticket, time.monotonic())
+            self._updates[event_id] = item
+            return Put.QUEUED, self._added(item)
+
+    def _added(self, item: Item) -> bool:
+        self._items += 1
+        self._bytes += item.size
+        waiting = len(self._creates) + len(self._updates)
+        return waiting == 1 or waiting == self.batch_size
+
+    def take(self, max_items: int, max_body_bytes: int) -> list[Item]:
+        """Move up to `max_items` queued items (creates first, oldest first) whose joined bodies fit in
+        `max_body_bytes` to the in-flight set, and return them."""
+        taken: list[Item] = []
+        budget = max_body_bytes
+        with self._lock:
+            for source in (self._creates, self._updates):
+                while source and len(taken) < max_items:
+                    item = next(iter(source.values()))
+                    if item.size + 1 > budget and taken:
+                        break
+                    source.popitem(last=False)
+                    self._in_flight[item.ticket] = item
+                    taken.append(item)
+                    budget -= item.size + 1  # the comma between items
+        return taken
+
+    def resolve(self, items: list[Item]) -> None:
+        """The server acknowledged `items`, or they were dropped: release their room and wake flush()."""
+        with self._lock:
+            for item in items:
+                if self._in_flight.pop(item.ticket, None) is not None:
+                    self._release(item)
+            self._resolved.notify_all()
+
+    def _release(self, item: Item) -> None:
+        self._items -= 1
+        self._bytes -= item.size
+
+    def expire(self, older_than: float) -> int:
+        """Drop queued (not in-flight) items first queued before `older_than`; return how many."""
+        dropped = 0
+        with self._lock:
+            for source in (self._creates, self._updates):
+                while source and next(iter(source.values())).queued_at < older_than:
+                    self._release(source.popitem(last=False)[1])
+                    dropped += 1
+            if dropped:
+                self._resolved.notify_all()
+        return dropped
+
+    def clear(self) -> int:
+        """Drop everything, queued and in flight (at close); return how many items."""
+        with self._lock:
+            count = self._items
+            self._creates.clear()
+            self._updates.clear()
+            self._in_flight.clear()
+            self._items = self._bytes = 0
+            self._resolved.notify_all()
+        return count
+
+    def pending(self) -> tuple[int, float | None]:
+        """How many items wait to be taken, and when the oldest of them was queued."""
+        with self._lock:
+            heads = [s[next(iter(s))].queued_at for s in (self._creates, self._updates) if s]
+            return len(self._creates) + len(self._updates), min(heads) if heads else None
+
+    @property
+    def last_ticket(self) -> int:
+        return self._last_ticket
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """Items and bytes held, queued or in flight."""
+        with self._lock:
+            return self._items, self._bytes
+
+    def _lowest_ticket(self) -> int | None:
+        heads = [next(iter(s.values())).ticket for s in (self._creates, self._updates) if s]
+        if self._in_flight:
+            heads.append(min(self._in_flight))
+        return min(heads) if heads else None
+
+    def wait_resolved(self, ticket: int, timeout: float) -> bool:
+        """Wait until every call up to `ticket` is resolved; False when `timeout` passed first."""
+
+        def done() -> bool:
+            lowest = self._lowest_ticket()
+            return lowest is None or lowest > ticket
+
+        with self._lock:
+            return self._resolved.wait_for(done, timeout=max(0.0, timeout))

@@ -1,0 +1,193 @@
+"""Redaction of secrets before an event leaves the process (DESIGN.md section 3).
+
+Two rules, applied to a deep copy of the event's `data`:
+
+- **Keys.** A value whose key looks sensitive is replaced whole by `[REDACTED]` (whatever its type;
+  `None` is kept, since it hides nothing). The default denylist is the union of Sentry's
+  `DEFAULT_DENYLIST` (sentry_sdk/scrubber.py) and Logfire's `DEFAULT_PATTERNS`
+  (logfire/_internal/scrubbing.py), plus payment-card and passphrase names. Keys are normalised first
+  (camelCase split, lower case, `-`, `.` and spaces read as `_`), then searched for the patterns as
+  substrings, as Logfire does: `auth` matches `authorization`, `oauth_state` and `authenticated`, and
+  `token` matches `max_tokens` too. That is the safer choice for a feed whose data is tool arguments;
+  `safe_keys` is the escape hatch. Only `author`/`authors` are exempt by default (as in Logfire).
+  Short acronyms (`pwd`, `sid`, `csrf`, `xsrf`, `jwt`, `ssn`, `cvv`, `cvc`, `pin`) must stand alone
+  between underscores, so that `shipping` or `pinned` are not redacted.
+- **Values.** Secrets inside any string are replaced in place, keeping the rest of the text: API keys
+  (`sk-…`, `sk_live_…`, `ghp_…`, `github_pat_…`, `xox?-…`, `AKIA…`, `AIza…`), JWTs, `Bearer`/`Basic`
+  credentials, PEM private keys (to the end of the string when a preview cut off the END line),
+  passwords in URLs (`scheme://user:secret@host`) and `password=…`-style assignments.
+
+A safe key is exempt from the key rule only: its value is still scanned for secret values.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+REDACTED = "[REDACTED]"
+MAX_DEPTH = 32
+_TOO_DEEP = "[TOO DEEP]"
+
+DEFAULT_KEY_PATTERNS: tuple[str, ...] = (
+    "password",
+    "passwd",
+    "passphrase",
+    "secret",
+    "token",
+    r"auth(?!ors?(?:_|$))",
+    "credential",
+    "private_?key",
+    "api_?key",
+    "access_?key",
+    "session",
+    "sessid",
+    "cookie",
+    "social_?security",
+    "credit_?card",
+    "card_?number",
+    "forwarded_for",
+    "real_ip",
+    "ip_address",
+    "remote_addr",
+    "symfony",
+    r"connect_sid",
+    r"(?:^|_)(?:pwd|sid|csrf|xsrf|jwt|ssn|cvv|cvc|pin)(?:_|$)",
+)
+
+# Secrets recognised inside any string. Each alternative is a named group so that the replacement can
+# keep the non-secret part (the `Bearer ` scheme, the URL's user name, the `password=` assignment).
+_VALUE_PATTERNS: tuple[str, ...] = (
+    r"(?P<pem>-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----(?:.*?-----END [A-Z0-9 ]*PRIVATE KEY-----|.*\Z))",
+    r"(?P<jwt>\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*)",
+    r"(?P<scheme>\b(?:[Bb]earer|BEARER|[Bb]asic|BASIC)\s+)(?P<credential>[A-Za-z0-9._~+/=-]{8,})",
+    r"(?P<openai>\bsk-[A-Za-z0-9_-]{16,})",
+    r"(?P<stripe>\b[rs]k_(?:live|test)_[A-Za-z0-9]{16,})",
+    r"(?P<github>\b(?:gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{22,}))",
+    r"(?P<slack>\bxox[abeprs]-[A-Za-z0-9-]{10,})",
+    r"(?P<aws>\b(?:AKIA|ASIA)[0-9A-Z]{16}\b)",
+    r"(?P<google>\bAIza[0-9A-Za-z_-]{35})",
+    r"(?P<url_user>://[^/\s:@]+:)(?P<url_password>[^/\s@]+)(?=@)",
+    r"(?P<assign>\b(?:password|passwd|pwd|secret|token|api[_-]?key|access[_-]?token|client[_-]?secret)"
+    r"\"?\s*[=:]\s*\"?)(?P<assigned>[^\s&\"',;}]+)",
+)
+
+_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
+_SEPARATORS = re.compile(r"[-. ]+")
+
+
+def normalise_key(key: str) -> str:
+    """`apiKey`, `API-Key` and `api.key` all become `api_key`."""
+    return _SEPARATORS.sub("_", _CAMEL.sub("_", key)).lower()
+
+
+def _replace_value(match: re.Match[str]) -> str:
+    group = match.lastgroup
+    if group == "credential":
+        return match["scheme"] + REDACTED
+    if group == "url_password":
+        return match["url_user"] + REDACTED
+    if group == "assigned":
+        return match["assign"] + REDACTED
+    return REDACTED
+
+
+class Redactor:
+    """Replace secrets in event data; `redact(data)` returns a redacted copy and the redacted paths.
+
+    `extra_key_patterns` and `extra_value_patterns` are regular expressions (case-insensitive) added to
+    the defaults: key patterns are searched in normalised keys, value patterns anywhere in strings (the
+    whole match is replaced). `safe_keys` are exempt from the key rule (compared after normalisation).
+    """
+
+    def __init__(
+        self,
+        extra_key_patterns: Iterable[str] = (),
+        extra_value_patterns: Iterable[str] = (),
+        safe_keys: Iterable[str] = (),
+    ) -> None:
+        keys = (*DEFAULT_KEY_PATTERNS, *extra_key_patterns)
+        self._key_pattern = re.compile("|".join(f"(?:{p})" for p in keys), re.IGNORECASE)
+        extra = [f"(?P<extra{i}>{p})" for i, p in enumerate(extra_value_patterns)]
+        # Defaults are case-sensitive where case is part of the format (AKIA, eyJ); extras are not.
+        self._value_pattern = re.compile("|".join(_VALUE_PATTERNS), re.DOTALL)
+        self._extra_value_pattern = re.compile("|".join(extra), re.IGNORECASE) if extra else None
+        self._safe_keys = frozenset(normalise_key(k) for k in safe_keys)
+        # Keys repeat from one event to the next: remember the verdict (bounded, never evicted piecemeal).
+        self._key_verdicts: dict[str, bool] = {}
+
+    def redact(self, data: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
+        """A redacted deep copy of `data` and the paths redacted (`arguments.items[2].token`)."""
+        paths: list[str] = []
+        copy = self._mapping(data, "", paths, 0)
+        return copy, paths
+
+    def redact_text(self, text: str) -> str:
+        """`text` with every secret value replaced."""
+        paths: list[str] = []
+        return self._string(text, "", paths)
+
+    def is_sensitive_key(self, key: str) -> bool:
+        verdict = self._key_verdicts.get(key)
+        if verdict is None:
+            normal = normalise_key(key)
+            verdict = normal not in self._safe_keys and self._key_pattern.search(normal) is not None
+            if len(self._key_verdicts) >= 4096:
+                self._key_verdicts.clear()
+            self._key_verdicts[key] = verdict
+        return verdict
+
+    def _mapping(self, data: Mapping[Any, Any], path: str, paths: list[str], depth: int) -> dict[str, Any]:
+        result: dict[str, Any] = {}
+        for raw_key, value in data.items():
+            key = raw_key if isinstance(raw_key, str) else str(raw_key)
+            child = f"{path}.{key}" if path else key
+            if value is not None and self.is_sensitive_key(key):
+                result[key] = REDACTED
+                paths.append(child)
+            else:
+                result[key] = self._value(value, child, paths, depth + 1)
+        return result
+
+    def _value(self, value: Any, path: str, paths: list[str], depth: int) -> Any:
+        if isinstance(value, str):
+            return self._string(value, path, paths)
+        if value is None or isinstance(value, bool | int | float):
+            return value
+        if depth > MAX_DEPTH:  # also what stops a cycle
+            return _TOO_DEEP
+        if isinstance(value, Mapping):
+            return self._mapping(value, path, paths, depth)
+        if isinstance(value, list | tuple | set | frozenset):
+            return [self._value(item, f"{path}[{i}]", paths, depth + 1) for i, item in enumerate(value)]
+        dumped = _plain(value)
+        if dumped is not value:
+            return self._value(dumped, path, paths, depth)
+        return value  # dates, UUIDs, bytes...: the serialiser turns them into text
+
+    def _string(self, value: str, path: str, paths: list[str]) -> str:
+        redacted = value
+        if self._value_pattern.search(redacted) is not None:
+            redacted = self._value_pattern.sub(_replace_value, redacted)
+        extra = self._extra_value_pattern
+        if extra is not None and extra.search(redacted) is not None:
+            redacted = extra.sub(REDACTED, redacted)
+        if redacted != value:
+            paths.append(path)
+            return redacted
+        return value
+
+
+def _plain(value: Any) -> Any:
+    """Pydantic models and dataclasses as plain dicts, so their fields are redacted by name too."""
+    dump = getattr(value, "model_dump", None)
+    if callable(dump):
+        try:
+            return dump(mode="json")
+        except Exception:  # boundary: a user's model that cannot dump itself is sent as text instead
+            return value
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    return value

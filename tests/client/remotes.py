@@ -1,0 +1,172 @@
+"""Peers for the client under test: a feed on a port chosen in advance, a fake remote that answers what
+the test scripts (or forwards to the real service), and a server that accepts and never answers.
+
+Only the client's *peer* is faked here; the database behind a forwarding remote is always real.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import httpx
+import uvicorn
+
+from activity_feed.api import create_app
+from activity_feed.api.server import server_config
+from activity_feed.settings import Settings
+from tests.support.server import LiveServer
+
+DEADLINE_SECONDS = 10.0
+
+
+def free_port() -> int:
+    """A port with nothing listening on it (connections are refused) until a test starts something."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class FixedPortServer(LiveServer):
+    """The feed service on a port picked before it starts, so a client can be pointed at it while down."""
+
+    def __init__(self, settings: Settings, port: int) -> None:
+        super().__init__(create_app(settings))
+        self.server = uvicorn.Server(
+            server_config(self.app, host="127.0.0.1", port=port, log_level="warning")
+        )
+        self.thread = threading.Thread(target=self.server.run, name="live-server", daemon=True)
+
+
+def wait_until(
+    condition: Callable[[], bool], timeout: float = DEADLINE_SECONDS, what: str = "condition"
+) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} not reached within {timeout} s")
+        time.sleep(0.01)
+
+
+def get_event(base_url: str, event_id: str, timeout: float = DEADLINE_SECONDS) -> dict[str, Any]:
+    """Poll GET /activities/{id} until it answers 200, within `timeout` seconds."""
+    found: dict[str, Any] = {}
+
+    def arrived() -> bool:
+        response = httpx.get(f"{base_url}/activities/{event_id}", timeout=5)
+        if response.status_code == 200:
+            found.update(response.json())
+            return True
+        return False
+
+    wait_until(arrived, timeout, what=f"event {event_id} on the feed")
+    return found
+
+
+def recent(base_url: str, **params: Any) -> list[dict[str, Any]]:
+    response = httpx.get(f"{base_url}/activities/recent", params={"limit": 500, **params}, timeout=5)
+    response.raise_for_status()
+    events: list[dict[str, Any]] = response.json()
+    return events
+
+
+@dataclass
+class Seen:
+    at: float
+    body: dict[str, Any]
+    headers: dict[str, str]
+
+
+@dataclass
+class FakeRemote:
+    """An HTTP server answering POST /activities/batch with `script(n, body)` for the n-th request (from
+    0): a (status, headers) pair, `"forward"` (pass it to `upstream`, the real service, and answer what
+    it answered) or `"forward-and-hang-up"` (pass it on, then close the connection without answering)."""
+
+    script: Callable[[int, dict[str, Any]], tuple[int, dict[str, str]] | str]
+    upstream: str | None = None
+    requests: list[Seen] = field(default_factory=list)
+
+    def start(self) -> FakeRemote:
+        remote = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers["content-length"])))
+                with lock:
+                    index = len(remote.requests)
+                    remote.requests.append(Seen(time.monotonic(), body, dict(self.headers.items())))
+                action = remote.script(index, body)
+                if isinstance(action, str):
+                    assert remote.upstream is not None
+                    answer = httpx.post(f"{remote.upstream}{self.path}", json=body, timeout=10)
+                    if action == "forward-and-hang-up":
+                        self.close_connection = True
+                        return
+                    status, headers, payload = answer.status_code, {}, answer.content
+                else:
+                    (status, headers), payload = action, b'{"detail": "scripted"}'
+                self.send_response(status)
+                for name, value in {**headers, "content-type": "application/json"}.items():
+                    self.send_header(name, value)
+                self.send_header("content-length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def log_message(self, format: str, *args: Any) -> None:  # quiet: stderr is checked elsewhere
+                pass
+
+        lock = threading.Lock()
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+class HangingServer:
+    """Accepts connections and never answers (nor closes them) until stopped."""
+
+    def __init__(self) -> None:
+        self._sock = socket.socket()
+        self._sock.bind(("127.0.0.1", 0))
+        self._sock.listen(64)
+        self._sock.settimeout(0.1)
+        self.port: int = self._sock.getsockname()[1]
+        self.accepted: list[socket.socket] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+        self._thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def _accept(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._sock.accept()
+            except TimeoutError:
+                continue
+            self.accepted.append(conn)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        for conn in self.accepted:
+            conn.close()
+        self._sock.close()

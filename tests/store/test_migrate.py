@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from activity_feed.schemas import ActivityCreate, EventType
 from activity_feed.store import ActivityStore
-from activity_feed.store.engine import create_engines
+from activity_feed.store.engine import create_reader_engine
 from activity_feed.store.migrate import alembic_config, upgrade
 from activity_feed.store.schema import metadata
 
@@ -29,12 +29,10 @@ EVENT_INDEXES = {
 
 @pytest.fixture
 async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
-    """The engine `upgrade` runs on in the service: the writer's."""
-    reader, writer = create_engines(database_url)
-    yield writer
-    await writer.dispose()
-    if reader is not writer:
-        await reader.dispose()
+    """The engine `upgrade` runs on in the service: the reader's (aiosqlite or asyncpg)."""
+    reader = create_reader_engine(database_url)
+    yield reader
+    await reader.dispose()
 
 
 def _tables(connection: Connection) -> set[str]:

@@ -20,15 +20,18 @@ def get_feed(connection: HTTPConnection) -> ActivityFeed:
     return feed
 
 
-def get_store(connection: HTTPConnection) -> ActivityStore:
+# Async on purpose: FastAPI runs plain `def` dependencies in its thread pool, a hop per request.
+
+
+async def get_store(connection: HTTPConnection) -> ActivityStore:
     return get_feed(connection).store
 
 
-def get_hub(connection: HTTPConnection) -> Hub:
+async def get_hub(connection: HTTPConnection) -> Hub:
     return get_feed(connection).hub
 
 
-def get_settings(connection: HTTPConnection) -> Settings:
+async def get_settings(connection: HTTPConnection) -> Settings:
     return get_feed(connection).settings
 
 

@@ -10,6 +10,7 @@ from fastapi import APIRouter, HTTPException, Query, Response, status
 from fastapi.responses import JSONResponse
 
 from activity_feed.api.deps import HubDep, StoreDep
+from activity_feed.api.fast_json import OrjsonRoute
 from activity_feed.errors import StoreUnavailableError
 from activity_feed.schemas import (
     ActivityCreate,
@@ -23,7 +24,7 @@ from activity_feed.schemas import (
 )
 from activity_feed.store import RecentQuery
 
-router = APIRouter(prefix="/activities", tags=["activities"])
+router = APIRouter(prefix="/activities", tags=["activities"], route_class=OrjsonRoute)
 health_router = APIRouter(tags=["health"])
 
 _NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "No event with this id"}}

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import uuid
 from typing import Any
 
 import orjson
 
 from activity_feed.errors import InvalidCursorError
 from activity_feed.schemas import Change, StreamMessage
+
+
+def _uuid_subclass_as_text(value: object) -> str:
+    # asyncpg returns its own UUID subclass, which orjson (exact types only) does not know.
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
 def encode_cursor(seq: int) -> str:
@@ -22,22 +29,35 @@ def decode_cursor(cursor: str) -> int:
     return int(cursor)
 
 
-@dataclass(frozen=True, slots=True)
 class Notice:
-    """One stream message: `text` is what clients receive; the rest is what filters and dedup read."""
+    """One stream message: `text` is what clients receive; `seq` and `type` are what dedup and filters
+    read, and `event` (parsed from `text` only when a filter needs it) the event's JSON fields."""
 
-    seq: int
-    type: str
-    text: str
-    event: dict[str, Any]
+    __slots__ = ("_event", "seq", "text", "type")
+
+    def __init__(self, *, seq: int, type: str, text: str, event: dict[str, Any] | None = None) -> None:
+        self.seq = seq
+        self.type = type
+        self.text = text
+        self._event = event
+
+    @property
+    def event(self) -> dict[str, Any]:
+        if self._event is None:
+            self._event = orjson.loads(self.text)["event"]
+        return self._event
 
     @classmethod
     def from_change(cls, change: Change) -> Notice:
-        message = StreamMessage.model_construct(
-            type=change.type, event=change.event, cursor=encode_cursor(change.seq)
-        )
-        text = message.model_dump_json()
-        return cls(seq=change.seq, type=change.type.value, text=text, event=orjson.loads(text)["event"])
+        # `dict(model)` gives the fields as they are (UUID, datetime, enums), which orjson encodes as
+        # pydantic would, with OPT_UTC_Z writing UTC as "Z" like the REST answers do.
+        message = {
+            "type": change.type.value,
+            "event": dict(change.event),
+            "cursor": encode_cursor(change.seq),
+        }
+        text = orjson.dumps(message, option=orjson.OPT_UTC_Z, default=_uuid_subclass_as_text).decode()
+        return cls(seq=change.seq, type=change.type.value, text=text)
 
     @classmethod
     def from_payload(cls, payload: bytes) -> Notice:

@@ -19,6 +19,8 @@ class ChangeFilter:
     tool_name: str | None = None
 
     def matches(self, notice: Notice) -> bool:
+        if self.event_type is None and self.status is None and self.tool_name is None:
+            return True
         if notice.type == ChangeType.DELETED:
             return True
         event = notice.event

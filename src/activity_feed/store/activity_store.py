@@ -21,9 +21,16 @@ from activity_feed.schemas import (
     ToolStats,
 )
 from activity_feed.store import reads
-from activity_feed.store.engine import async_url, create_engines, describe
+from activity_feed.store.engine import (
+    async_url,
+    create_reader_engine,
+    create_sqlite_writer_engine,
+    describe,
+    is_sqlite,
+)
 from activity_feed.store.migrate import upgrade
 from activity_feed.store.reads import RecentQuery
+from activity_feed.store.runner import AsyncTransactionRunner, ThreadTransactionRunner, TransactionRunner
 from activity_feed.store.writer import GroupCommitWriter, OnCommit, WriteOutcome, WriteRequest
 
 
@@ -36,24 +43,27 @@ class ActivityStore:
         self._database_url = database_url
         self._on_commit = on_commit
         self._batch_size = batch_size
-        self._engines: tuple[AsyncEngine, AsyncEngine] | None = None
+        self._reader: AsyncEngine | None = None
+        self._runner: TransactionRunner | None = None
         self._writer: GroupCommitWriter | None = None
 
     async def start(self, *, migrate: bool = True) -> None:
         """Connect, bring the schema up to date, and start the writer.
 
         Raises `StoreUnavailableError` with a one-line reason when the database cannot be used."""
-        _, writer_engine = self._engines = create_engines(self._database_url)
+        self._reader = reader = create_reader_engine(self._database_url)
         try:
             if migrate:
-                await upgrade(writer_engine)
+                await upgrade(reader)
             await self.ping()
         except (OSError, sa.exc.DBAPIError, StoreUnavailableError) as exc:
             await self._dispose()
             raise StoreUnavailableError(f"cannot use the database at {self.url}: {_reason(exc)}") from exc
-        self._writer = GroupCommitWriter(
-            writer_engine, on_commit=self._on_commit, batch_size=self._batch_size
-        )
+        if is_sqlite(reader.url):
+            self._runner = ThreadTransactionRunner(create_sqlite_writer_engine(self._database_url))
+        else:
+            self._runner = AsyncTransactionRunner(reader)
+        self._writer = GroupCommitWriter(self._runner, on_commit=self._on_commit, batch_size=self._batch_size)
         self._writer.start()
 
     async def close(self) -> None:
@@ -64,13 +74,12 @@ class ActivityStore:
         await self._dispose()
 
     async def _dispose(self) -> None:
-        if self._engines is None:
-            return
-        reader, writer_engine = self._engines
-        self._engines = None
-        await reader.dispose()
-        if writer_engine is not reader:
-            await writer_engine.dispose()
+        if self._runner is not None:
+            await self._runner.close()
+            self._runner = None
+        if self._reader is not None:
+            await self._reader.dispose()
+            self._reader = None
 
     async def _submit(self, request: WriteRequest) -> WriteOutcome:
         if self._writer is None:
@@ -79,10 +88,10 @@ class ActivityStore:
 
     @asynccontextmanager
     async def _read(self) -> AsyncIterator[AsyncConnection]:
-        if self._engines is None:
+        if self._reader is None:
             raise StoreUnavailableError("the store is not running")
         try:
-            async with self._engines[0].connect() as conn:
+            async with self._reader.connect() as conn:
                 yield conn
         except (OSError, sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
             raise StoreUnavailableError(f"database unavailable: {_reason(exc)}") from exc

@@ -6,10 +6,10 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from sqlalchemy import event
+from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
-from sqlalchemy.pool import ConnectionPoolEntry
+from sqlalchemy.pool import ConnectionPoolEntry, QueuePool
 
 from activity_feed.errors import ConfigurationError
 
@@ -69,23 +69,19 @@ def _begin_immediate(conn: Any) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def create_engines(database_url: str) -> tuple[AsyncEngine, AsyncEngine]:
-    """Return `(reader, writer)` engines. On PostgreSQL they are one; SQLite gets a one-connection writer."""
+def create_reader_engine(database_url: str) -> AsyncEngine:
+    """The engine for reads (and migrations): aiosqlite or asyncpg, pooled."""
     url = async_url(database_url)
     if is_sqlite(url):
         if url.database and url.database != ":memory:":
             Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-        reader = create_async_engine(
+        engine = create_async_engine(
             url, json_serializer=_json_dumps, json_deserializer=orjson.loads, pool_size=4, max_overflow=4
         )
-        writer = create_async_engine(
-            url, json_serializer=_json_dumps, json_deserializer=orjson.loads, pool_size=1, max_overflow=0
-        )
-        for engine, begin in ((reader, _begin_deferred), (writer, _begin_immediate)):
-            event.listen(engine.sync_engine, "connect", _set_sqlite_pragmas)
-            event.listen(engine.sync_engine, "begin", begin)
-        return reader, writer
-    engine = create_async_engine(
+        event.listen(engine.sync_engine, "connect", _set_sqlite_pragmas)
+        event.listen(engine.sync_engine, "begin", _begin_deferred)
+        return engine
+    return create_async_engine(
         url,
         json_serializer=_json_dumps,
         json_deserializer=orjson.loads,
@@ -93,4 +89,24 @@ def create_engines(database_url: str) -> tuple[AsyncEngine, AsyncEngine]:
         max_overflow=10,
         pool_pre_ping=True,
     )
-    return engine, engine
+
+
+def create_sqlite_writer_engine(database_url: str) -> Engine:
+    """SQLite's writer: the stdlib driver, one connection, used from one thread only.
+
+    A write transaction runs as one call in that thread: through aiosqlite every statement would be
+    several hops between its thread and the event loop, and they add up to most of a commit's time."""
+    url = async_url(database_url).set(drivername="sqlite+pysqlite")
+    engine = create_engine(
+        url,
+        json_serializer=_json_dumps,
+        json_deserializer=orjson.loads,
+        poolclass=QueuePool,
+        pool_size=1,
+        max_overflow=0,
+        # The connection is made in the writer's thread and stays there; the check guards nothing here.
+        connect_args={"check_same_thread": False},
+    )
+    event.listen(engine, "connect", _set_sqlite_pragmas)
+    event.listen(engine, "begin", _begin_immediate)
+    return engine

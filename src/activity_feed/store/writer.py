@@ -14,11 +14,12 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from activity_feed.errors import StoreUnavailableError
 from activity_feed.ids import uuid7
@@ -32,6 +33,7 @@ from activity_feed.schemas import (
     EventStatus,
 )
 from activity_feed.store.rows import to_public
+from activity_feed.store.runner import TransactionRunner
 from activity_feed.store.schema import activity_change_counter, activity_deletions, activity_events
 
 log = logging.getLogger(__name__)
@@ -104,7 +106,7 @@ def _apply_update(row: dict[str, Any], update: ActivityUpdate) -> ChangeType | N
 class _Transaction:
     """The state of one group-commit transaction: the next change number and what changed so far."""
 
-    def __init__(self, conn: AsyncConnection, last_seq: int) -> None:
+    def __init__(self, conn: Connection, last_seq: int) -> None:
         self.conn = conn
         self.seq = last_seq
         self.now = datetime.now(UTC)
@@ -114,19 +116,19 @@ class _Transaction:
         self.seq += 1
         return self.seq
 
-    async def load(self, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, dict[str, Any]]:
+    def load(self, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, dict[str, Any]]:
         found: dict[uuid.UUID, dict[str, Any]] = {}
         unique = list(dict.fromkeys(ids))
         for start in range(0, len(unique), _IN_CHUNK):
             chunk = unique[start : start + _IN_CHUNK]
-            result = await self.conn.execute(sa.select(_events).where(_events.c.id.in_(chunk)))
+            result = self.conn.execute(sa.select(_events).where(_events.c.id.in_(chunk)))
             for row in result.mappings():
                 found[row["id"]] = dict(row)
         return found
 
-    async def create(self, items: Sequence[tuple[ActivityCreate, WriteOutcome]]) -> None:
+    def create(self, items: Sequence[tuple[ActivityCreate, WriteOutcome]]) -> None:
         ids = [item.id or uuid7() for item, _ in items]
-        stored = await self.load([i for (item, _), i in zip(items, ids, strict=True) if item.id is not None])
+        stored = self.load([i for (item, _), i in zip(items, ids, strict=True) if item.id is not None])
         rows: list[dict[str, Any]] = []
         for (item, outcome), event_id in zip(items, ids, strict=True):
             if event_id in stored:
@@ -154,10 +156,10 @@ class _Transaction:
             outcome.created.append(event)
             self.changes.append(Change(seq=seq, type=ChangeType.LOGGED, event=event))
         if rows:
-            await self.conn.execute(sa.insert(_events), rows)
+            self.conn.execute(sa.insert(_events), rows)
 
-    async def update(self, items: Sequence[ActivityUpdateItem], outcome: WriteOutcome) -> None:
-        stored = await self.load([item.id for item in items])
+    def update(self, items: Sequence[ActivityUpdateItem], outcome: WriteOutcome) -> None:
+        stored = self.load([item.id for item in items])
         changed: dict[uuid.UUID, dict[str, Any]] = {}
         for item in items:
             row = stored.get(item.id)
@@ -172,13 +174,13 @@ class _Transaction:
                 self.changes.append(Change(seq=row["change_seq"], type=change_type, event=to_public(row)))
             outcome.updated.append(to_public(row))
         if changed:
-            await self.conn.execute(
+            self.conn.execute(
                 _UPDATE_ROW,
                 [{f"b_{key}": row[key] for key in _UPDATED_KEYS} for row in changed.values()],
             )
 
-    async def delete(self, ids: Sequence[uuid.UUID], outcome: WriteOutcome) -> None:
-        stored = await self.load(ids)
+    def delete(self, ids: Sequence[uuid.UUID], outcome: WriteOutcome) -> None:
+        stored = self.load(ids)
         if not stored:
             outcome.missing.extend(ids)
             return
@@ -192,8 +194,8 @@ class _Transaction:
             tombstones.append({"change_seq": seq, "id": event_id, "deleted_at": self.now})
             outcome.deleted.append(event_id)
             self.changes.append(Change(seq=seq, type=ChangeType.DELETED, event=to_public(row)))
-        await self.conn.execute(sa.delete(_events).where(_events.c.id.in_(outcome.deleted)))
-        await self.conn.execute(sa.insert(activity_deletions), tombstones)
+        self.conn.execute(sa.delete(_events).where(_events.c.id.in_(outcome.deleted)))
+        self.conn.execute(sa.insert(activity_deletions), tombstones)
 
 
 _UPDATED_KEYS = ("id", "status", "duration_ms", "error_message", "data", "updated_at", "change_seq")
@@ -211,8 +213,8 @@ def _is_unavailable(exc: BaseException) -> bool:
 class GroupCommitWriter:
     """Queues write requests and commits them in groups of up to `batch_size` items per transaction."""
 
-    def __init__(self, engine: AsyncEngine, *, on_commit: OnCommit | None = None, batch_size: int = 2000):
-        self._engine = engine
+    def __init__(self, run: TransactionRunner, *, on_commit: OnCommit | None = None, batch_size: int = 2000):
+        self._run_transaction = run
         self._on_commit = on_commit
         self._batch_size = batch_size
         self._queue: asyncio.Queue[WriteRequest] = asyncio.Queue()
@@ -276,32 +278,34 @@ class GroupCommitWriter:
                 log.exception("publishing committed changes failed")
 
     async def _transact(self, group: list[WriteRequest]) -> tuple[list[WriteOutcome], list[Change]]:
-        outcomes = [WriteOutcome() for _ in group]
-        async with self._engine.begin() as conn:
-            last_seq = (await conn.execute(_LOCK_COUNTER)).scalar_one()
-            tx = _Transaction(conn, last_seq)
-            # Creates of consecutive requests share one INSERT; a request with updates or deletes closes
-            # the run first, so each request still sees the effect of every request before it.
-            pending: list[tuple[ActivityCreate, WriteOutcome]] = []
-            for request, outcome in zip(group, outcomes, strict=True):
-                pending.extend((item, outcome) for item in request.creates)
-                if request.updates or request.deletes:
-                    if pending:
-                        await tx.create(pending)
-                        pending = []
-                    if request.updates:
-                        await tx.update(request.updates, outcome)
-                    if request.deletes:
-                        await tx.delete(request.deletes, outcome)
+        return await self._run_transaction(partial(transact, group=group))
+
+
+def transact(conn: Connection, *, group: Sequence[WriteRequest]) -> tuple[list[WriteOutcome], list[Change]]:
+    """Apply every request of `group`, in order, inside the caller's transaction."""
+    outcomes = [WriteOutcome() for _ in group]
+    last_seq = conn.execute(_LOCK_COUNTER).scalar_one()
+    tx = _Transaction(conn, last_seq)
+    # Creates of consecutive requests share one INSERT; a request with updates or deletes closes the run
+    # first, so each request still sees the effect of every request before it.
+    pending: list[tuple[ActivityCreate, WriteOutcome]] = []
+    for request, outcome in zip(group, outcomes, strict=True):
+        pending.extend((item, outcome) for item in request.creates)
+        if request.updates or request.deletes:
             if pending:
-                await tx.create(pending)
-            if tx.seq != last_seq:
-                await conn.execute(
-                    sa.update(activity_change_counter)
-                    .where(activity_change_counter.c.id == 1)
-                    .values(value=tx.seq)
-                )
-        return outcomes, tx.changes
+                tx.create(pending)
+                pending = []
+            if request.updates:
+                tx.update(request.updates, outcome)
+            if request.deletes:
+                tx.delete(request.deletes, outcome)
+    if pending:
+        tx.create(pending)
+    if tx.seq != last_seq:
+        conn.execute(
+            sa.update(activity_change_counter).where(activity_change_counter.c.id == 1).values(value=tx.seq)
+        )
+    return outcomes, tx.changes
 
 
 __all__ = ["GroupCommitWriter", "OnCommit", "WriteOutcome", "WriteRequest"]

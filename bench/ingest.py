@@ -1,0 +1,67 @@
+"""ingest: `POST /activities/log` events/s with 32 concurrent clients, against a bare endpoint of the same
+app and server that returns a constant JSON object (`POST /bench/bare`, same request bodies).
+
+Target: ratio >= 0.6. Each request is one event with a fresh client-made UUIDv7 id, as `FeedClient` sends.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from bench.harness import (
+    Check,
+    ServerProcess,
+    fmt,
+    log_requests,
+    require_no_errors,
+    run_load,
+    say,
+    sqlite_url,
+)
+from bench.server import BARE_PATH
+
+NAME = "ingest"
+TITLE = "POST /activities/log with 32 clients vs a bare endpoint on the same server"
+CONNECTIONS = 32
+WARMUP_SECONDS = 1.5
+SECONDS = 5.0
+TARGET_RATIO = 0.6
+
+
+def _load(port: int, path: str) -> dict[str, Any]:
+    spec = {
+        "port": port,
+        "connections": CONNECTIONS,
+        "requests": log_requests(path),
+        "warmup_seconds": WARMUP_SECONDS,
+        "seconds": SECONDS,
+    }
+    result = run_load(spec)
+    require_no_errors(result, f"POST {path}")
+    return result
+
+
+def run() -> list[Check]:
+    with tempfile.TemporaryDirectory(prefix="activity-feed-bench-") as tmp:
+        database = Path(tmp) / "ingest.db"
+        with ServerProcess(sqlite_url(database), log_path=Path(tmp) / "server.log") as server:
+            bare = _load(server.port, BARE_PATH)
+            say(f"  bare POST {BARE_PATH}: {fmt(bare['rps'], 'req/s')}")
+            logged = _load(server.port, "/activities/log")
+            say(f"  POST /activities/log:  {fmt(logged['rps'], 'req/s')} (one event each)")
+    ratio = logged["rps"] / bare["rps"]
+    check = Check(
+        benchmark=NAME,
+        name=f"POST /activities/log, {CONNECTIONS} clients",
+        value=logged["rps"],
+        unit="req/s",
+        baseline=bare["rps"],
+        baseline_name=f"bare POST {BARE_PATH}",
+        ratio=ratio,
+        target=f"ratio >= {TARGET_RATIO}",
+        met=ratio >= TARGET_RATIO,
+        details={"log": logged, "bare": bare, "connections": CONNECTIONS, "seconds": SECONDS},
+    )
+    return [check]

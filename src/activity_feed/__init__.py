@@ -27,11 +27,13 @@ _EXPORTS = {
     "StoreSink": "activity_feed.middleware",
     "Redactor": "activity_feed.redaction",
     "Settings": "activity_feed.settings",
+    "track_tool": "activity_feed.mcp",
 }
 
 if TYPE_CHECKING:
     from activity_feed.api import ActivityFeed, create_app
     from activity_feed.client import ClientSink, FeedClient, log_mcp_tool_call, update_mcp_tool_result
+    from activity_feed.mcp import track_tool
     from activity_feed.middleware import ActivityLoggerMiddleware, ActivitySink, StoreSink
     from activity_feed.redaction import Redactor
     from activity_feed.settings import Settings
@@ -58,5 +60,6 @@ __all__ = [
     "__version__",
     "create_app",
     "log_mcp_tool_call",
+    "track_tool",
     "update_mcp_tool_result",
 ]

@@ -44,6 +44,8 @@ def _parser() -> argparse.ArgumentParser:
         help="server log level (default info; env ACTIVITY_FEED_LOG_LEVEL)",
     )
 
+    _add_demo(commands)
+
     db = commands.add_parser("db", help="manage the database schema", description="Manage the schema.")
     db_commands = db.add_subparsers(dest="db_command", required=True, metavar="DB_COMMAND")
     upgrade = db_commands.add_parser(
@@ -53,6 +55,32 @@ def _parser() -> argparse.ArgumentParser:
     )
     _add_database_url(upgrade)
     return parser
+
+
+def _add_demo(commands: Any) -> None:
+    demo = commands.add_parser(
+        "demo",
+        help="watch the feed fill: the service, the example MCP server and API, and a scripted session",
+        description="Start the service (SQLite in a temporary folder unless --database-url is given), run "
+        "the example property-management MCP server over stdio under a scripted MCP client, send a few "
+        "requests to the example HTTP API, print where to watch, and keep the service up until Ctrl-C.",
+    )
+    demo.add_argument(
+        "--port", type=int, help="port for the feed service (default 8000; env ACTIVITY_FEED_PORT)"
+    )
+    demo.add_argument(
+        "--database-url",
+        help="where to keep the events (default: SQLite in a temporary folder, deleted after)",
+    )
+    demo.add_argument(
+        "--no-wait",
+        action="store_true",
+        help="exit once the session has played, instead of serving until Ctrl-C "
+        "(env ACTIVITY_FEED_DEMO_NO_WAIT=1)",
+    )
+    demo.add_argument(
+        "--pace", type=float, default=1.0, help="seconds between the session's steps (default 1; 0 for none)"
+    )
 
 
 def _add_database_url(parser: argparse.ArgumentParser) -> None:
@@ -101,6 +129,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = _settings(args)
         if args.command == "serve":
             _serve(settings)
+        elif args.command == "demo":
+            from activity_feed.cli.demo import no_wait_from_env, run_demo
+
+            return run_demo(
+                settings,
+                database_url_given=args.database_url is not None,
+                wait=not (args.no_wait or no_wait_from_env()),
+                pace=max(0.0, args.pace),
+                out=sys.stdout,
+            )
         elif args.command == "db":
             url = asyncio.run(_migrate(settings))
             print(f"activity-feed: database {url} is up to date")

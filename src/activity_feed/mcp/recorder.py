@@ -1,0 +1,191 @@
+"""The one event lifecycle behind `instrument()`, the fastmcp middleware and `track_tool`.
+
+`CallRecorder.start()` logs a `pending` `tool_call` event and returns a `ToolCall`; the call's end is
+reported with `returned(result)` or `raised(exc)`, which update the event to `success` or `error` with
+its duration. Both only queue (the `FeedClient` never blocks), and every step is a boundary: an
+exception inside the instrumentation is logged once per kind and swallowed, so the host's tool always
+gets its own result or exception back unchanged.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+from activity_feed.mcp import preview
+from activity_feed.redaction import Redactor
+
+logger = logging.getLogger("activity_feed.mcp")
+
+_warned: set[str] = set()
+_warned_lock = threading.Lock()
+
+
+def warn_once(kind: str, message: str, *, exc_info: bool = True) -> None:
+    """Log `message` (to stderr, through `logging`) the first time only for each `kind`."""
+    with _warned_lock:
+        if kind in _warned:
+            return
+        _warned.add(kind)
+    logger.warning(message, exc_info=exc_info)
+
+
+class ActivityClient(Protocol):
+    """What the instrumentation needs of a client: `FeedClient`'s `log` and `update`."""
+
+    def log(
+        self,
+        *,
+        event_type: str = ...,
+        tool_name: str | None = ...,
+        user_source: str | None = ...,
+        status: str = ...,
+        data: dict[str, Any] | None = ...,
+    ) -> str: ...
+
+    def update(
+        self,
+        id: Any,
+        *,
+        status: str | None = ...,
+        duration_ms: float | None = ...,
+        error_message: str | None = ...,
+        data: dict[str, Any] | None = ...,
+    ) -> None: ...
+
+
+def _default_client() -> ActivityClient:
+    from activity_feed.client import get_default_client
+
+    return get_default_client()
+
+
+class CallRecorder:
+    """Records tool calls through `client` (None: the process-wide default client, looked up per call)."""
+
+    def __init__(
+        self,
+        client: ActivityClient | None = None,
+        *,
+        user_source: str | None = None,
+        capture_arguments: bool = True,
+        capture_results: bool = True,
+    ) -> None:
+        self.client = client
+        self.user_source = user_source
+        self.capture_arguments = capture_arguments
+        self.capture_results = capture_results
+
+    def start(
+        self,
+        tool_name: str,
+        *,
+        arguments: Mapping[str, Any] | None = None,
+        user_source: str | None = None,
+        extra: Mapping[str, Any] | None = None,
+    ) -> ToolCall | None:
+        """Log the call as `pending`; None when the feed is disabled or logging failed."""
+        try:
+            client = self.client if self.client is not None else _default_client()
+            if getattr(client, "enabled", True) is False:
+                return None  # no URL: skip building an event nobody will send
+            data: dict[str, Any] = {}
+            if self.capture_arguments and arguments is not None:
+                data["arguments"] = dict(arguments)
+            if extra:
+                data.update(extra)
+            started = time.perf_counter()
+            event_id = client.log(
+                event_type="tool_call",
+                tool_name=tool_name,
+                user_source=self.user_source if self.user_source is not None else user_source,
+                status="pending",
+                data=data,
+            )
+            return ToolCall(self, client, event_id, started)
+        except Exception:  # boundary: the tool runs whatever happens to its record
+            warn_once("start", "activity feed: could not record the start of a tool call")
+            return None
+
+
+class ToolCall:
+    """One recorded call in flight; ends exactly once."""
+
+    __slots__ = ("_cause", "_client", "_done", "_recorder", "_started", "event_id")
+
+    def __init__(self, recorder: CallRecorder, client: ActivityClient, event_id: str, started: float) -> None:
+        self._recorder = recorder
+        self._client = client
+        self.event_id = event_id
+        self._started = started
+        self._done = False
+        self._cause: str | None = None
+
+    def note_cause(self, exc: BaseException) -> None:
+        """Remember the exception the SDK logged while turning it into an `isError` result."""
+        try:
+            self._cause = preview.cause_message(exc)
+        except Exception:  # boundary
+            warn_once("cause", "activity feed: could not read a tool's exception")
+
+    def returned(self, result: Any) -> None:
+        """The call returned `result`: `success`, or `error` when it is an `isError` tool result."""
+        try:
+            if preview.is_error_result(result):
+                message = preview.error_result_message(result)
+                if self._cause is not None and self._cause not in message:
+                    message = f"{message}: {self._cause}"
+                self._finish("error", message, result)
+            else:
+                self._finish("success", None, result)
+        except Exception:  # boundary
+            warn_once("finish", "activity feed: could not record the end of a tool call")
+
+    def raised(self, exc: BaseException) -> None:
+        """The call raised `exc` (cancellation included): `error` with the reason."""
+        try:
+            if isinstance(exc, Exception):
+                message = preview.exception_message(exc)
+            else:
+                message = f"{type(exc).__name__}: the call was cancelled or interrupted"
+            self._finish("error", message, None)
+        except Exception:  # boundary
+            warn_once("finish", "activity feed: could not record the end of a tool call")
+
+    def _finish(self, status: str, error_message: str | None, result: Any) -> None:
+        if self._done:
+            return
+        self._done = True
+        duration_ms = (time.perf_counter() - self._started) * 1000.0
+        data: dict[str, Any] | None = None
+        if self._recorder.capture_results and result is not None:
+            data = {"result": preview.result_preview(result)}
+        if error_message is not None:
+            error_message = _redact_text(self._client, error_message)
+        self._client.update(
+            self.event_id, status=status, duration_ms=duration_ms, error_message=error_message, data=data
+        )
+
+
+def _redact_text(client: ActivityClient, text: str) -> str:
+    # The client redacts `data` only; an error message can quote arguments too, so it gets the same
+    # value patterns (the client's own redactor when it has one, so custom patterns apply; none when
+    # the client was made with redact=False).
+    redactor = getattr(client, "_redactor", _DEFAULT)
+    if redactor is _DEFAULT:
+        redactor = _default_redactor()
+    return redactor.redact_text(text) if isinstance(redactor, Redactor) else text
+
+
+_DEFAULT = object()
+_redactor: Redactor | None = None
+
+
+def _default_redactor() -> Redactor:
+    global _redactor
+    if _redactor is None:
+        _redactor = Redactor()
+    return _redactor

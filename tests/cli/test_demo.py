@@ -1,0 +1,133 @@
+"""`activity-feed demo`, run for real: the service, the example MCP server over stdio, the example API."""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from activity_feed.cli.demo_session import SECRET_API_KEY, SECRET_PASSWORD
+from activity_feed.cli.main import main
+
+SCRIPT = Path(sys.executable).with_name("activity-feed")
+DEMO_TIMEOUT_SECONDS = 60
+STOP_TIMEOUT_SECONDS = 15
+TOOL_CALLS = 11
+API_REQUESTS = 5
+
+
+def demo_env(**extra: str) -> dict[str, str]:
+    env = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith(("ACTIVITY_FEED_", "PROPERTY_"))
+    }
+    env.update(extra)
+    return env
+
+
+def stored_events(db: Path) -> list[dict[str, Any]]:
+    with sqlite3.connect(db) as conn:
+        conn.row_factory = sqlite3.Row
+        rows = [dict(row) for row in conn.execute("SELECT * FROM activity_events")]
+    conn.close()
+    for row in rows:
+        row["data"] = json.loads(row["data"])
+    return rows
+
+
+def test_demo_plays_the_whole_session_into_the_feed(tmp_path: Path) -> None:
+    db = tmp_path / "feed.db"
+    done = subprocess.run(
+        [str(SCRIPT), "demo", "--no-wait", "--pace", "0", "--port", "0", "--database-url", f"sqlite:///{db}"],
+        cwd=tmp_path,
+        env=demo_env(),
+        capture_output=True,
+        text=True,
+        timeout=DEMO_TIMEOUT_SECONDS,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "/activities/ws" in done.stdout
+    assert "/docs" in done.stdout
+    assert f"{TOOL_CALLS} tool calls" in done.stdout
+    assert f"The feed holds {TOOL_CALLS + API_REQUESTS} events" in done.stdout
+
+    events = stored_events(db)
+    tool_calls = [event for event in events if event["event_type"] == "tool_call"]
+    api_requests = [event for event in events if event["event_type"] == "api_request"]
+    assert (len(tool_calls), len(api_requests)) == (TOOL_CALLS, API_REQUESTS)
+    assert all(event["status"] in ("success", "error") for event in events)
+    assert all(event["user_source"].startswith("activity-feed-demo ") for event in tool_calls)
+
+    failed = [event for event in tool_calls if event["status"] == "error"]
+    assert [(event["tool_name"], event["data"]["arguments"]) for event in failed] == [
+        ("get_property", {"property_id": 999})
+    ]
+    assert "no property with id 999" in failed[0]["error_message"]
+    slow = next(event for event in tool_calls if event["tool_name"] == "check_availability")
+    assert slow["duration_ms"] >= 1000
+    assert any(
+        event["tool_name"] == "schedule_viewing" and event["status"] == "success" for event in tool_calls
+    )
+    secret = next(event for event in tool_calls if event["tool_name"] == "create_maintenance_request")
+    assert "arguments.description" in secret["data"]["redacted"]
+    stored = repr(events)
+    assert SECRET_PASSWORD not in stored
+    assert SECRET_API_KEY not in stored
+    assert "GET /properties/{property_id}" in {event["tool_name"] for event in api_requests}
+
+
+def test_demo_serves_until_interrupted(tmp_path: Path) -> None:
+    process = subprocess.Popen(
+        [str(SCRIPT), "demo", "--pace", "0", "--port", "0"],
+        cwd=tmp_path,
+        env=demo_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    lines: queue.Queue[str | None] = queue.Queue()
+
+    def read() -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            lines.put(line)
+        lines.put(None)
+
+    threading.Thread(target=read, daemon=True).start()
+    try:
+        while True:
+            line = lines.get(timeout=DEMO_TIMEOUT_SECONDS)
+            assert line is not None, "the demo exited before serving"
+            if "press Ctrl-C" in line:
+                break
+        assert process.poll() is None  # still serving
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=STOP_TIMEOUT_SECONDS) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=STOP_TIMEOUT_SECONDS)
+        if process.stdout is not None:
+            process.stdout.close()
+
+
+def test_demo_help_names_its_options(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["demo", "--help"])
+    assert exit_info.value.code == 0
+    usage = capsys.readouterr().out
+    for option in ("--port", "--database-url", "--no-wait", "--pace"):
+        assert option in usage
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    assert "demo" in capsys.readouterr().out

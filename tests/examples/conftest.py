@@ -1,0 +1,146 @@
+"""Fixtures for the example server and API: a throwaway dataset, the feed on SQLite, the MCP server as a
+real stdio subprocess under the real MCP client, and stand-ins for a feed that is down or hangs."""
+
+from __future__ import annotations
+
+import socket
+import sys
+import threading
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx
+import pytest
+import uvicorn
+from mcp import Client, StdioServerParameters
+from mcp.types import Implementation
+
+from activity_feed.api import create_app
+from activity_feed.api.server import server_config
+from activity_feed.settings import Settings
+from tests.support.server import LiveServer
+
+CLIENT_NAME = "pytest-stdio-client"
+CLIENT_VERSION = "1.2.3"
+# Generous for a loaded CI machine, yet far below the 5 s network timeout a blocking tool would show.
+PROMPT_SECONDS = 1.0
+CALL_TIMEOUT_SECONDS = 10.0
+WAIT_SECONDS = 15.0
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    """These tests exercise the example and its transport, not the database: SQLite is enough."""
+    return Settings(database_url=f"sqlite:///{tmp_path / 'feed.db'}", broadcast_url="memory://")
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "properties.db"
+
+
+def server_parameters(feed_url: str, db_path: Path) -> StdioServerParameters:
+    return StdioServerParameters(
+        command=sys.executable,
+        args=["-m", "activity_feed.examples.property_mcp"],
+        env={"ACTIVITY_FEED_URL": feed_url, "PROPERTY_DB_PATH": str(db_path)},
+    )
+
+
+@asynccontextmanager
+async def stdio_session(feed_url: str, db_path: Path) -> AsyncIterator[Client]:
+    """The example server as a subprocess, under the real MCP client, reporting to `feed_url`."""
+    # read_timeout_seconds bounds every request, the handshake included; the SDK bounds the shutdown.
+    async with Client(
+        server_parameters(feed_url, db_path),
+        client_info=Implementation(name=CLIENT_NAME, version=CLIENT_VERSION),
+        read_timeout_seconds=CALL_TIMEOUT_SECONDS,
+    ) as client:
+        yield client
+
+
+async def wait_for_events(
+    feed_url: str, predicate: Callable[[list[dict[str, Any]]], bool], **params: Any
+) -> list[dict[str, Any]]:
+    """Poll `/activities/recent` until `predicate(events)` holds; fail after WAIT_SECONDS."""
+    events: list[dict[str, Any]] = []
+    async with httpx.AsyncClient(base_url=feed_url, timeout=5.0) as http:
+        with anyio.move_on_after(WAIT_SECONDS):
+            while True:
+                response = await http.get("/activities/recent", params={"limit": 500, **params})
+                response.raise_for_status()
+                events = response.json()
+                if predicate(events):
+                    return events
+                await anyio.sleep(0.05)
+    pytest.fail(f"the feed did not reach the expected state within {WAIT_SECONDS} s; it holds {events}")
+
+
+def settled(count: int) -> Callable[[list[dict[str, Any]]], bool]:
+    """At least `count` events, none of them still pending."""
+    return lambda events: len(events) >= count and all(event["status"] != "pending" for event in events)
+
+
+def free_port() -> int:
+    """A port with nothing listening on it (connections are refused)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
+class ServerOnPort(LiveServer):
+    """`LiveServer` on a port chosen in advance: the feed coming back where the client expects it."""
+
+    def __init__(self, app: Any, port: int) -> None:
+        super().__init__(app)
+        self.server = uvicorn.Server(server_config(app, host="127.0.0.1", port=port, log_level="warning"))
+        self.thread = threading.Thread(target=self.server.run, name="live-server-on-port", daemon=True)
+
+
+@pytest.fixture
+def start_on_port(settings: Settings) -> Iterator[Callable[[int], LiveServer]]:
+    servers: list[LiveServer] = []
+
+    def start(port: int) -> LiveServer:
+        server = ServerOnPort(create_app(settings), port)
+        server.start()
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture
+def hanging_feed() -> Iterator[str]:
+    """The URL of a socket that accepts connections and never answers."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(64)
+    listener.settimeout(0.1)
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept_forever() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            held.append(conn)
+
+    thread = threading.Thread(target=accept_forever, name="hanging-feed", daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    stop.set()
+    thread.join(timeout=5)
+    listener.close()
+    for conn in held:
+        conn.close()

@@ -53,9 +53,20 @@ _UPDATE_ROW = (
         change_seq=sa.bindparam("b_change_seq"),
     )
 )
+# Statements are built once: SQLAlchemy memoises a statement's cache key on the object, so a prebuilt
+# statement skips rebuilding and re-keying on every transaction of the hot path.
 _LOCK_COUNTER = (
     sa.select(activity_change_counter.c.value).where(activity_change_counter.c.id == 1).with_for_update()
 )
+_SET_COUNTER = (
+    sa.update(activity_change_counter)
+    .where(activity_change_counter.c.id == 1)
+    .values(value=sa.bindparam("b_value"))
+)
+_LOAD_ROWS = sa.select(_events).where(_events.c.id.in_(sa.bindparam("b_ids", expanding=True)))
+_INSERT_ROWS = sa.insert(_events)
+_DELETE_ROWS = sa.delete(_events).where(_events.c.id.in_(sa.bindparam("b_ids", expanding=True)))
+_INSERT_TOMBSTONES = sa.insert(activity_deletions)
 _IN_CHUNK = 500
 
 
@@ -121,7 +132,7 @@ class _Transaction:
         unique = list(dict.fromkeys(ids))
         for start in range(0, len(unique), _IN_CHUNK):
             chunk = unique[start : start + _IN_CHUNK]
-            result = self.conn.execute(sa.select(_events).where(_events.c.id.in_(chunk)))
+            result = self.conn.execute(_LOAD_ROWS, {"b_ids": chunk})
             for row in result.mappings():
                 found[row["id"]] = dict(row)
         return found
@@ -156,7 +167,7 @@ class _Transaction:
             outcome.created.append(event)
             self.changes.append(Change(seq=seq, type=ChangeType.LOGGED, event=event))
         if rows:
-            self.conn.execute(sa.insert(_events), rows)
+            self.conn.execute(_INSERT_ROWS, rows)
 
     def update(self, items: Sequence[ActivityUpdateItem], outcome: WriteOutcome) -> None:
         stored = self.load([item.id for item in items])
@@ -194,8 +205,8 @@ class _Transaction:
             tombstones.append({"change_seq": seq, "id": event_id, "deleted_at": self.now})
             outcome.deleted.append(event_id)
             self.changes.append(Change(seq=seq, type=ChangeType.DELETED, event=to_public(row)))
-        self.conn.execute(sa.delete(_events).where(_events.c.id.in_(outcome.deleted)))
-        self.conn.execute(sa.insert(activity_deletions), tombstones)
+        self.conn.execute(_DELETE_ROWS, {"b_ids": outcome.deleted})
+        self.conn.execute(_INSERT_TOMBSTONES, tombstones)
 
 
 _UPDATED_KEYS = ("id", "status", "duration_ms", "error_message", "data", "updated_at", "change_seq")
@@ -302,9 +313,7 @@ def transact(conn: Connection, *, group: Sequence[WriteRequest]) -> tuple[list[W
     if pending:
         tx.create(pending)
     if tx.seq != last_seq:
-        conn.execute(
-            sa.update(activity_change_counter).where(activity_change_counter.c.id == 1).values(value=tx.seq)
-        )
+        conn.execute(_SET_COUNTER, {"b_value": tx.seq})
     return outcomes, tx.changes
 
 

@@ -13,10 +13,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from types import ModuleType
 
-from bench import batch, ingest, memory, query
+from bench import batch, ingest, mcp_overhead, memory, query
 from bench.harness import Check, environment, fmt, say
 
-BENCHMARKS: dict[str, ModuleType] = {module.NAME: module for module in (ingest, batch, query, memory)}
+BENCHMARKS: dict[str, ModuleType] = {
+    module.NAME: module for module in (ingest, batch, query, memory, mcp_overhead)
+}
 RESULTS_DIR = Path(__file__).with_name("results")
 
 

@@ -1,31 +1,37 @@
-# Every target creates .venv and installs the project into it when needed.
+# Every target creates .venv and installs the project into it when needed: the service alone for `run`,
+# with the test extras (PostgreSQL driver, MCP SDK, fastmcp, Playwright, linters) for the others.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-INSTALLED := $(VENV)/.installed
 
 .PHONY: run test bench lint format
 
-$(INSTALLED): pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
-	touch $(INSTALLED)
 
-run: $(INSTALLED)
+$(VENV)/.installed-run: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[postgres,mcp]'
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@ $(VENV)/.installed-run
+
+run: $(VENV)/.installed-run
 	$(BIN)/activity-feed serve
 
-test: $(INSTALLED)
+test: $(VENV)/.installed-test
 	$(BIN)/python -m pytest
 
-bench: $(INSTALLED)
+bench: $(VENV)/.installed-test
 	$(BIN)/python -m bench
 
-lint: $(INSTALLED)
+lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-format: $(INSTALLED)
+format: $(VENV)/.installed-test
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .

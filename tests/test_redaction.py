@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+import random
 from typing import Any
 
 import pytest
 from pydantic import BaseModel
 
-from activity_feed.redaction import REDACTED, Redactor, normalise_key
+from activity_feed.redaction import REDACTED, Redactor, _may_hold_default_secret, normalise_key
 
 REDACTOR = Redactor()
 
@@ -92,56 +93,56 @@ def test_a_sensitive_key_is_redacted_whatever_its_value_but_none_is_kept() -> No
     assert paths == ["token", "secret", "pin"]
 
 
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        ("key sk-" + "a" * 48, f"key {REDACTED}"),
-        ("sk-proj-" + "Ab1_" * 10, REDACTED),
-        ("sk-ant-api03-" + "x" * 40 + " end", f"{REDACTED} end"),
-        ("sk_live_" + "4eC39HqLyjWDarjtT1zdp7dc", REDACTED),
-        ("ghp_" + "a" * 36, REDACTED),
-        ("gho_" + "B" * 36, REDACTED),
-        ("ghs_" + "1" * 36, REDACTED),
-        ("github_pat_" + "11ABCDEFG0" * 6, REDACTED),
-        ("slack xoxb-1234567890-abcdefghij", f"slack {REDACTED}"),
-        ("xoxp-1234-5678-abcdefghijkl", REDACTED),
-        ("aws AKIAIOSFODNN7EXAMPLE here", f"aws {REDACTED} here"),
-        ("AIza" + "S" * 35, REDACTED),
-        (
-            "jwt eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8",
-            f"jwt {REDACTED}",
-        ),
-        ("Authorization: Bearer abc.def-ghi_jkl", f"Authorization: Bearer {REDACTED}"),
-        ("basic dXNlcjpwYXNzd29yZA==", f"basic {REDACTED}"),
-        (
-            "-----BEGIN RSA PRIVATE KEY-----\nMIIEow\n-----END RSA PRIVATE KEY-----\nafter",
-            f"{REDACTED}\nafter",
-        ),
-        ("cut preview -----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBg", f"cut preview {REDACTED}"),
-        ("postgresql://feed:s3cr3t@db:5432/feed", f"postgresql://feed:{REDACTED}@db:5432/feed"),
-        ("retry with password=hunter2&user=ann", f"retry with password={REDACTED}&user=ann"),
-        ('{"token": "abc123"}', f'{{"token": "{REDACTED}"}}'),
-    ],
-)
+SECRET_TEXTS: list[tuple[str, str]] = [
+    ("key sk-" + "a" * 48, f"key {REDACTED}"),
+    ("sk-proj-" + "Ab1_" * 10, REDACTED),
+    ("sk-ant-api03-" + "x" * 40 + " end", f"{REDACTED} end"),
+    ("sk_live_" + "4eC39HqLyjWDarjtT1zdp7dc", REDACTED),
+    ("ghp_" + "a" * 36, REDACTED),
+    ("gho_" + "B" * 36, REDACTED),
+    ("ghs_" + "1" * 36, REDACTED),
+    ("github_pat_" + "11ABCDEFG0" * 6, REDACTED),
+    ("slack xoxb-1234567890-abcdefghij", f"slack {REDACTED}"),
+    ("xoxp-1234-5678-abcdefghijkl", REDACTED),
+    ("aws AKIAIOSFODNN7EXAMPLE here", f"aws {REDACTED} here"),
+    ("AIza" + "S" * 35, REDACTED),
+    (
+        "jwt eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8",
+        f"jwt {REDACTED}",
+    ),
+    ("Authorization: Bearer abc.def-ghi_jkl", f"Authorization: Bearer {REDACTED}"),
+    ("basic dXNlcjpwYXNzd29yZA==", f"basic {REDACTED}"),
+    (
+        "-----BEGIN RSA PRIVATE KEY-----\nMIIEow\n-----END RSA PRIVATE KEY-----\nafter",
+        f"{REDACTED}\nafter",
+    ),
+    ("cut preview -----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBg", f"cut preview {REDACTED}"),
+    ("postgresql://feed:s3cr3t@db:5432/feed", f"postgresql://feed:{REDACTED}@db:5432/feed"),
+    ("retry with password=hunter2&user=ann", f"retry with password={REDACTED}&user=ann"),
+    ('{"token": "abc123"}', f'{{"token": "{REDACTED}"}}'),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), SECRET_TEXTS)
 def test_a_secret_value_is_replaced_in_place(text: str, expected: str) -> None:
     data, paths = REDACTOR.redact({"note": text})
     assert data == {"note": expected}
     assert paths == ["note"]
 
 
-@pytest.mark.parametrize(
-    "text",
-    [
-        "an ordinary sentence about tokens and sessions",
-        "sk-short",
-        "task-1234567890abcdefghij",  # not sk- at a word start
-        "AKIA lower",
-        "Bearer",
-        "eyJ alone",
-        "https://example.com/path?q=1",
-        "",
-    ],
-)
+ORDINARY_TEXTS: list[str] = [
+    "an ordinary sentence about tokens and sessions",
+    "sk-short",
+    "task-1234567890abcdefghij",  # not sk- at a word start
+    "AKIA lower",
+    "Bearer",
+    "eyJ alone",
+    "https://example.com/path?q=1",
+    "",
+]
+
+
+@pytest.mark.parametrize("text", ORDINARY_TEXTS)
 def test_an_ordinary_value_is_kept(text: str) -> None:
     assert REDACTOR.redact({"note": text}) == ({"note": text}, [])
 
@@ -235,3 +236,106 @@ def test_normalise_key() -> None:
     assert normalise_key("X-Forwarded-For") == "x_forwarded_for"
     assert normalise_key("connect.sid") == "connect_sid"
     assert normalise_key("API Key") == "api_key"
+
+
+# The prefilter (`_may_hold_default_secret`) only skips the value pattern where it cannot match.
+
+_FRAGMENTS = (
+    "-----BEGIN ",
+    "-----BEGIN RSA PRIVATE KEY-----",
+    "-----END RSA PRIVATE KEY-----",
+    "PRIVATE KEY-----",
+    "eyJ",
+    "eyJhbGciOiJIUzI1NiJ9",
+    "Bearer ",
+    "bearer\t",
+    "BEARER ",
+    "Basic ",
+    "basic\n",
+    "BASIC ",
+    "sk-",
+    "sk_live_",
+    "rk_test_",
+    "ghp_",
+    "gho_",
+    "ghu_",
+    "ghs_",
+    "ghr_",
+    "github_pat_",
+    "xoxb-",
+    "xoxp-",
+    "AKIA",
+    "ASIA",
+    "AIza",
+    "://",
+    "https://ann:",
+    "@",
+    "password",
+    "passwd",
+    "pwd",
+    "secret",
+    "client_secret",
+    "client-secret",
+    "token",
+    "access_token",
+    "api_key",
+    "api-key",
+    "apikey",
+    "=",
+    ": ",
+    '"',
+    "&",
+    ".",
+    "INT-123456",
+    "int-654321",
+    "pwd=",
+    "passwd: ",
+    'password"=',
+    "secret:",
+    "api_key =",
+    "token=",
+    "Authorization: Bearer ",
+    "postgresql://feed:",
+)
+_ALPHABET = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.:=@/+~ \t\n\"'{},;&é€"
+
+
+def _random_text(rng: random.Random) -> str:
+    parts: list[str] = []
+    for _ in range(rng.randrange(0, 12)):
+        roll = rng.random()
+        if roll < 0.4:
+            parts.append(rng.choice(_FRAGMENTS))
+        elif roll < 0.5:
+            parts.append(rng.choice(SECRET_TEXTS)[0])
+        else:
+            parts.append("".join(rng.choices(_ALPHABET, k=rng.randrange(0, 40))))
+    return "".join(parts)
+
+
+def _texts() -> list[str]:
+    rng = random.Random(20261126)
+    texts = [text for text, _ in SECRET_TEXTS] + ORDINARY_TEXTS + list(_FRAGMENTS)
+    texts += [_random_text(rng) for _ in range(5000)]
+    return texts
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{}, {"extra_value_patterns": [r"INT-\d{6}"], "safe_keys": ["token"]}],
+    ids=["defaults", "extras"],
+)
+def test_the_prefilter_changes_no_result(kwargs: dict[str, Any]) -> None:
+    filtered, unfiltered = Redactor(**kwargs), Redactor(**kwargs)
+    unfiltered._prefilter = False
+    for text in _texts():
+        assert filtered.redact_text(text) == unfiltered.redact_text(text), text
+        data = {"note": text, "nested": [{"value": text}], "token": text}
+        assert filtered.redact(data) == unfiltered.redact(data), text
+
+
+def test_the_prefilter_lets_every_default_secret_through() -> None:
+    for text, _ in SECRET_TEXTS:
+        assert _may_hold_default_secret(text), text
+    # and skips plain text and JSON without any of the literals
+    assert not _may_hold_default_secret('[{"id": 3, "city": "Leeds", "rent": 950, "available": true}]')

@@ -74,6 +74,38 @@ _VALUE_PATTERNS: tuple[str, ...] = (
     r"\"?\s*[=:]\s*\"?)(?P<assigned>[^\s&\"',;}]+)",
 )
 
+
+def _may_hold_default_secret(text: str) -> bool:
+    """False only when no default value pattern can match `text`: each needs a literal `text` lacks.
+
+    A prefilter, so that the combined value pattern (slow: it tries its alternatives at every position)
+    runs only on the few strings that could hold a secret. Every check is a single-character test first
+    (a `memchr`, tens of nanoseconds for a KiB), then the literals themselves. It must stay a superset of
+    `_VALUE_PATTERNS` (the patterns are case-sensitive): `tests/test_redaction.py` compares the results
+    with and without it.
+    """
+    return (
+        ("G" in text and "-----BEGIN " in text)  # pem
+        or ("J" in text and "eyJ" in text)  # jwt
+        or (
+            ("B" in text or "b" in text)  # [Bb]earer, BEARER, [Bb]asic, BASIC
+            and ("earer" in text or "EARER" in text or "asic" in text or "ASIC" in text)
+        )
+        or (
+            "k" in text  # sk-, [rs]k_live_, [rs]k_test_, and the api_key / token assignments
+            and ("sk-" in text or "k_live_" in text or "k_test_" in text or "key" in text or "token" in text)
+        )
+        or ("_" in text and ("gh" in text or "github_pat_" in text))  # gh[pousr]_, github_pat_
+        or ("x" in text and "xox" in text)  # slack
+        or ("A" in text and ("AKIA" in text or "ASIA" in text or "AIza" in text))  # aws, google
+        or ("@" in text and "://" in text)  # scheme://user:password@host
+        or (
+            ("=" in text or ":" in text)  # the other assignments: password, passwd, pwd, secret
+            and (("w" in text and ("passw" in text or "pwd" in text)) or ("c" in text and "secret" in text))
+        )
+    )
+
+
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 _SEPARATORS = re.compile(r"[-. ]+")
 
@@ -114,6 +146,8 @@ class Redactor:
         # Defaults are case-sensitive where case is part of the format (AKIA, eyJ); extras are not.
         self._value_pattern = re.compile("|".join(_VALUE_PATTERNS), re.DOTALL)
         self._extra_value_pattern = re.compile("|".join(extra), re.IGNORECASE) if extra else None
+        # Skip the (slow) default value pattern on strings that cannot match it; off only in tests.
+        self._prefilter = True
         self._safe_keys = frozenset(normalise_key(k) for k in safe_keys)
         # Keys repeat from one event to the next: remember the verdict (bounded, never evicted piecemeal).
         self._key_verdicts: dict[str, bool] = {}
@@ -169,8 +203,10 @@ class Redactor:
 
     def _string(self, value: str, path: str, paths: list[str]) -> str:
         redacted = value
-        if self._value_pattern.search(redacted) is not None:
-            redacted = self._value_pattern.sub(_replace_value, redacted)
+        if self._prefilter and not _may_hold_default_secret(value):
+            pass
+        elif self._value_pattern.search(value) is not None:
+            redacted = self._value_pattern.sub(_replace_value, value)
         extra = self._extra_value_pattern
         if extra is not None and extra.search(redacted) is not None:
             redacted = extra.sub(REDACTED, redacted)

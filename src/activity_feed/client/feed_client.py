@@ -35,7 +35,7 @@ _REMEMBERED_REDACTIONS = 4096
 _warned_no_url = False
 
 
-def _default_url() -> str | None:
+def default_url() -> str | None:
     try:
         from activity_feed.settings import Settings
 
@@ -68,7 +68,7 @@ class FeedClient:
         redact: bool = True,
     ) -> None:
         global _warned_no_url
-        self.url = (url if url is not None else _default_url() or "").rstrip("/") or None
+        self.url = (url if url is not None else default_url() or "").rstrip("/") or None
         self.enabled = self.url is not None
         if not self.enabled and not _warned_no_url:
             _warned_no_url = True

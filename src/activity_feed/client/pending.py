@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Literal
 
+from activity_feed.client.counters import logger
 from activity_feed.client.payload import merge
 
 
@@ -29,10 +30,22 @@ class Item:
     body: bytes
     ticket: int
     queued_at: float  # time.monotonic() of the first call it holds
+    # Updates folded into this item but not yet merged into `body` (the worker merges them, off the
+    # caller's thread), and the bytes the queue counts for it: `len(body)` plus theirs until then, an
+    # upper bound of the merged size.
+    changes: list[bytes] | None = None
+    size: int = -1
 
-    @property
-    def size(self) -> int:
-        return len(self.body)
+    def __post_init__(self) -> None:
+        if self.size < 0:
+            self.size = len(self.body)
+
+    def merged_body(self) -> bytes:
+        """`body` with the folded updates merged in, in order."""
+        body = self.body
+        for change in self.changes or ():
+            body = merge(body, change)
+        return body
 
 
 class Put(Enum):
@@ -64,7 +77,7 @@ class PendingQueue:
         if len(body) > self.max_item_bytes:
             return Put.TOO_LARGE, False
         with self._lock:
-            if self._items >= self.max_items or self._bytes + len(body) > self.max_bytes:
+            if self._items >= self.max_items or not self._room_for(len(body)):
                 return Put.QUEUE_FULL, False
             if event_id in self._creates:  # the same id twice: the server would keep the first anyway
                 return Put.MERGED, False
@@ -78,6 +91,22 @@ class PendingQueue:
         with self._lock:
             queued = self._creates.get(event_id) or self._updates.get(event_id)
             if queued is not None:
+                if (
+                    queued.size + len(body) <= self.max_item_bytes
+                    and self._bytes + len(body) <= self.max_bytes
+                ):
+                    # Fits even counted at the upper bound of its merged size: the worker merges it.
+                    # (The merged JSON is never longer than both bodies together.)
+                    if queued.changes is None:
+                        queued.changes = [body]
+                    else:
+                        queued.changes.append(body)
+                    queued.size += len(body)
+                    self._bytes += len(body)
+                    self._last_ticket += 1  # flush() waits for this call, which the item now holds
+                    return Put.MERGED, False
+                # Near a bound: decide on exact sizes, as if every merge had been done when queued.
+                self._settle_queued()
                 merged = merge(queued.body, body)
                 growth = len(merged) - queued.size
                 if len(merged) > self.max_item_bytes:
@@ -86,16 +115,43 @@ class PendingQueue:
                     return Put.QUEUE_FULL, False
                 self._last_ticket += 1  # flush() waits for this call, which the merged item now holds
                 queued.body = merged
+                queued.size = len(merged)
                 self._bytes += growth
                 return Put.MERGED, False
             if len(body) > self.max_item_bytes:
                 return Put.TOO_LARGE, False
-            if self._items >= self.max_items or self._bytes + len(body) > self.max_bytes:
+            if self._items >= self.max_items or not self._room_for(len(body)):
                 return Put.QUEUE_FULL, False
             self._last_ticket += 1
             item = Item("update", event_id, body, self._last_ticket, time.monotonic())
             self._updates[event_id] = item
             return Put.QUEUED, self._added(item)
+
+    def _room_for(self, size: int) -> bool:
+        """Whether `size` more bytes fit (lock held); counted exactly when the upper bounds would not."""
+        if self._bytes + size <= self.max_bytes:
+            return True
+        self._settle_queued()
+        return self._bytes + size <= self.max_bytes
+
+    def _settle_queued(self) -> None:
+        """Merge the folded updates of every queued item now, so that the byte count is exact (lock held;
+        items in flight are settled by the worker)."""
+        for source in (self._creates, self._updates):
+            for item in source.values():
+                if item.changes:
+                    self._settle(item)
+
+    def _settle(self, item: Item) -> None:
+        try:
+            body = item.merged_body()
+        except Exception:  # boundary: bodies are our own JSON, so this is a bug; keep the create
+            logger.debug("activity feed: could not merge an update into its event", exc_info=True)
+            body = item.body
+        item.body = body
+        item.changes = None
+        self._bytes += len(body) - item.size
+        item.size = len(body)
 
     def _added(self, item: Item) -> bool:
         self._items += 1
@@ -118,6 +174,21 @@ class PendingQueue:
                     self._in_flight[item.ticket] = item
                     taken.append(item)
                     budget -= item.size + 1  # the comma between items
+        # Merge folded updates here, on the worker's thread and outside the lock (nobody adds to an
+        # item once it is in flight); then count the exact size.
+        for item in taken:
+            if item.changes:
+                try:
+                    body = item.merged_body()
+                except Exception:  # boundary: as in _settle()
+                    logger.debug("activity feed: could not merge an update into its event", exc_info=True)
+                    body = item.body
+                with self._lock:
+                    if self._in_flight.get(item.ticket) is item:  # not cleared meanwhile
+                        self._bytes += len(body) - item.size
+                        item.size = len(body)
+                    item.body = body
+                    item.changes = None
         return taken
 
     def resolve(self, items: list[Item]) -> None:

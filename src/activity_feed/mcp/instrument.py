@@ -12,9 +12,9 @@ logger = logging.getLogger("activity_feed.mcp")
 
 
 def _feed_url() -> str | None:
-    from activity_feed.client.feed_client import _default_url
+    from activity_feed.client.feed_client import default_url
 
-    return _default_url()
+    return default_url()
 
 
 def resolve_client(client: ActivityClient | None) -> ActivityClient | None:

@@ -61,7 +61,17 @@ def client_source(ctx: ServerRequestContext[Any, Any]) -> str | None:
     info = params.client_info if params is not None else None
     if info is None:
         return None
-    return f"{info.name} {info.version}".strip() if info.version else info.name
+    global _last_source
+    name, version = info.name, info.version
+    cached = _last_source
+    if cached[0] is name and cached[1] is version:  # the same session's info, call after call
+        return cached[2]
+    source = f"{name} {version}".strip() if version else name
+    _last_source = (name, version, source)
+    return source
+
+
+_last_source: tuple[object, object, str | None] = (None, None, None)
 
 
 def transport_of(ctx: ServerRequestContext[Any, Any]) -> str:

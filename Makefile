@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test bench lint format
+.PHONY: run test test-web chromium bench lint format
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,13 @@ run: $(VENV)/.installed-run
 
 test: $(VENV)/.installed-test
 	$(BIN)/python -m pytest
+
+# The web feed's browser tests alone (tests/web); they drive Chromium (`make chromium` installs Debian's).
+test-web: $(VENV)/.installed-test
+	$(BIN)/python -m pytest tests/web
+
+chromium:
+	command -v chromium || (apt-get update && apt-get install -y chromium)
 
 bench: $(VENV)/.installed-test
 	$(BIN)/python -m bench

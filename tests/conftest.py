@@ -19,10 +19,10 @@ from sqlalchemy.engine import make_url
 
 from activity_feed.settings import Settings
 from activity_feed.store import ActivityStore
+from tests.support.requirements import unavailable
 from tests.support.server import LiveServer
 
 POSTGRES_URL = os.environ.get("ACTIVITY_FEED_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
-SERVICES_REQUIRED = os.environ.get("CI") == "true" or os.environ.get("ACTIVITY_FEED_REQUIRE_SERVICES") == "1"
 
 
 @pytest.fixture
@@ -32,10 +32,10 @@ def anyio_backend() -> str:
 
 
 def _unavailable(reason: str) -> None:
-    message = f"PostgreSQL is not available at {POSTGRES_URL}: {reason}"
-    if SERVICES_REQUIRED:
-        pytest.fail(message + " (required because CI=true or ACTIVITY_FEED_REQUIRE_SERVICES=1)")
-    pytest.skip(message + " (set ACTIVITY_FEED_TEST_POSTGRES_URL to run these tests)")
+    unavailable(
+        f"PostgreSQL is not available at {POSTGRES_URL}: {reason} "
+        "(set ACTIVITY_FEED_TEST_POSTGRES_URL to run these tests)"
+    )
 
 
 def _asyncpg_dsn(url: str) -> str:

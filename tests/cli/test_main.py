@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -14,6 +13,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+
+from tests.support.server import free_port
 
 SCRIPT = Path(sys.executable).with_name("activity-feed")
 COMMAND_TIMEOUT_SECONDS = 30
@@ -46,13 +47,6 @@ def tables(db: Path) -> dict[str, str]:
     with sqlite3.connect(db) as conn:
         rows = conn.execute("SELECT name, sql FROM sqlite_master WHERE type = 'table'").fetchall()
     return dict(rows)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def wait_until_healthy(url: str, process: subprocess.Popen[str]) -> None:

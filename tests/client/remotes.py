@@ -1,5 +1,5 @@
-"""Peers for the client under test: a feed on a port chosen in advance, a fake remote that answers what
-the test scripts (or forwards to the real service), and a server that accepts and never answers.
+"""Peers for the client under test: a fake remote that answers what the test scripts (or forwards to the
+real service), and helpers to wait for what reaches the feed.
 
 Only the client's *peer* is faked here; the database behind a forwarding remote is always real.
 """
@@ -7,7 +7,6 @@ Only the client's *peer* is faked here; the database behind a forwarding remote 
 from __future__ import annotations
 
 import json
-import socket
 import threading
 import time
 from collections.abc import Callable
@@ -16,33 +15,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
-import uvicorn
-
-from activity_feed.api import create_app
-from activity_feed.api.server import server_config
-from activity_feed.settings import Settings
-from tests.support.server import LiveServer
 
 DEADLINE_SECONDS = 10.0
-
-
-def free_port() -> int:
-    """A port with nothing listening on it (connections are refused) until a test starts something."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-class FixedPortServer(LiveServer):
-    """The feed service on a port picked before it starts, so a client can be pointed at it while down."""
-
-    def __init__(self, settings: Settings, port: int) -> None:
-        super().__init__(create_app(settings))
-        self.server = uvicorn.Server(
-            server_config(self.app, host="127.0.0.1", port=port, log_level="warning")
-        )
-        self.thread = threading.Thread(target=self.server.run, name="live-server", daemon=True)
 
 
 def wait_until(
@@ -136,37 +110,3 @@ class FakeRemote:
     def stop(self) -> None:
         self._server.shutdown()
         self._server.server_close()
-
-
-class HangingServer:
-    """Accepts connections and never answers (nor closes them) until stopped."""
-
-    def __init__(self) -> None:
-        self._sock = socket.socket()
-        self._sock.bind(("127.0.0.1", 0))
-        self._sock.listen(64)
-        self._sock.settimeout(0.1)
-        self.port: int = self._sock.getsockname()[1]
-        self.accepted: list[socket.socket] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._accept, daemon=True)
-        self._thread.start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def _accept(self) -> None:
-        while not self._stop.is_set():
-            try:
-                conn, _ = self._sock.accept()
-            except TimeoutError:
-                continue
-            self.accepted.append(conn)
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
-        for conn in self.accepted:
-            conn.close()
-        self._sock.close()

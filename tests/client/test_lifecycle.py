@@ -17,8 +17,8 @@ from fastapi import FastAPI
 
 from activity_feed import ActivityLoggerMiddleware, ClientSink, log_mcp_tool_call, update_mcp_tool_result
 from activity_feed.client import FeedClient, default, feed_client, get_default_client, set_default_client
-from tests.client.remotes import free_port, get_event, wait_until
-from tests.support.server import LiveServer
+from tests.client.remotes import get_event, wait_until
+from tests.support.server import LiveServer, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -6,9 +6,12 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+from activity_feed.api import create_app
 from activity_feed.client import FeedClient
 from activity_feed.settings import Settings
-from tests.client.remotes import FixedPortServer, HangingServer, free_port, recent, wait_until
+from tests.client.remotes import recent, wait_until
+from tests.support.peers import HangingServer
+from tests.support.server import LiveServer, free_port
 
 PROMPT_SECONDS = 0.05  # a behaviour bound for one log() call, not a benchmark
 
@@ -32,7 +35,7 @@ def test_events_queued_while_the_service_is_down_arrive_once_it_is_back(
     wait_until(lambda: client.retried > 0, what="a retry against the refused port")
     assert client.sent == 0
 
-    server = FixedPortServer(sqlite_settings, port)
+    server = LiveServer(create_app(sqlite_settings), port)
     server.start()
     try:
         assert client.flush(timeout=10)

@@ -3,9 +3,7 @@ real stdio subprocess under the real MCP client, and stand-ins for a feed that i
 
 from __future__ import annotations
 
-import socket
 import sys
-import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -14,13 +12,12 @@ from typing import Any
 import anyio
 import httpx
 import pytest
-import uvicorn
 from mcp import Client, StdioServerParameters
 from mcp.types import Implementation
 
 from activity_feed.api import create_app
-from activity_feed.api.server import server_config
 from activity_feed.settings import Settings
+from tests.support.peers import HangingServer
 from tests.support.server import LiveServer
 
 CLIENT_NAME = "pytest-stdio-client"
@@ -84,29 +81,12 @@ def settled(count: int) -> Callable[[list[dict[str, Any]]], bool]:
     return lambda events: len(events) >= count and all(event["status"] != "pending" for event in events)
 
 
-def free_port() -> int:
-    """A port with nothing listening on it (connections are refused)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-    return port
-
-
-class ServerOnPort(LiveServer):
-    """`LiveServer` on a port chosen in advance: the feed coming back where the client expects it."""
-
-    def __init__(self, app: Any, port: int) -> None:
-        super().__init__(app)
-        self.server = uvicorn.Server(server_config(app, host="127.0.0.1", port=port, log_level="warning"))
-        self.thread = threading.Thread(target=self.server.run, name="live-server-on-port", daemon=True)
-
-
 @pytest.fixture
 def start_on_port(settings: Settings) -> Iterator[Callable[[int], LiveServer]]:
     servers: list[LiveServer] = []
 
     def start(port: int) -> LiveServer:
-        server = ServerOnPort(create_app(settings), port)
+        server = LiveServer(create_app(settings), port)
         server.start()
         servers.append(server)
         return server
@@ -119,28 +99,6 @@ def start_on_port(settings: Settings) -> Iterator[Callable[[int], LiveServer]]:
 @pytest.fixture
 def hanging_feed() -> Iterator[str]:
     """The URL of a socket that accepts connections and never answers."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(64)
-    listener.settimeout(0.1)
-    held: list[socket.socket] = []
-    stop = threading.Event()
-
-    def accept_forever() -> None:
-        while not stop.is_set():
-            try:
-                conn, _ = listener.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            held.append(conn)
-
-    thread = threading.Thread(target=accept_forever, name="hanging-feed", daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{listener.getsockname()[1]}"
-    stop.set()
-    thread.join(timeout=5)
-    listener.close()
-    for conn in held:
-        conn.close()
+    hanging = HangingServer()
+    yield hanging.url
+    hanging.stop()

@@ -20,12 +20,11 @@ from tests.examples.conftest import (
     CLIENT_NAME,
     CLIENT_VERSION,
     PROMPT_SECONDS,
-    free_port,
     settled,
     stdio_session,
     wait_for_events,
 )
-from tests.support.server import LiveServer
+from tests.support.server import LiveServer, free_port
 
 SECRET_PASSWORD = "Tulip-Lantern-88"
 SECRET_KEY = "sk-live-9a8b7c6d5e4f3a2b1c0d9e8f"

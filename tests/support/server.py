@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from typing import Any
@@ -15,16 +16,27 @@ from activity_feed.settings import Settings
 START_TIMEOUT_SECONDS = 20.0
 
 
+def free_port() -> int:
+    """A port with nothing listening on it (connections are refused) until a test starts something."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
 class LiveServer:
-    def __init__(self, app: Any) -> None:
+    """`app` under uvicorn on `port`: 0 lets the OS pick a free one; a fixed port lets a test point a
+    client at a feed that is not up yet, or bring one back where its clients expect it."""
+
+    def __init__(self, app: Any, port: int = 0) -> None:
         self.app = app
-        self.server = uvicorn.Server(server_config(app, host="127.0.0.1", port=0, log_level="warning"))
+        self.server = uvicorn.Server(server_config(app, host="127.0.0.1", port=port, log_level="warning"))
         self.thread = threading.Thread(target=self.server.run, name="live-server", daemon=True)
         self.port = 0
 
     @classmethod
-    def for_settings(cls, settings: Settings | None) -> LiveServer:
-        return cls(create_app(settings))
+    def for_settings(cls, settings: Settings | None, port: int = 0) -> LiveServer:
+        return cls(create_app(settings), port)
 
     @property
     def url(self) -> str:

@@ -8,6 +8,7 @@ from activity_feed import __version__
 from activity_feed.api.errors import add_catch_all_handler
 from activity_feed.api.feed import ActivityFeed
 from activity_feed.settings import Settings
+from activity_feed.web import install_web
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -18,5 +19,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="A live activity feed for MCP servers and HTTP APIs: record, query and stream events.",
     )
     ActivityFeed(settings).install(app)
+    install_web(app)  # the web feed at `/`; embedding apps opt in with install_web(app) themselves
     add_catch_all_handler(app)
     return app

@@ -1,0 +1,353 @@
+// Wires the page together: URL state, filters, the three views, the live stream, pause, the
+// connection indicator and the screen-reader announcements. Stream messages are queued and applied
+// once per animation frame, so a burst of hundreds of events per second costs one DOM update a frame.
+
+import { fetchEvent, fetchStats, streamURL } from "./api.js";
+import { VIEWS, emptyFilters, historyParams, isActive, matches, readState, streamParams, writeState } from "./filters.js";
+import { Feed } from "./feed.js";
+import { Announcer } from "./announce.js";
+import { createCard, toggleCard } from "./render/cards.js";
+import { StatsPanel } from "./stats.js";
+import { LiveStream } from "./stream.js";
+import { Timeline } from "./timeline.js";
+import { normalize } from "./store.js";
+import { el } from "./format.js";
+
+const $ = (id) => document.getElementById(id);
+const MAX_PAUSED = 10_000; // beyond this, resuming reloads history instead of replaying the buffer
+const MAX_SUGGESTIONS = 200;
+
+const state = readState();
+const form = $("filters");
+
+// --- views ---
+
+const feed = new Feed({
+  list: $("feed-list"),
+  sentinel: $("feed-sentinel"),
+  status: $("feed-status"),
+  newer: $("feed-newer"),
+  onFilterCorrelation: (id) => setFilters({ ...state.filters, correlation_id: id }),
+  onCountChange: (n) => $("feed-list").setAttribute("aria-setsize", String(n)),
+});
+const timeline = new Timeline({ root: $("timeline"), onOpen: openEvent });
+const stats = new StatsPanel({
+  root: $("stats"),
+  onPickTool: (tool) => {
+    setView("feed");
+    setFilters({ ...state.filters, tool_name: tool });
+  },
+});
+const announcer = new Announcer($("announcer"));
+
+// --- live stream, batched per frame ---
+
+let queue = [];
+let flushScheduled = false;
+let paused = false;
+let pausedBuffer = [];
+let pausedNew = new Set();
+let pausedOverflow = false;
+let statsDirty = false;
+
+const stream = new LiveStream({
+  urlFor: streamURL,
+  onMessage: receive,
+  onResync: () => reloadAll(),
+  onState: showConnection,
+});
+
+function receive(message) {
+  if (paused) {
+    if (message.type === "activity_logged" && matches(state.filters, message.event)) {
+      pausedNew.add(message.event.id);
+      showPaused();
+    }
+    if (pausedBuffer.length < MAX_PAUSED) pausedBuffer.push(message);
+    else pausedOverflow = true;
+    return;
+  }
+  queue.push(message);
+  scheduleFlush();
+}
+
+function scheduleFlush() {
+  if (flushScheduled) return;
+  flushScheduled = true;
+  requestAnimationFrame(flush);
+  // Hidden tabs get no animation frames: flush on a timer as well, so the queue stays bounded.
+  setTimeout(flush, 500);
+}
+
+function flush() {
+  if (!flushScheduled) return;
+  flushScheduled = false;
+  const messages = queue;
+  queue = [];
+  if (messages.length === 0) return;
+  const started = performance.now();
+  feed.apply(messages);
+  timeline.apply(messages);
+  if (state.view === "timeline") timeline.render();
+  statsDirty = true;
+  for (const m of messages) {
+    if (m.type === "activity_logged" && matches(state.filters, m.event)) announcer.add(m.event);
+    rememberSuggestions(m.event);
+  }
+  // Cheap counters for measuring bursts (tests/web/measure.py reads them).
+  const took = performance.now() - started;
+  flushStats.flushes += 1;
+  flushStats.messages += messages.length;
+  flushStats.totalMs += took;
+  flushStats.maxMs = Math.max(flushStats.maxMs, took);
+  flushStats.maxBatch = Math.max(flushStats.maxBatch, messages.length);
+}
+const flushStats = { flushes: 0, messages: 0, totalMs: 0, maxMs: 0, maxBatch: 0 };
+
+function setPaused(value) {
+  paused = value;
+  const button = $("pause");
+  button.setAttribute("aria-pressed", String(paused));
+  document.body.classList.toggle("is-paused", paused);
+  if (!paused) {
+    const buffered = pausedBuffer;
+    const overflow = pausedOverflow;
+    pausedBuffer = [];
+    pausedNew = new Set();
+    pausedOverflow = false;
+    if (overflow) reloadAll();
+    else {
+      queue.push(...buffered);
+      scheduleFlush();
+    }
+  }
+  showPaused();
+}
+
+function showPaused() {
+  const n = pausedNew.size;
+  $("pause-label").textContent = paused ? "Resume" : "Pause";
+  $("pause-count").textContent = paused && n > 0 ? String(n) : "";
+  $("pause-count").hidden = !(paused && n > 0);
+  const banner = $("paused-banner");
+  banner.hidden = !paused;
+  banner.querySelector("span").textContent = paused
+    ? n === 0
+      ? "Paused. New activity is held until you resume."
+      : `Paused. ${n} new ${n === 1 ? "event" : "events"} arrived since.`
+    : "";
+}
+
+function showConnection(kind, detail = {}) {
+  const node = $("connection");
+  node.dataset.state = kind;
+  const text =
+    kind === "live"
+      ? "Live"
+      : kind === "connecting"
+        ? detail.attempt > 0
+          ? "Reconnecting…"
+          : "Connecting…"
+        : `Offline · retry in ${Math.max(1, Math.round(detail.delay / 1000))} s`;
+  node.querySelector(".conn-text").textContent = text;
+  node.title = kind === "waiting" ? "The connection dropped; it is retried automatically." : text;
+}
+
+// --- filters and URL state ---
+
+function fillForm() {
+  const f = state.filters;
+  form.elements.q.value = f.q;
+  form.elements.event_type.value = f.event_type;
+  form.elements.status.value = f.status;
+  form.elements.tool_name.value = f.tool_name;
+  form.elements.user_source.value = f.user_source;
+  const chip = $("correlation-chip");
+  chip.hidden = !f.correlation_id;
+  chip.querySelector(".chip-value").textContent = f.correlation_id;
+  $("clear-filters").hidden = !isActive(f);
+}
+
+function readForm() {
+  const v = (name) => form.elements[name].value.trim();
+  return {
+    ...emptyFilters(),
+    q: v("q"),
+    event_type: v("event_type"),
+    status: v("status"),
+    tool_name: v("tool_name"),
+    user_source: v("user_source"),
+    correlation_id: state.filters.correlation_id,
+  };
+}
+
+function setFilters(filters) {
+  if (JSON.stringify(filters) === JSON.stringify(state.filters)) return;
+  state.filters = filters;
+  writeState(state);
+  fillForm();
+  restart();
+}
+
+/** New filters: the stream restarts with its own (server-side) filters and every view reloads. */
+function restart() {
+  queue = [];
+  pausedBuffer = [];
+  pausedNew = new Set();
+  pausedOverflow = false;
+  showPaused();
+  stream.start(streamParams(state.filters));
+  reloadAll();
+}
+
+function reloadAll() {
+  feed.reload(state.filters);
+  if (state.view === "timeline") timeline.load(state.filters, state.minutes);
+  else timeline.loaded = false;
+  if (state.view === "stats") stats.load();
+}
+
+let searchTimer;
+form.addEventListener("input", (e) => {
+  if (e.target.name !== "q") return;
+  clearTimeout(searchTimer);
+  searchTimer = setTimeout(() => setFilters(readForm()), 300);
+});
+form.addEventListener("change", (e) => {
+  if (e.target.name === "q") return; // the input handler above covers it
+  setFilters(readForm());
+});
+form.addEventListener("submit", (e) => {
+  e.preventDefault();
+  clearTimeout(searchTimer);
+  setFilters(readForm());
+});
+$("clear-filters").addEventListener("click", () => setFilters(emptyFilters()));
+$("correlation-clear").addEventListener("click", () => setFilters({ ...state.filters, correlation_id: "" }));
+
+// Suggestions for the tool and source inputs: from stats (every tool) and from what streams by.
+const suggestions = { tool: new Set(), source: new Set() };
+function rememberSuggestions(event) {
+  if (!event) return;
+  addSuggestion("tool", "tool-options", event.tool_name);
+  addSuggestion("source", "source-options", event.user_source);
+}
+function addSuggestion(kind, listId, value) {
+  const set = suggestions[kind];
+  if (!value || set.has(value) || set.size >= MAX_SUGGESTIONS) return;
+  set.add(value);
+  $(listId).append(el("option", { value }));
+}
+
+// --- views ---
+
+const tabs = [...document.querySelectorAll('[role="tab"]')];
+
+function setView(view) {
+  state.view = view;
+  writeState(state);
+  for (const tab of tabs) {
+    const selected = tab.dataset.view === view;
+    tab.setAttribute("aria-selected", String(selected));
+    tab.tabIndex = selected ? 0 : -1;
+  }
+  for (const name of VIEWS) $(`view-${name}`).hidden = name !== view;
+  if (view === "timeline" && !timeline.loaded) timeline.load(state.filters, state.minutes);
+  if (view === "stats") stats.load();
+}
+
+for (const tab of tabs) {
+  tab.addEventListener("click", () => setView(tab.dataset.view));
+  tab.addEventListener("keydown", (e) => {
+    // Arrow keys move between tabs (the ARIA tabs pattern); Tab moves on into the panel.
+    const step = { ArrowRight: 1, ArrowLeft: -1 }[e.key];
+    if (!step) return;
+    const next = tabs[(tabs.indexOf(tab) + step + tabs.length) % tabs.length];
+    next.focus();
+    setView(next.dataset.view);
+  });
+}
+
+$("window").addEventListener("change", (e) => {
+  state.minutes = Number(e.target.value);
+  writeState(state);
+  timeline.load(state.filters, state.minutes);
+});
+$("stats-refresh").addEventListener("click", () => stats.load());
+
+async function openEvent(id) {
+  if (feed.window.has(id)) {
+    setView("feed");
+    feed.reveal(id);
+    return;
+  }
+  const dialog = $("detail");
+  const body = $("detail-body");
+  try {
+    const card = createCard(normalize(await fetchEvent(id)), {
+      onFilterCorrelation: (cid) => {
+        dialog.close();
+        setView("feed");
+        setFilters({ ...state.filters, correlation_id: cid });
+      },
+    });
+    toggleCard(card, true);
+    body.replaceChildren(card);
+  } catch (error) {
+    body.replaceChildren(el("p", { text: `Could not load the event: ${error.message}` }));
+  }
+  if (!dialog.open) dialog.showModal();
+}
+$("detail-close").addEventListener("click", () => $("detail").close());
+
+// --- controls and shortcuts ---
+
+$("pause").addEventListener("click", () => setPaused(!paused));
+$("paused-resume").addEventListener("click", () => setPaused(false));
+
+document.addEventListener("keydown", (e) => {
+  if (e.ctrlKey || e.metaKey || e.altKey) return;
+  const typing = e.target.closest("input, select, textarea, [contenteditable]");
+  if (e.key === "/" && !typing) {
+    e.preventDefault();
+    form.elements.q.focus();
+  } else if (e.key === "p" && !typing) {
+    setPaused(!paused);
+  } else if (e.key === "Escape" && e.target === form.elements.q && form.elements.q.value) {
+    form.elements.q.value = "";
+    setFilters(readForm());
+  }
+});
+
+window.addEventListener("online", () => stream.reconnectNow());
+
+// --- timers: relative times, growing pending bars, fresh stats ---
+
+setInterval(() => {
+  if (!document.hidden) feed.refreshTimes();
+}, 15_000);
+setInterval(() => {
+  if (!document.hidden && state.view === "timeline" && timeline.loaded) timeline.render();
+}, 1000);
+setInterval(() => {
+  if (!document.hidden && state.view === "stats" && statsDirty) {
+    statsDirty = false;
+    stats.load();
+  }
+}, 5000);
+setInterval(() => announcer.flush(), 4000);
+
+// --- start ---
+
+fillForm();
+$("window").value = String(state.minutes);
+setView(state.view);
+showPaused();
+stream.start(streamParams(state.filters));
+feed.reload(state.filters);
+fetchStats()
+  .then((rows) => rows.forEach((r) => addSuggestion("tool", "tool-options", r.tool_name)))
+  .catch(() => {}); // suggestions are a nicety; the stats view reports its own errors
+
+// A read-only handle for debugging and measurement (see tests/web/measure.py); not an API.
+window.activityFeed = { feed, timeline, stats, stream, state, historyParams, flushStats };

@@ -1,0 +1,138 @@
+// One activity card: built once, then updated in place when the event changes (pending -> success or
+// error), so the card keeps its place, its focus and its expanded state.
+
+import { STATUS_LABELS, TYPE_LABELS, duration, el, exactTime, icon, relativeTime } from "../format.js";
+import { renderJSON } from "./json.js";
+
+export function cardId(id) {
+  return `card-${id}`;
+}
+
+/**
+ * @param {object} event
+ * @param {{onFilterCorrelation: (id: string) => void}} actions
+ */
+export function createCard(event, actions) {
+  const detailsId = `details-${event.id}`;
+  const head = el(
+    "button",
+    { class: "card-head", type: "button", "aria-expanded": "false", "aria-controls": detailsId },
+    el("span", { class: "type-icon" }, icon(event.event_type)),
+    el(
+      "span",
+      { class: "card-main" },
+      el("span", { class: "card-title" }),
+      el(
+        "span",
+        { class: "card-meta" },
+        el("span", { class: "card-type" }),
+        el("span", { class: "card-source" }),
+        el("time", { class: "card-time" }),
+      ),
+    ),
+    el(
+      "span",
+      { class: "card-side" },
+      el("span", { class: "badge" }, el("span", { class: "badge-dot", "aria-hidden": "true" }), el("span", { class: "badge-text" })),
+      el("span", { class: "card-duration" }),
+    ),
+    icon("chevron", "icon chevron"),
+  );
+  const card = el(
+    "article",
+    { class: "card", id: cardId(event.id), "data-id": event.id },
+    head,
+    el("p", { class: "card-error" }),
+    el("div", { class: "card-details", id: detailsId, hidden: true }),
+  );
+  card._actions = actions;
+  card.addEventListener("animationend", (e) => {
+    if (e.target === card) card.classList.remove("settled", "enter");
+  });
+  head.addEventListener("click", () => toggleCard(card));
+  updateCard(card, event, false);
+  return card;
+}
+
+/** Show the event's latest state; `animate` flashes the card when its status changed. */
+export function updateCard(card, event, animate = true) {
+  const previous = card._event;
+  card._event = event;
+  card.dataset.status = event.status;
+  card.dataset.type = event.event_type;
+  const q = (sel) => card.querySelector(sel);
+  const title = event.tool_name || TYPE_LABELS[event.event_type] || event.event_type;
+  q(".card-title").textContent = title;
+  q(".card-title").title = title;
+  q(".card-type").textContent = TYPE_LABELS[event.event_type] ?? event.event_type;
+  q(".card-source").textContent = event.user_source ?? "";
+  q(".card-source").hidden = !event.user_source;
+  const time = q(".card-time");
+  time.dateTime = event.timestamp;
+  time.title = exactTime(event._ms);
+  time.textContent = relativeTime(event._ms);
+  q(".type-icon").title = TYPE_LABELS[event.event_type] ?? event.event_type;
+  q(".badge").className = `badge badge-${event.status}`;
+  q(".badge-text").textContent = STATUS_LABELS[event.status] ?? event.status;
+  q(".card-duration").textContent = duration(event.duration_ms);
+  const error = q(".card-error");
+  error.textContent = event.error_message ?? "";
+  error.hidden = !event.error_message;
+  q(".card-head").setAttribute(
+    "aria-label",
+    `${title}, ${TYPE_LABELS[event.event_type] ?? ""}, ${STATUS_LABELS[event.status] ?? event.status}` +
+      `${event.user_source ? `, from ${event.user_source}` : ""}, ${time.textContent}`,
+  );
+  if (card.classList.contains("expanded")) fillDetails(card);
+  if (animate && previous && previous.status !== event.status) {
+    // No restart trick (reading offsetWidth) here: forcing a layout per changed card is what made
+    // bursts of status changes slow. A card already flashing just keeps flashing.
+    card.classList.add("settled");
+  }
+}
+
+export function refreshTime(card, now) {
+  const time = card.querySelector(".card-time");
+  if (card._event) time.textContent = relativeTime(card._event._ms, now);
+}
+
+export function toggleCard(card, open = !card.classList.contains("expanded")) {
+  card.classList.toggle("expanded", open);
+  card.querySelector(".card-head").setAttribute("aria-expanded", String(open));
+  const details = card.querySelector(".card-details");
+  details.hidden = !open;
+  if (open) fillDetails(card);
+  else details.replaceChildren(); // the JSON tree can be large: keep it only while it is shown
+}
+
+function fillDetails(card) {
+  const event = card._event;
+  const details = card.querySelector(".card-details");
+  const row = (label, ...value) => [el("dt", { text: label }), el("dd", {}, ...value)];
+  const correlation = event.correlation_id
+    ? el(
+        "button",
+        {
+          class: "link",
+          type: "button",
+          title: "Show only events with this correlation id",
+          onclick: () => card._actions.onFilterCorrelation(event.correlation_id),
+        },
+        event.correlation_id,
+      )
+    : el("span", { class: "muted", text: "none" });
+  details.replaceChildren(
+    el(
+      "dl",
+      { class: "facts" },
+      ...row("Time", el("time", { datetime: event.timestamp, text: exactTime(event._ms) })),
+      ...row("ID", el("code", { class: "selectable", text: event.id })),
+      ...row("Correlation", correlation),
+      ...(event.duration_ms !== null && event.duration_ms !== undefined
+        ? row("Duration", duration(event.duration_ms))
+        : []),
+    ),
+    el("h3", { class: "details-title", text: "Data" }),
+    renderJSON(event.data ?? {}),
+  );
+}

@@ -137,7 +137,7 @@ async def _play(
 
 def _print_welcome(url: str, database_url: str, out: TextIO) -> None:
     print(
-        f"""Activity Feed demo: the feed is at {url}   (database: {database_url})
+        f"""Activity Feed demo: open {url}/ to watch the feed   (database: {database_url})
 
   live stream   python -m websockets {url.replace("http", "ws", 1)}/activities/ws
   recent        {url}/activities/recent
@@ -160,7 +160,7 @@ def _print_outcome(url: str, report: SessionReport, before: set[str], out: TextI
     print(
         f"\nDone: {report.tool_calls} tool calls ({report.tool_errors} failed on purpose) and "
         f"{report.api_requests} API requests. The feed holds {len(events)} events, {finished} finished, "
-        f"{redacted} with secrets redacted.\nSee them: curl '{url}/activities/recent?limit=50'",
+        f"{redacted} with secrets redacted.\nSee them at {url}/ or: curl '{url}/activities/recent?limit=50'",
         file=out,
         flush=True,
     )

@@ -49,11 +49,12 @@ class Notice:
 
     @classmethod
     def from_change(cls, change: Change) -> Notice:
-        # `dict(model)` gives the fields as they are (UUID, datetime, enums), which orjson encodes as
-        # pydantic would, with OPT_UTC_Z writing UTC as "Z" like the REST answers do.
+        # A model's `__dict__` holds its fields as they are (UUID, datetime, enums), which orjson encodes
+        # as pydantic would, with OPT_UTC_Z writing UTC as "Z" like the REST answers do; iterating the
+        # model instead costs several times more, once per change.
         message = {
             "type": change.type.value,
-            "event": dict(change.event),
+            "event": change.event.__dict__,
             "cursor": encode_cursor(change.seq),
         }
         text = orjson.dumps(message, option=orjson.OPT_UTC_Z, default=_uuid_subclass_as_text).decode()

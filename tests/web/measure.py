@@ -137,6 +137,8 @@ def main() -> None:
         sender = threading.Thread(
             target=lambda: result.update(sent=stream(sender_api, args.rate, args.seconds, stop))
         )
+        before = metrics(cdp, page, collect=False)
+        page.evaluate("window.__burstStart = window.__frames.length")
         t0 = time.monotonic()
         sender.start()
         samples = []
@@ -144,13 +146,19 @@ def main() -> None:
             sender.join(timeout=2)
             samples.append(metrics(cdp, page, collect=False))
         elapsed = time.monotonic() - t0
+        # Frames and renderer time during the burst only (not the idle second after it, nor loading).
+        frames = page.evaluate("window.__frames.slice(window.__burstStart)")
+        during = metrics(cdp, page, collect=False)
         page.wait_for_timeout(1000)
-        frames = page.evaluate("window.__frames")
         report["burst"] = {
             "events_sent": result.get("sent", 0),
             "seconds": round(elapsed, 1),
             "samples_every_2s": samples,
             "after": metrics(cdp, page),
+            "renderer_s_during_burst": {
+                k: round(during[k] - before[k], 2)
+                for k in ("ScriptDuration", "LayoutDuration", "RecalcStyleDuration", "TaskDuration")
+            },
             "frames": len(frames),
             "frame_ms_median": round(statistics.median(frames), 1),
             "frame_ms_p95": round(sorted(frames)[int(len(frames) * 0.95)], 1),

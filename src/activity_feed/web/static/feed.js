@@ -3,7 +3,7 @@
 
 import { PAGE_SIZE, fetchRecent } from "./api.js";
 import { historyParams, matches } from "./filters.js";
-import { cardId, createCard, refreshTime, toggleCard, updateCard } from "./render/cards.js";
+import { cardId, createCard, isOnScreen, refreshTime, toggleCard, updateCard } from "./render/cards.js";
 import { EventWindow, MAX_CARDS, normalize } from "./store.js";
 
 // A text search is client-side: fetch at most this many pages in a row looking for matches.
@@ -115,7 +115,7 @@ export class Feed {
     }
     let fresh = 0;
     let complete = this.exhausted;
-    for (const message of messages) {
+    for (const message of coalesce(messages)) {
       if (message.type === "activity_deleted") {
         this.#remove(message.event.id);
         continue;
@@ -159,9 +159,10 @@ export class Feed {
     return true;
   }
 
+  /** Relative times of the cards on screen; the others catch up when they come into view (cards.js). */
   refreshTimes() {
     const now = Date.now();
-    for (const card of this.cards.values()) refreshTime(card, now);
+    for (const card of this.cards.values()) if (isOnScreen(card)) refreshTime(card, now);
   }
 
   get size() {
@@ -226,10 +227,11 @@ export class Feed {
   }
 
   #showNewer() {
-    const show = this.topTrimmed;
-    this.newerButton.hidden = !show;
-    this.newerButton.textContent =
-      this.newerCount > 0 ? `${this.newerCount} newer · back to the latest` : "Back to the latest";
+    // Called once per batch: write only on change, so a burst does not restyle the button every frame.
+    const hidden = !this.topTrimmed;
+    if (this.newerButton.hidden !== hidden) this.newerButton.hidden = hidden;
+    const text = this.newerCount > 0 ? `${this.newerCount} newer · back to the latest` : "Back to the latest";
+    if (this.newerButton.textContent !== text) this.newerButton.textContent = text;
   }
 
   #sentinelVisible() {
@@ -249,9 +251,22 @@ export class Feed {
   }
 
   #setStatus(kind, text) {
-    this.statusEl.dataset.kind = kind;
-    this.statusEl.textContent = text;
+    if (this.statusEl.dataset.kind !== kind) this.statusEl.dataset.kind = kind;
+    if (this.statusEl.textContent !== text) this.statusEl.textContent = text;
   }
 }
 
-export { cardId };
+/**
+ * One message per event id, the latest, in the order the ids first appeared: an event logged `pending`
+ * and finished within the same frame is inserted once, already finished, instead of inserted and then
+ * updated. Batches with a deletion are applied as they are (rare, and order matters there).
+ */
+function coalesce(messages) {
+  if (messages.length < 2) return messages;
+  const latest = new Map();
+  for (const message of messages) {
+    if (message.type === "activity_deleted") return messages;
+    latest.set(message.event.id, message);
+  }
+  return latest.size === messages.length ? messages : latest.values();
+}

@@ -16,6 +16,10 @@ import { el } from "./format.js";
 const $ = (id) => document.getElementById(id);
 const MAX_PAUSED = 10_000; // beyond this, resuming reloads history instead of replaying the buffer
 const MAX_SUGGESTIONS = 200;
+// At most this many stream messages are applied in one animation frame; the rest wait for the next.
+// A backlog (a resume after a long pause, a tab coming back) then streams in over a few frames instead
+// of one frame that blocks the page for a second.
+const MAX_PER_FRAME = 300;
 
 const state = readState();
 const form = $("filters");
@@ -28,7 +32,11 @@ const feed = new Feed({
   status: $("feed-status"),
   newer: $("feed-newer"),
   onFilterCorrelation: (id) => setFilters({ ...state.filters, correlation_id: id }),
-  onCountChange: (n) => $("feed-list").setAttribute("aria-setsize", String(n)),
+  onCountChange: (n) => {
+    // Once per batch: only write on change (at the 500-card bound it no longer changes).
+    const list = $("feed-list");
+    if (list.getAttribute("aria-setsize") !== String(n)) list.setAttribute("aria-setsize", String(n));
+  },
 });
 const timeline = new Timeline({ root: $("timeline"), onOpen: openEvent });
 const stats = new StatsPanel({
@@ -82,9 +90,14 @@ function scheduleFlush() {
 function flush() {
   if (!flushScheduled) return;
   flushScheduled = false;
-  const messages = queue;
+  let messages = queue;
   queue = [];
   if (messages.length === 0) return;
+  if (messages.length > MAX_PER_FRAME) {
+    queue = messages.slice(MAX_PER_FRAME);
+    messages = messages.slice(0, MAX_PER_FRAME);
+    scheduleFlush();
+  }
   const started = performance.now();
   feed.apply(messages);
   timeline.apply(messages);
@@ -320,6 +333,20 @@ document.addEventListener("keydown", (e) => {
 });
 
 window.addEventListener("online", () => stream.reconnectNow());
+
+// --- the glass top bar blurs only what is under it ---
+
+// At the top of the page nothing but the background is under the bar, and blurring it every frame of a
+// burst (software compositing re-blurs on every redraw) costs a lot for no visible difference.
+{
+  const bar = document.querySelector(".topbar");
+  // The first row under the bar: while it is wholly below the bar, the page is not scrolled under it.
+  const firstRow = document.querySelector(".toolbar");
+  new IntersectionObserver(
+    (entries) => bar.classList.toggle("over-content", entries.at(-1).intersectionRatio < 1),
+    { rootMargin: `-${bar.offsetHeight}px 0px 0px 0px`, threshold: 1 },
+  ).observe(firstRow);
+}
 
 // --- timers: relative times, growing pending bars, fresh stats ---
 

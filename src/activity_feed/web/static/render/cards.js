@@ -4,6 +4,30 @@
 import { STATUS_LABELS, TYPE_LABELS, duration, el, exactTime, icon, relativeTime } from "../format.js";
 import { renderJSON } from "./json.js";
 
+// Writes only what changed: assigning textContent replaces the text node (new text to shape and lay
+// out) and setting an attribute schedules style invalidation, even when the value is the same. A burst
+// updates hundreds of cards a second, and most of their fields never change after the first render.
+function setText(node, value) {
+  if (node.textContent !== value) node.textContent = value;
+}
+
+function setAttr(node, name, value) {
+  if (node.getAttribute(name) !== value) node.setAttribute(name, value);
+}
+
+function setHidden(node, hidden) {
+  if (node.hidden !== hidden) node.hidden = hidden;
+}
+
+/**
+ * Whether the card is rendered: `content-visibility: auto` skips cards far from the viewport, and says
+ * so with `contentvisibilityautostatechange`. Skipped cards are not flashed and their relative time is
+ * refreshed when they come back into view instead of on every timer tick.
+ */
+export function isOnScreen(card) {
+  return !card._skipped;
+}
+
 export function cardId(id) {
   return `card-${id}`;
 }
@@ -46,6 +70,13 @@ export function createCard(event, actions) {
     el("div", { class: "card-details", id: detailsId, hidden: true }),
   );
   card._actions = actions;
+  card._skipped = false;
+  card.addEventListener("contentvisibilityautostatechange", (e) => {
+    card._skipped = e.skipped;
+    if (!e.skipped) refreshTime(card);
+    // A flash that started off screen is not worth finishing there.
+    else card.classList.remove("settled", "enter");
+  });
   card.addEventListener("animationend", (e) => {
     if (e.target === card) card.classList.remove("settled", "enter");
   });
@@ -58,42 +89,48 @@ export function createCard(event, actions) {
 export function updateCard(card, event, animate = true) {
   const previous = card._event;
   card._event = event;
-  card.dataset.status = event.status;
-  card.dataset.type = event.event_type;
+  setAttr(card, "data-status", event.status);
+  setAttr(card, "data-type", event.event_type);
   const q = (sel) => card.querySelector(sel);
   const title = event.tool_name || TYPE_LABELS[event.event_type] || event.event_type;
-  q(".card-title").textContent = title;
-  q(".card-title").title = title;
-  q(".card-type").textContent = TYPE_LABELS[event.event_type] ?? event.event_type;
-  q(".card-source").textContent = event.user_source ?? "";
-  q(".card-source").hidden = !event.user_source;
+  const typeLabel = TYPE_LABELS[event.event_type] ?? event.event_type;
+  setText(q(".card-title"), title);
+  setAttr(q(".card-title"), "title", title);
+  setText(q(".card-type"), typeLabel);
+  const source = q(".card-source");
+  setText(source, event.user_source ?? "");
+  setHidden(source, !event.user_source);
   const time = q(".card-time");
-  time.dateTime = event.timestamp;
-  time.title = exactTime(event._ms);
-  time.textContent = relativeTime(event._ms);
-  q(".type-icon").title = TYPE_LABELS[event.event_type] ?? event.event_type;
-  q(".badge").className = `badge badge-${event.status}`;
-  q(".badge-text").textContent = STATUS_LABELS[event.status] ?? event.status;
-  q(".card-duration").textContent = duration(event.duration_ms);
+  setAttr(time, "datetime", event.timestamp);
+  if (!previous || previous._ms !== event._ms) time.title = exactTime(event._ms);
+  setText(time, relativeTime(event._ms));
+  setAttr(q(".type-icon"), "title", typeLabel);
+  setAttr(q(".badge"), "class", `badge badge-${event.status}`);
+  setText(q(".badge-text"), STATUS_LABELS[event.status] ?? event.status);
+  setText(q(".card-duration"), duration(event.duration_ms));
   const error = q(".card-error");
-  error.textContent = event.error_message ?? "";
-  error.hidden = !event.error_message;
-  q(".card-head").setAttribute(
+  setText(error, event.error_message ?? "");
+  setHidden(error, !event.error_message);
+  setAttr(
+    q(".card-head"),
     "aria-label",
     `${title}, ${TYPE_LABELS[event.event_type] ?? ""}, ${STATUS_LABELS[event.status] ?? event.status}` +
       `${event.user_source ? `, from ${event.user_source}` : ""}, ${time.textContent}`,
   );
   if (card.classList.contains("expanded")) fillDetails(card);
-  if (animate && previous && previous.status !== event.status) {
+  if (animate && previous && previous.status !== event.status && !card._skipped) {
     // No restart trick (reading offsetWidth) here: forcing a layout per changed card is what made
-    // bursts of status changes slow. A card already flashing just keeps flashing.
+    // bursts of status changes slow. A card already flashing just keeps flashing. Cards off screen are
+    // not flashed: nobody sees it, and the (main-thread) colour animation would cost every frame.
     card.classList.add("settled");
   }
 }
 
-export function refreshTime(card, now) {
+export function refreshTime(card, now = Date.now()) {
+  if (!card._event) return;
   const time = card.querySelector(".card-time");
-  if (card._event) time.textContent = relativeTime(card._event._ms, now);
+  const text = relativeTime(card._event._ms, now);
+  if (time.textContent !== text) time.textContent = text;
 }
 
 export function toggleCard(card, open = !card.classList.contains("expanded")) {

@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import json
+from datetime import timedelta
 from pathlib import Path
+from typing import Annotated, Any
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BeforeValidator, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from activity_feed.durations import coerce_duration
+
+# Parsed before pydantic sees it, so that `10m` and `30d` work as well as a plain number of seconds.
+DurationSetting = Annotated[timedelta, BeforeValidator(coerce_duration)]
 
 
 def _default_database_url() -> str:
@@ -35,3 +43,60 @@ class Settings(BaseSettings):
         default=10_000, ge=1, description="most changes replayed to a reconnecting client before `resync`"
     )
     write_batch_size: int = Field(default=2000, ge=1, description="most items committed in one transaction")
+
+    # Security (issue 5, points 1-2). Tokens are SecretStr so that a printed or logged Settings hides them.
+    token: SecretStr | None = Field(
+        default=None, description="write token: every endpoint but /health then needs `Bearer <token>`"
+    )
+    read_token: SecretStr | None = Field(
+        default=None, description="optional read-only token: GETs, the stream and the page, never writes"
+    )
+    allowed_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="origins allowed by CORS and on the stream (comma-separated or a JSON list); CORS is off "
+        "when empty, and the stream then accepts only its own origin",
+    )
+    insecure: bool = Field(default=False, description="let `serve` bind a non-loopback host without a token")
+    max_data_bytes: int = Field(default=64 * 1024, ge=1, description="most bytes in one event's `data`")
+
+    @field_validator("token", "read_token", mode="before")
+    @classmethod
+    def _blank_token_is_none(cls, value: Any) -> Any:
+        # `ACTIVITY_FEED_TOKEN=` (set but empty) must not become a token that an empty header would match.
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("allowed_origins", mode="before")
+    @classmethod
+    def _parse_origins(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            text = value.strip()
+            items = json.loads(text) if text.startswith("[") else text.split(",")
+            return [str(item).strip().rstrip("/") for item in items if str(item).strip()]
+        return value
+
+    @model_validator(mode="after")
+    def _read_token_needs_write_token(self) -> Settings:
+        # A read token alone would guard reads while leaving writes open: surely not what was meant.
+        if self.read_token is not None and self.token is None:
+            raise ValueError("ACTIVITY_FEED_READ_TOKEN is set without ACTIVITY_FEED_TOKEN (the write token)")
+        return self
+
+    # Retention and stale calls (issue 5, points 3-4): run by store/maintenance.py every
+    # `maintenance_interval`. Durations take a number of seconds or a number with s, m, h or d (`10m`).
+    retention_days: float = Field(
+        default=0, ge=0, description="delete events older than this many days; 0 keeps them forever"
+    )
+    retention_max_events: int = Field(
+        default=0, ge=0, description="keep only the newest this many events; 0 keeps them all"
+    )
+    pending_timeout: DurationSetting = Field(
+        default=timedelta(minutes=10),
+        ge=timedelta(0),
+        description="mark `pending` events older than this `error` (no completion arrived); 0 disables",
+    )
+    maintenance_interval: DurationSetting = Field(
+        default=timedelta(seconds=60), gt=timedelta(0), description="how often retention and the timeout run"
+    )
+    maintenance_batch_size: int = Field(
+        default=500, ge=1, description="most events deleted or expired in one transaction"
+    )

@@ -357,14 +357,20 @@ def test_a_chunked_body_over_1_mib_answers_413_in_json(client: httpx.Client) -> 
     assert client.get("/activities/recent").json() == []
 
 
-def test_a_body_just_under_1_mib_is_accepted(client: httpx.Client) -> None:
-    overhead = len(json.dumps({"event_type": "tool_call", "data": {"blob": ""}}))
-    body = json.dumps({"event_type": "tool_call", "data": {"blob": "x" * (ONE_MIB - overhead)}}).encode()
+def test_a_body_of_exactly_1_mib_is_accepted(client: httpx.Client) -> None:
+    # A batch, since one event's `data` is limited to 64 KiB: 22 events of ~47 KB, the last padded.
+    events: list[dict[str, Any]] = [
+        {"event_type": "tool_call", "data": {"blob": "x" * 47_000}} for _ in range(22)
+    ]
+    size = len(json.dumps({"events": events}))
+    events[-1]["data"]["blob"] += "x" * (ONE_MIB - size)
+    body = json.dumps({"events": events}).encode()
     assert len(body) == ONE_MIB
 
-    response = client.post("/activities/log", content=body, headers={"Content-Type": "application/json"})
+    response = client.post("/activities/batch", content=body, headers={"Content-Type": "application/json"})
 
-    assert response.status_code == 201
+    assert response.status_code == 200, response.text
+    assert response.json()["created"] == 22
 
 
 def stat(*, count: int, errors: int, error_rate: float, p50: float, p95: float) -> dict[str, Any]:

@@ -73,7 +73,7 @@ async def test_upgrade_creates_the_tables_on_an_empty_database(engine: AsyncEngi
     assert await tables(engine) >= FEED_TABLES
     async with engine.connect() as conn:
         assert await conn.run_sync(_event_indexes) >= EVENT_INDEXES
-    assert await scalar(engine, "SELECT version_num FROM alembic_version") == "0001"
+    assert await scalar(engine, "SELECT version_num FROM alembic_version") == "0002"
     assert await scalar(engine, "SELECT value FROM activity_change_counter WHERE id = 1") == 0
 
 
@@ -115,7 +115,7 @@ async def test_migration_downgrades_to_base_and_upgrades_again(
     assert await tables(engine) >= FEED_TABLES
     async with engine.connect() as conn:
         assert await conn.run_sync(_event_indexes) >= EVENT_INDEXES
-    assert await scalar(engine, "SELECT version_num FROM alembic_version") == "0001"
+    assert await scalar(engine, "SELECT version_num FROM alembic_version") == "0002"
     # The upgraded schema works: the store writes and reads on it.
     store = ActivityStore(database_url)
     await store.start(migrate=False)

@@ -8,8 +8,10 @@ from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, cast
 
 from fastapi import FastAPI
+from starlette.middleware.cors import CORSMiddleware
 
 from activity_feed.api import routes, stream
+from activity_feed.api.auth import TokenAuthMiddleware
 from activity_feed.api.errors import add_feed_error_handlers
 from activity_feed.api.limits import BodySizeLimitMiddleware
 from activity_feed.hub import Hub
@@ -17,6 +19,7 @@ from activity_feed.hub.backends import backend_for_url
 from activity_feed.middleware.sinks import StoreSink
 from activity_feed.settings import Settings
 from activity_feed.store import ActivityStore
+from activity_feed.store.maintenance import Maintenance
 
 if TYPE_CHECKING:
     from starlette.types import Lifespan
@@ -40,6 +43,8 @@ class ActivityFeed:
             batch_size=self.settings.write_batch_size,
         )
         self.sink = StoreSink(self.store)
+        # Retention and the pending timeout, every `maintenance_interval` (store/maintenance.py).
+        self.maintenance = Maintenance.from_settings(self.store, self.settings)
 
     @asynccontextmanager
     async def running(self) -> AsyncIterator[None]:
@@ -48,9 +53,11 @@ class ActivityFeed:
         await self.hub.start()
         try:
             await self.store.start(migrate=self.settings.migrate_on_start)
+            self.maintenance.start()
             try:
                 yield
             finally:
+                await self.maintenance.stop()  # before the store closes: a pass may be mid-batch
                 await self.sink.drain()
                 await self.store.close()
         finally:
@@ -69,6 +76,7 @@ class ActivityFeed:
         app.add_middleware(
             BodySizeLimitMiddleware, max_bytes=self.settings.max_body_bytes, path_prefix="/activities"
         )
+        self._add_security_middleware(app)
         app_lifespan = app.router.lifespan_context
 
         @asynccontextmanager
@@ -79,3 +87,24 @@ class ActivityFeed:
         # Starlette types the lifespan as yielding either None or a state mapping; this one passes on
         # whichever the app's own lifespan yields.
         app.router.lifespan_context = cast("Lifespan[Any]", lifespan)
+
+    def _add_security_middleware(self, app: FastAPI) -> None:
+        # Each add_middleware wraps the ones before: tokens are checked before a body is read, and CORS
+        # is outermost so that preflights are answered without a token and a 401 still carries the
+        # CORS headers a browser needs to show it to the page.
+        settings = self.settings
+        app.add_middleware(
+            TokenAuthMiddleware,
+            write_token=settings.token,
+            read_token=settings.read_token,
+            allowed_origins=settings.allowed_origins,
+            path_prefix="/activities",
+        )
+        if settings.allowed_origins:
+            app.add_middleware(
+                CORSMiddleware,
+                allow_origins=settings.allowed_origins,
+                allow_methods=["GET", "POST", "PATCH", "DELETE"],
+                allow_headers=["Authorization", "Content-Type"],
+                max_age=600,
+            )

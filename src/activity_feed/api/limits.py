@@ -1,11 +1,16 @@
-"""Request body limit, enforced while the body streams in (chunked bodies count too), answered in JSON.
+"""Request limits: the body, enforced while the body streams in (chunked bodies count too), answered in JSON.
 
 FastAPI's own `max_body_size` answers a too-large Content-Length in plain text and a too-large chunked
-body in JSON; clients of the feed get one JSON shape whichever way they sent the body.
+body in JSON; clients of the feed get one JSON shape whichever way they sent the body. And each event's
+`data`, checked once parsed.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import orjson
 from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -65,3 +70,31 @@ class BodySizeLimitMiddleware:
 
     async def _reject(self, scope: Scope, receive: Receive, send: Send) -> None:
         await JSONResponse({"detail": _detail(self.max_bytes)}, status_code=413)(scope, receive, send)
+
+
+def check_data_size(data: Mapping[str, Any] | None, *, max_bytes: int, where: str = "data") -> None:
+    """Raise a 413 when `data`, serialised as the store keeps it, is over `max_bytes`.
+
+    Measured after parsing rather than on the wire, so escapes and whitespace in the request do not count
+    and the limit means the same for every client."""
+    if not data:
+        return
+    size = len(orjson.dumps(data))
+    if size > max_bytes:
+        raise HTTPException(
+            status_code=413,
+            detail=f"{where} is {size} bytes serialised, over the limit of {max_bytes} bytes per event",
+        )
+
+
+def check_batch_data_sizes(
+    creates: Sequence[Mapping[str, Any] | None],
+    updates: Sequence[Mapping[str, Any] | None],
+    *,
+    max_bytes: int,
+) -> None:
+    """`check_data_size` for every item; the first item over the limit refuses the whole batch, by index."""
+    for index, data in enumerate(creates):
+        check_data_size(data, max_bytes=max_bytes, where=f"events[{index}].data")
+    for index, data in enumerate(updates):
+        check_data_size(data, max_bytes=max_bytes, where=f"updates[{index}].data")

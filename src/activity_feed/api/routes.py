@@ -9,8 +9,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Query, Response, status
 from fastapi.responses import JSONResponse
 
-from activity_feed.api.deps import HubDep, StoreDep
+from activity_feed.api.deps import HubDep, SettingsDep, StoreDep
 from activity_feed.api.fast_json import OrjsonRoute
+from activity_feed.api.limits import check_batch_data_sizes, check_data_size
 from activity_feed.errors import StoreUnavailableError
 from activity_feed.schemas import (
     ActivityCreate,
@@ -28,6 +29,7 @@ router = APIRouter(prefix="/activities", tags=["activities"], route_class=Orjson
 health_router = APIRouter(tags=["health"])
 
 _NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "No event with this id"}}
+_TOO_LARGE: dict[int | str, dict[str, Any]] = {413: {"description": "Body or `data` too large"}}
 
 
 def _missing(event_id: uuid.UUID) -> HTTPException:
@@ -38,10 +40,14 @@ def _missing(event_id: uuid.UUID) -> HTTPException:
     "/log",
     status_code=status.HTTP_201_CREATED,
     response_model=ActivityPublic,
-    responses={200: {"model": ActivityPublic, "description": "An event with this id exists: returned as is"}},
+    responses={
+        200: {"model": ActivityPublic, "description": "An event with this id exists: returned as is"},
+        **_TOO_LARGE,
+    },
 )
-async def log_activity(event: ActivityCreate, store: StoreDep) -> Response:
+async def log_activity(event: ActivityCreate, store: StoreDep, settings: SettingsDep) -> Response:
     """Record one event. Replaying a create with the same `id` changes nothing and answers 200."""
+    check_data_size(event.data, max_bytes=settings.max_data_bytes)
     stored, created = await store.create(event=event)
     # Serialised here rather than by FastAPI, which would validate the event it was just handed again:
     # this is the busiest endpoint.
@@ -52,9 +58,14 @@ async def log_activity(event: ActivityCreate, store: StoreDep) -> Response:
     )
 
 
-@router.post("/batch")
-async def apply_batch(batch: BatchRequest, store: StoreDep) -> BatchResult:
+@router.post("/batch", responses=_TOO_LARGE)
+async def apply_batch(batch: BatchRequest, store: StoreDep, settings: SettingsDep) -> BatchResult:
     """Create `events`, then apply `updates`, in one transaction (at most 1,000 of each)."""
+    check_batch_data_sizes(
+        [event.data for event in batch.events],
+        [update.data for update in batch.updates],
+        max_bytes=settings.max_data_bytes,
+    )
     return await store.apply_batch(creates=batch.events, updates=batch.updates)
 
 
@@ -99,9 +110,14 @@ async def get_activity(event_id: uuid.UUID, store: StoreDep) -> ActivityPublic:
     return event
 
 
-@router.patch("/{event_id}", responses=_NOT_FOUND)
-async def update_activity(event_id: uuid.UUID, changes: ActivityUpdate, store: StoreDep) -> ActivityPublic:
+@router.patch("/{event_id}", responses={**_NOT_FOUND, **_TOO_LARGE})
+async def update_activity(
+    event_id: uuid.UUID, changes: ActivityUpdate, store: StoreDep, settings: SettingsDep
+) -> ActivityPublic:
     """Change `status`, `duration_ms`, `error_message`; `data` is merged into the stored object."""
+    # The patch's own `data` is checked; a merge that grows the stored object past the limit is not
+    # refused, since each part was within it.
+    check_data_size(changes.data, max_bytes=settings.max_data_bytes)
     event = await store.update(event_id=event_id, changes=changes)
     if event is None:
         raise _missing(event_id)

@@ -3,10 +3,68 @@ benchmarks share."""
 
 from __future__ import annotations
 
+import copy
+import ipaddress
+import logging
+import re
+from typing import Any
+
 import uvicorn
 from fastapi import FastAPI
+from uvicorn.config import LOGGING_CONFIG
+
+from activity_feed.settings import Settings
 
 WS_MAX_MESSAGE_BYTES = 64 * 1024
+_TOKEN_IN_QUERY = re.compile(r"([?&]token=)[^&\s\"]*", re.IGNORECASE)
+
+
+class RedactTokenFilter(logging.Filter):
+    """Replace `token=...` in a log record's message and arguments.
+
+    The page passes its token to the stream as `?token=` (browsers cannot set WebSocket headers), and
+    uvicorn logs every request line and WebSocket handshake with its query string."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, str):
+            record.msg = _redact(record.msg)
+        if isinstance(record.args, tuple):
+            record.args = tuple(_redact(arg) if isinstance(arg, str) else arg for arg in record.args)
+        return True
+
+
+def _redact(text: str) -> str:
+    return _TOKEN_IN_QUERY.sub(r"\1[redacted]", text)
+
+
+def log_config() -> dict[str, Any]:
+    """uvicorn's own logging configuration plus the token filter on its loggers (not its handlers, so that
+    the records are redacted before any handler, the application's own included, sees them)."""
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config["filters"] = {"redact_tokens": {"()": RedactTokenFilter}}
+    for name in ("uvicorn.error", "uvicorn.access"):
+        config["loggers"][name]["filters"] = ["redact_tokens"]
+    return config
+
+
+def is_loopback(host: str) -> bool:
+    """True for addresses only this machine can reach: 127.0.0.0/8, ::1 and `localhost`."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name other than localhost may resolve to anything
+
+
+def exposure_refusal(settings: Settings) -> str | None:
+    """Why `serve` must not start with these settings (one line), or None when it may."""
+    if settings.token is not None or settings.insecure or is_loopback(settings.host):
+        return None
+    return (
+        f"refusing to serve on {settings.host} without a token: anyone who can reach it could read and write "
+        "the feed; set ACTIVITY_FEED_TOKEN (or --token), bind 127.0.0.1, or pass --insecure"
+    )
 
 
 def server_config(app: FastAPI, *, host: str, port: int, log_level: str = "info") -> uvicorn.Config:
@@ -15,6 +73,7 @@ def server_config(app: FastAPI, *, host: str, port: int, log_level: str = "info"
         host=host,
         port=port,
         log_level=log_level,
+        log_config=log_config(),
         loop="uvloop",
         http="httptools",
         # The sans-I/O implementation: the legacy one is deprecated by the websockets project.

@@ -106,8 +106,9 @@ class _Stream:
         except InvalidCursorError:
             await self.resync()
             return None
-        head = await self.store.last_change()
-        if cursor > head or head - cursor > self.replay_limit:
+        # Below the floor, retention has dropped tombstones the client may need (store/maintenance.py).
+        floor, head = await self.store.replay_window()
+        if cursor > head or cursor < floor or head - cursor > self.replay_limit:
             await self.resync()
             return None
         last = cursor

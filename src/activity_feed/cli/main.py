@@ -11,6 +11,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from activity_feed import __version__
+from activity_feed.cli.prune import add_prune, run_prune
 from activity_feed.errors import ActivityFeedError
 from activity_feed.settings import Settings
 from activity_feed.store import ActivityStore
@@ -43,8 +44,20 @@ def _parser() -> argparse.ArgumentParser:
         choices=["critical", "error", "warning", "info", "debug"],
         help="server log level (default info; env ACTIVITY_FEED_LOG_LEVEL)",
     )
+    serve.add_argument(
+        "--token",
+        help="write token: every endpoint but /health then needs `Authorization: Bearer <token>` "
+        "(env ACTIVITY_FEED_TOKEN; prefer the environment, command lines are visible to other users)",
+    )
+    serve.add_argument(
+        "--insecure",
+        action="store_true",
+        default=None,
+        help="allow a non-loopback --host without a token (env ACTIVITY_FEED_INSECURE=1)",
+    )
 
     _add_demo(commands)
+    add_prune(commands)
 
     db = commands.add_parser("db", help="manage the database schema", description="Manage the schema.")
     db_commands = db.add_subparsers(dest="db_command", required=True, metavar="DB_COMMAND")
@@ -94,7 +107,7 @@ def _add_database_url(parser: argparse.ArgumentParser) -> None:
 def _settings(args: argparse.Namespace) -> Settings:
     overrides: dict[str, Any] = {
         name: getattr(args, name)
-        for name in ("host", "port", "database_url", "broadcast_url", "log_level")
+        for name in ("host", "port", "database_url", "broadcast_url", "log_level", "token", "insecure")
         if getattr(args, name, None) is not None
     }
     return Settings(**overrides)
@@ -128,6 +141,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = _settings(args)
         if args.command == "serve":
+            from activity_feed.api.server import exposure_refusal
+
+            if (refusal := exposure_refusal(settings)) is not None:
+                print(f"activity-feed: {refusal}", file=sys.stderr)
+                return 2
             _serve(settings)
         elif args.command == "demo":
             from activity_feed.cli.demo import no_wait_from_env, run_demo
@@ -139,6 +157,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 pace=max(0.0, args.pace),
                 out=sys.stdout,
             )
+        elif args.command == "prune":
+            return run_prune(args, settings)
         elif args.command == "db":
             url = asyncio.run(_migrate(settings))
             print(f"activity-feed: database {url} is up to date")

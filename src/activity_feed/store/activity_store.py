@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import datetime
 
 import sqlalchemy as sa
@@ -149,6 +149,22 @@ class ActivityStore:
     async def changes_since(self, *, cursor: int, limit: int, origin: int | None = None) -> list[Change]:
         async with self._read() as conn:
             return await reads.changes_since(conn, cursor=cursor, limit=limit, origin=origin)
+
+    async def replay_window(self) -> tuple[int, int]:
+        """(floor, head): a cursor below the floor or above the head cannot be replayed."""
+        async with self._read() as conn:
+            return await reads.replay_window(conn)
+
+    # For store-layer jobs (`store/maintenance.py`) that choose rows by a query and change them through
+    # the writer, so that numbering, tombstones and publishing stay in one place.
+
+    async def submit(self, request: WriteRequest) -> WriteOutcome:
+        """Commit `request` through the writer; return what it did."""
+        return await self._submit(request)
+
+    def connect(self) -> AbstractAsyncContextManager[AsyncConnection]:
+        """A read connection (raises `StoreUnavailableError` when the database does not answer)."""
+        return self._read()
 
 
 def _counts(outcome: WriteOutcome) -> BatchResult:

@@ -125,6 +125,16 @@ async def last_change(conn: AsyncConnection) -> int:
     return int((await conn.execute(stmt)).scalar_one())
 
 
+async def replay_window(conn: AsyncConnection) -> tuple[int, int]:
+    """The oldest cursor that can still be replayed in full (tombstones below it were dropped by
+    retention), and the newest change number handed out."""
+    stmt = sa.select(activity_change_counter.c.replay_floor, activity_change_counter.c.value).where(
+        activity_change_counter.c.id == 1
+    )
+    floor, head = (await conn.execute(stmt)).one()
+    return int(floor), int(head)
+
+
 async def changes_since(
     conn: AsyncConnection, *, cursor: int, limit: int, origin: int | None = None
 ) -> list[Change]:

@@ -80,11 +80,15 @@ activity_deletions = sa.Table(
     sa.Column("deleted_at", UtcDateTime(), nullable=False),
 )
 
-# One row: the last change number handed out. Every write transaction locks it first, so change numbers
-# commit in order on every database and every instance: replay by cursor can never skip a late commit.
+# One row: the last change number handed out (and the replay floor). Every write transaction locks it
+# first, so change numbers commit in order on every database and every instance: replay by cursor can
+# never skip a late commit.
 activity_change_counter = sa.Table(
     "activity_change_counter",
     metadata,
     sa.Column("id", sa.Integer(), primary_key=True, autoincrement=False),
     sa.Column("value", sa.BigInteger(), nullable=False),
+    # The newest change number whose tombstone retention has dropped (0: none). A client whose cursor is
+    # below it may have missed a deletion that can no longer be replayed, so it is told to resync.
+    sa.Column("replay_floor", sa.BigInteger(), nullable=False, server_default="0"),
 )

@@ -67,7 +67,27 @@ _LOAD_ROWS = sa.select(_events).where(_events.c.id.in_(sa.bindparam("b_ids", exp
 _INSERT_ROWS = sa.insert(_events)
 _DELETE_ROWS = sa.delete(_events).where(_events.c.id.in_(sa.bindparam("b_ids", expanding=True)))
 _INSERT_TOMBSTONES = sa.insert(activity_deletions)
+_OLDEST_TOMBSTONES = (
+    sa.select(activity_deletions.c.change_seq)
+    .where(activity_deletions.c.change_seq <= sa.bindparam("b_through"))
+    .order_by(activity_deletions.c.change_seq)
+    .limit(sa.bindparam("b_limit"))
+)
+_DROP_TOMBSTONES = sa.delete(activity_deletions).where(
+    activity_deletions.c.change_seq <= sa.bindparam("b_through")
+)
+# Tombstones go oldest first, so the newest one dropped is always above the floor so far: plain SET
+# raises it, with no dialect's GREATEST/MAX needed.
+_RAISE_REPLAY_FLOOR = (
+    sa.update(activity_change_counter)
+    .where(activity_change_counter.c.id == 1)
+    .values(replay_floor=sa.bindparam("b_floor"))
+)
 _IN_CHUNK = 500
+
+# How the pending timeout (store/maintenance.py) words its error. A completion that arrives later wins:
+# it replaces this message instead of leaving "no completion arrived" on a call that succeeded.
+TIMED_OUT_PREFIX = "no completion arrived within "
 
 
 @dataclass(slots=True)
@@ -79,6 +99,16 @@ class WriteOutcome:
     updated: list[ActivityPublic] = field(default_factory=list)
     missing: list[uuid.UUID] = field(default_factory=list)
     deleted: list[uuid.UUID] = field(default_factory=list)
+    tombstones_dropped: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class DropTombstones:
+    """Drop up to `limit` of the oldest tombstones numbered at most `through`, and raise the replay floor
+    to the newest one dropped, so that cursors from before it get `resync` instead of a silent gap."""
+
+    through: int
+    limit: int
 
 
 @dataclass(slots=True)
@@ -86,11 +116,16 @@ class WriteRequest:
     creates: Sequence[ActivityCreate] = ()
     updates: Sequence[ActivityUpdateItem] = ()
     deletes: Sequence[uuid.UUID] = ()
+    # Apply `updates` only to events still `pending`: the pending timeout chooses its events before its
+    # request commits, and must not overwrite a completion that committed in between.
+    only_pending: bool = False
+    drop_tombstones: DropTombstones | None = None
     future: asyncio.Future[WriteOutcome] | None = None
 
     @property
     def size(self) -> int:
-        return len(self.creates) + len(self.updates) + len(self.deletes)
+        dropped = self.drop_tombstones.limit if self.drop_tombstones is not None else 0
+        return len(self.creates) + len(self.updates) + len(self.deletes) + dropped
 
 
 def _apply_update(row: dict[str, Any], update: ActivityUpdate) -> ChangeType | None:
@@ -102,6 +137,8 @@ def _apply_update(row: dict[str, Any], update: ActivityUpdate) -> ChangeType | N
         row["duration_ms"] = update.duration_ms
     if update.error_message is not None:
         row["error_message"] = update.error_message
+    elif update.status == EventStatus.SUCCESS and (row["error_message"] or "").startswith(TIMED_OUT_PREFIX):
+        row["error_message"] = None
     if update.data:
         row["data"] = {**row["data"], **update.data}
     if (row["status"], row["duration_ms"], row["error_message"], row["data"]) == before:
@@ -169,13 +206,17 @@ class _Transaction:
         if rows:
             self.conn.execute(_INSERT_ROWS, rows)
 
-    def update(self, items: Sequence[ActivityUpdateItem], outcome: WriteOutcome) -> None:
+    def update(
+        self, items: Sequence[ActivityUpdateItem], outcome: WriteOutcome, *, only_pending: bool = False
+    ) -> None:
         stored = self.load([item.id for item in items])
         changed: dict[uuid.UUID, dict[str, Any]] = {}
         for item in items:
             row = stored.get(item.id)
             if row is None:
                 outcome.missing.append(item.id)
+                continue
+            if only_pending and row["status"] != EventStatus.PENDING:
                 continue
             change_type = _apply_update(row, item)
             if change_type is not None:
@@ -207,6 +248,17 @@ class _Transaction:
             self.changes.append(Change(seq=seq, type=ChangeType.DELETED, event=to_public(row)))
         self.conn.execute(_DELETE_ROWS, {"b_ids": outcome.deleted})
         self.conn.execute(_INSERT_TOMBSTONES, tombstones)
+
+    def drop_tombstones(self, request: DropTombstones, outcome: WriteOutcome) -> None:
+        seqs = self.conn.execute(
+            _OLDEST_TOMBSTONES, {"b_through": request.through, "b_limit": request.limit}
+        ).scalars()
+        newest = max(seqs, default=None)
+        if newest is None:
+            return
+        result = self.conn.execute(_DROP_TOMBSTONES, {"b_through": newest})
+        outcome.tombstones_dropped += result.rowcount
+        self.conn.execute(_RAISE_REPLAY_FLOOR, {"b_floor": newest})
 
 
 _UPDATED_KEYS = ("id", "status", "duration_ms", "error_message", "data", "updated_at", "change_seq")
@@ -302,14 +354,16 @@ def transact(conn: Connection, *, group: Sequence[WriteRequest]) -> tuple[list[W
     pending: list[tuple[ActivityCreate, WriteOutcome]] = []
     for request, outcome in zip(group, outcomes, strict=True):
         pending.extend((item, outcome) for item in request.creates)
-        if request.updates or request.deletes:
+        if request.updates or request.deletes or request.drop_tombstones:
             if pending:
                 tx.create(pending)
                 pending = []
             if request.updates:
-                tx.update(request.updates, outcome)
+                tx.update(request.updates, outcome, only_pending=request.only_pending)
             if request.deletes:
                 tx.delete(request.deletes, outcome)
+            if request.drop_tombstones:
+                tx.drop_tombstones(request.drop_tombstones, outcome)
     if pending:
         tx.create(pending)
     if tx.seq != last_seq:
@@ -317,4 +371,11 @@ def transact(conn: Connection, *, group: Sequence[WriteRequest]) -> tuple[list[W
     return outcomes, tx.changes
 
 
-__all__ = ["GroupCommitWriter", "OnCommit", "WriteOutcome", "WriteRequest"]
+__all__ = [
+    "TIMED_OUT_PREFIX",
+    "DropTombstones",
+    "GroupCommitWriter",
+    "OnCommit",
+    "WriteOutcome",
+    "WriteRequest",
+]

@@ -1,6 +1,8 @@
 // REST calls to the feed service. URLs are resolved against the page's own address, so the page works
 // wherever the service is served (another port, a reverse proxy prefix).
 
+import { askForToken, token } from "./token.js";
+
 export const PAGE_SIZE = 100;
 
 function url(path, params = {}) {
@@ -11,8 +13,21 @@ function url(path, params = {}) {
   return u;
 }
 
+async function fetchWithToken(u, signal) {
+  for (;;) {
+    const sent = token();
+    const headers = { Accept: "application/json" };
+    if (sent) headers.Authorization = `Bearer ${sent}`;
+    const response = await fetch(u, { signal, headers });
+    if (response.status !== 401) return response;
+    // Another request may have got a token from the dialog while this one was in flight: retry with it.
+    if (token() !== sent) continue;
+    if ((await askForToken(sent !== null)) === null) return response;
+  }
+}
+
 async function getJSON(u, signal) {
-  const response = await fetch(u, { signal, headers: { Accept: "application/json" } });
+  const response = await fetchWithToken(u, signal);
   if (!response.ok) {
     let detail = response.statusText;
     try {
@@ -41,7 +56,9 @@ export function fetchStats({ since, signal } = {}) {
 
 /** The WebSocket URL of the stream, on the same host and path prefix as the page. */
 export function streamURL(params) {
-  const u = url("activities/ws", params);
+  // The token rides in the query because browsers cannot set WebSocket headers; the server redacts it
+  // from its logs.
+  const u = url("activities/ws", { ...params, token: token() });
   u.protocol = u.protocol === "https:" ? "wss:" : "ws:";
   return u.toString();
 }

@@ -64,6 +64,7 @@ const stream = new LiveStream({
   onResync: () => reloadAll(),
   onState: showConnection,
 });
+window.addEventListener("activity-feed-token", () => stream.reconnectNow());
 
 function receive(message) {
   if (paused) {

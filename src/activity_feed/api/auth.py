@@ -1,0 +1,146 @@
+"""Bearer tokens and the stream's Origin check, as one pure ASGI middleware over the feed's routes.
+
+A middleware rather than FastAPI dependencies because it covers HTTP and the WebSocket alike, answers
+before a body is read or a subscription is taken, and leaves `/health`, the docs and the page (which hold
+no data) open simply by not being under `path_prefix`.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Iterable
+from enum import Enum
+from urllib.parse import parse_qsl, urlsplit
+
+from pydantic import SecretStr
+from starlette.datastructures import Headers
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+# Reads may use the read token; anything else (POST, PATCH, DELETE) needs the write token. OPTIONS is a
+# read so that a CORS preflight the CORS middleware did not answer is not asked for a token it cannot send.
+_READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+CLOSE_POLICY_VIOLATION = 1008
+
+
+class Role(Enum):
+    NONE = 0
+    READ = 1
+    WRITE = 2
+
+
+class TokenAuthMiddleware:
+    """401 without a valid token, 403 for the read token on a write, and Origin checked on the stream."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        write_token: SecretStr | None,
+        read_token: SecretStr | None = None,
+        allowed_origins: Iterable[str] = (),
+        path_prefix: str = "/activities",
+    ) -> None:
+        self.app = app
+        self.write_token = _encoded(write_token)
+        self.read_token = _encoded(read_token)
+        self.allowed_origins = frozenset(origin.rstrip("/") for origin in allowed_origins)
+        self.path_prefix = path_prefix
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket") or not scope["path"].startswith(self.path_prefix):
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        if scope["type"] == "websocket":
+            if not self._origin_allowed(headers):
+                await _reject_websocket(scope, send, 403, "origin not allowed", {})
+                return
+            presented = _bearer(headers) or _query_token(scope)
+            if self._role(presented) is Role.NONE:
+                await _reject_websocket(scope, send, 401, _unauthorised_detail(presented), _challenge())
+                return
+        else:
+            presented = _bearer(headers)
+            role = self._role(presented)
+            if role is Role.NONE:
+                response = JSONResponse({"detail": _unauthorised_detail(presented)}, 401, _challenge())
+                await response(scope, receive, send)
+                return
+            if role is Role.READ and scope["method"] not in _READ_METHODS:
+                detail = "the read token cannot change the feed: use the write token (ACTIVITY_FEED_TOKEN)"
+                await JSONResponse({"detail": detail}, 403)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+    def _role(self, presented: str | None) -> Role:
+        if self.write_token is None:
+            return Role.WRITE  # no token configured: the feed is open (loopback by default, see serve)
+        if presented is None:
+            return Role.NONE
+        candidate = presented.encode()
+        # Both comparisons always run, so the time taken does not tell which token was close.
+        is_write = hmac.compare_digest(candidate, self.write_token)
+        is_read = self.read_token is not None and hmac.compare_digest(candidate, self.read_token)
+        if is_write:
+            return Role.WRITE
+        return Role.READ if is_read else Role.NONE
+
+    def _origin_allowed(self, headers: Headers) -> bool:
+        # Browsers send Origin on every WebSocket handshake and let any page open one to any host: without
+        # this check a page on another site could read a feed on localhost (cross-site WebSocket hijacking).
+        origin = headers.get("origin")
+        if origin is None:
+            return True  # not a browser: nothing to hijack, the token decides
+        origin = origin.rstrip("/")
+        if origin in self.allowed_origins:
+            return True
+        parts = urlsplit(origin)
+        # Same origin: the page's host is the host it connects to. The scheme is not compared because
+        # behind a TLS proxy the service sees ws:// while the page is https://.
+        return parts.scheme in ("http", "https") and parts.netloc == headers.get("host", "")
+
+
+def _encoded(token: SecretStr | None) -> bytes | None:
+    return None if token is None else token.get_secret_value().encode()
+
+
+def _bearer(headers: Headers) -> str | None:
+    scheme, _, value = headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer":
+        return None
+    return value.strip() or None
+
+
+def _query_token(scope: Scope) -> str | None:
+    # Browsers cannot set headers on a WebSocket, so the stream also takes `?token=`.
+    query: str = scope.get("query_string", b"").decode("latin-1")
+    for name, value in parse_qsl(query):
+        if name == "token" and value:
+            return value
+    return None
+
+
+def _unauthorised_detail(presented: str | None) -> str:
+    if presented is not None:
+        return "invalid token"
+    return "a token is required: send `Authorization: Bearer <token>`"
+
+
+def _challenge() -> dict[str, str]:
+    return {"WWW-Authenticate": 'Bearer realm="activity-feed"'}
+
+
+async def _reject_websocket(
+    scope: Scope, send: Send, status: int, detail: str, headers: dict[str, str]
+) -> None:
+    """Refuse the handshake with an HTTP answer when the server can send one, else close with 1008 (which
+    the server turns into a bare 403 before the handshake)."""
+    if "websocket.http.response" in scope.get("extensions", {}):
+        response = JSONResponse({"detail": detail}, status, headers)
+        await send(
+            {"type": "websocket.http.response.start", "status": status, "headers": response.raw_headers}
+        )
+        await send({"type": "websocket.http.response.body", "body": response.body})
+        return
+    await send({"type": "websocket.close", "code": CLOSE_POLICY_VIOLATION, "reason": detail})

@@ -1,0 +1,73 @@
+"""`activity-feed prune`: delete old events once, by age, by count or both (store/maintenance.py)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from typing import Any
+
+from activity_feed.durations import parse_duration
+from activity_feed.settings import Settings
+from activity_feed.store import ActivityStore
+from activity_feed.store.maintenance import Retention, drop_tombstones, prune
+
+EXIT_USAGE = 2
+
+
+def add_prune(commands: Any) -> None:
+    parser = commands.add_parser(
+        "prune",
+        help="delete old events: --older-than 30d, --keep N, or both",
+        description="Delete events older than --older-than, and all but the newest --keep, oldest first, "
+        "in small transactions, then print how many were removed. Each deletion leaves a tombstone, so "
+        "stream clients that reconnect with a cursor learn of it. To prune continuously, set "
+        "ACTIVITY_FEED_RETENTION_DAYS or ACTIVITY_FEED_RETENTION_MAX_EVENTS on the service instead.",
+    )
+    parser.add_argument(
+        "--older-than",
+        metavar="DURATION",
+        help="delete events whose timestamp is older than this: a number with s, m, h or d (30d, 12h)",
+    )
+    parser.add_argument("--keep", metavar="N", type=int, help="keep only the newest N events")
+    parser.add_argument(
+        "--database-url",
+        help="sqlite:///path or postgresql://user@host/db (default: sqlite file activity_feed.db in the "
+        "working directory; env ACTIVITY_FEED_DATABASE_URL)",
+    )
+
+
+def run_prune(args: argparse.Namespace, settings: Settings) -> int:
+    """Prune as `args` say; print the count. Usage errors are one line on stderr and exit status 2."""
+    if args.older_than is None and args.keep is None:
+        return _usage("prune needs --older-than, --keep or both")
+    if args.keep is not None and args.keep < 0:
+        return _usage(f"--keep: must be 0 or more, not {args.keep}")
+    try:
+        older_than = parse_duration(args.older_than) if args.older_than is not None else None
+    except ValueError as exc:
+        return _usage(f"--older-than: {exc}")
+    retention = Retention(older_than=older_than, keep=args.keep)
+    url, deleted, dropped = asyncio.run(_prune(settings, retention))
+    noun = "event" if deleted == 1 else "events"
+    extra = f"; dropped {dropped} old tombstones" if dropped else ""
+    print(f"activity-feed: removed {deleted} {noun} from {url}{extra}")
+    return 0
+
+
+async def _prune(settings: Settings, retention: Retention) -> tuple[str, int, int]:
+    store = ActivityStore(settings.database_url, batch_size=settings.write_batch_size)
+    await store.start(migrate=True)
+    try:
+        batch_size = settings.maintenance_batch_size
+        deleted = await prune(store, retention=retention, batch_size=batch_size)
+        # Tombstones older than the replay limit serve no replay (see `drop_tombstones`).
+        dropped = await drop_tombstones(store, keep_changes=settings.replay_limit, batch_size=batch_size)
+    finally:
+        await store.close()
+    return store.url, deleted, dropped
+
+
+def _usage(message: str) -> int:
+    print(f"activity-feed: {message}", file=sys.stderr)
+    return EXIT_USAGE

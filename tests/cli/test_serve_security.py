@@ -1,0 +1,114 @@
+"""`serve` refuses a non-loopback address without a token unless told `--insecure`, in one line."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from activity_feed.api.server import is_loopback
+from tests.cli.test_main import SCRIPT, STOP_TIMEOUT_SECONDS, clean_env, run_cli, wait_until_healthy
+from tests.support.server import free_port
+
+TOKEN = "serve-test-token"
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "192.168.1.10", "example.com"])
+def test_serve_refuses_a_public_address_without_a_token(tmp_path: Path, host: str) -> None:
+    result = run_cli(["serve", "--host", host, "--port", str(free_port())], tmp_path)
+
+    assert result.returncode == 2
+    assert result.stderr.startswith("activity-feed: refusing to serve on")
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "ACTIVITY_FEED_TOKEN" in result.stderr
+    assert "--insecure" in result.stderr
+    assert not (tmp_path / "activity_feed.db").exists()  # refused before touching the database
+
+
+@pytest.mark.parametrize(
+    ("host", "loopback"),
+    [
+        ("127.0.0.1", True),
+        ("127.8.9.10", True),
+        ("::1", True),
+        ("[::1]", True),
+        ("localhost", True),
+        ("0.0.0.0", False),
+        ("::", False),
+        ("10.0.0.1", False),
+        ("", False),
+        ("feed.local", False),
+    ],
+)
+def test_loopback_addresses(host: str, loopback: bool) -> None:
+    assert is_loopback(host) is loopback
+
+
+class Serve:
+    """`activity-feed serve` as a subprocess, stopped (and reaped) when the test ends."""
+
+    def __init__(self, tmp_path: Path, args: list[str], env: dict[str, str]) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.stderr = (tmp_path / "stderr.txt").open("w+")
+        self.process = subprocess.Popen(
+            [
+                str(SCRIPT),
+                "serve",
+                "--port",
+                str(self.port),
+                "--database-url",
+                f"sqlite:///{tmp_path / 'f.db'}",
+                *args,
+            ],
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=self.stderr,
+            text=True,
+        )
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=STOP_TIMEOUT_SECONDS)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=STOP_TIMEOUT_SECONDS)
+        self.stderr.close()
+
+
+@pytest.fixture
+def serve(tmp_path: Path) -> Iterator[list[Serve]]:
+    started: list[Serve] = []
+    yield started
+    for process in started:
+        process.stop()
+
+
+def test_serve_on_all_addresses_with_insecure_starts_open(tmp_path: Path, serve: list[Serve]) -> None:
+    serve.append(Serve(tmp_path, ["--host", "0.0.0.0", "--insecure"], clean_env()))
+
+    wait_until_healthy(serve[0].url, serve[0].process)
+    assert httpx.get(f"{serve[0].url}/activities/recent", timeout=5).status_code == 200
+
+
+@pytest.mark.parametrize("from_env", [True, False], ids=["env", "flag"])
+def test_serve_on_all_addresses_with_a_token_starts_and_requires_it(
+    tmp_path: Path, serve: list[Serve], from_env: bool
+) -> None:
+    args = ["--host", "0.0.0.0"] + ([] if from_env else ["--token", TOKEN])
+    env = clean_env(ACTIVITY_FEED_TOKEN=TOKEN) if from_env else clean_env()
+    serve.append(Serve(tmp_path, args, env))
+
+    wait_until_healthy(serve[0].url, serve[0].process)
+    without = httpx.get(f"{serve[0].url}/activities/recent", timeout=5)
+    with_token = httpx.get(
+        f"{serve[0].url}/activities/recent", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=5
+    )
+
+    assert without.status_code == 401
+    assert with_token.status_code == 200

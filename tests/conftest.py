@@ -96,11 +96,12 @@ async def store(database_url: str) -> AsyncIterator[ActivityStore]:
 
 @pytest.fixture
 def live_server() -> Iterator[Callable[..., LiveServer]]:
-    """Start `create_app(settings)` (or any app) under uvicorn on a free port; stopped after the test."""
+    """Start `create_app(settings)` (or any app) under uvicorn on `port` (a free one by default);
+    stopped after the test."""
     servers: list[LiveServer] = []
 
-    def start(settings: Settings | None = None, *, app: object = None) -> LiveServer:
-        server = LiveServer.for_settings(settings) if app is None else LiveServer(app)
+    def start(settings: Settings | None = None, *, app: object = None, port: int = 0) -> LiveServer:
+        server = LiveServer.for_settings(settings, port) if app is None else LiveServer(app, port)
         server.start()
         servers.append(server)
         return server

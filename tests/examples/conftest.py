@@ -15,7 +15,6 @@ import pytest
 from mcp import Client, StdioServerParameters
 from mcp.types import Implementation
 
-from activity_feed.api import create_app
 from activity_feed.settings import Settings
 from tests.support.peers import HangingServer
 from tests.support.server import LiveServer
@@ -82,18 +81,9 @@ def settled(count: int) -> Callable[[list[dict[str, Any]]], bool]:
 
 
 @pytest.fixture
-def start_on_port(settings: Settings) -> Iterator[Callable[[int], LiveServer]]:
-    servers: list[LiveServer] = []
-
-    def start(port: int) -> LiveServer:
-        server = LiveServer(create_app(settings), port)
-        server.start()
-        servers.append(server)
-        return server
-
-    yield start
-    for server in servers:
-        server.stop()
+def start_on_port(live_server: Callable[..., LiveServer], settings: Settings) -> Callable[[int], LiveServer]:
+    """Start the feed on a given port: the feed coming back where the client expects it."""
+    return lambda port: live_server(settings, port=port)
 
 
 @pytest.fixture

@@ -18,4 +18,11 @@ class InvalidCursorError(ActivityFeedError):
 
 
 class ReferenceNotFoundError(ActivityFeedError):
-    """A query refers to an event that does not exist (for example `before=<unknown id>`)."""
+    """A query refers to an event that does not exist (for example `before=<unknown id>`).
+
+    `location` and `value` name the parameter and what it held, as a validation error does."""
+
+    def __init__(self, message: str, *, location: tuple[str, ...] = (), value: object = None) -> None:
+        super().__init__(message)
+        self.location = location
+        self.value = value

@@ -22,7 +22,11 @@ async def _store_unavailable(_request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _reference_not_found(_request: Request, exc: Exception) -> JSONResponse:
-    return JSONResponse({"detail": str(exc)}, status_code=422)
+    # In the shape of FastAPI's own 422 (`HTTPValidationError`), which is what the OpenAPI schema declares.
+    location = exc.location if isinstance(exc, ReferenceNotFoundError) else ()
+    value = exc.value if isinstance(exc, ReferenceNotFoundError) else None
+    error = {"type": "reference_not_found", "loc": list(location), "msg": str(exc), "input": value}
+    return JSONResponse({"detail": [error]}, status_code=422)
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

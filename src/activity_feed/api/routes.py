@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, Response, status
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 
 from activity_feed.api.deps import HubDep, SettingsDep, StoreDep
 from activity_feed.api.fast_json import OrjsonRoute
@@ -25,11 +26,41 @@ from activity_feed.schemas import (
 )
 from activity_feed.store import RecentQuery
 
-router = APIRouter(prefix="/activities", tags=["activities"], route_class=OrjsonRoute)
-health_router = APIRouter(tags=["health"])
 
-_NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "No event with this id"}}
-_TOO_LARGE: dict[int | str, dict[str, Any]] = {413: {"description": "Body or `data` too large"}}
+class ErrorDetail(BaseModel):
+    """The body of every error the feed answers on purpose, other than a validation error (422)."""
+
+    detail: str
+
+
+class HealthUnavailable(BaseModel):
+    status: str
+    database: str
+
+
+_NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorDetail, "description": "No event with this id"}
+}
+_TOO_LARGE: dict[int | str, dict[str, Any]] = {
+    413: {"model": ErrorDetail, "description": "Body or `data` too large"}
+}
+# Any request under /activities may be too large (api/limits.py), and any endpoint that reads or writes the
+# database answers 503 while it does not answer (api/errors.py).
+_UNAVAILABLE: dict[int | str, dict[str, Any]] = {
+    503: {
+        "model": ErrorDetail,
+        "description": "The database does not answer: retry later",
+        "headers": {"Retry-After": {"description": "Seconds to wait", "schema": {"type": "integer"}}},
+    }
+}
+
+router = APIRouter(
+    prefix="/activities",
+    tags=["activities"],
+    route_class=OrjsonRoute,
+    responses={**_TOO_LARGE, **_UNAVAILABLE},
+)
+health_router = APIRouter(tags=["health"])
 
 
 def _missing(event_id: uuid.UUID) -> HTTPException:
@@ -42,7 +73,6 @@ def _missing(event_id: uuid.UUID) -> HTTPException:
     response_model=ActivityPublic,
     responses={
         200: {"model": ActivityPublic, "description": "An event with this id exists: returned as is"},
-        **_TOO_LARGE,
     },
 )
 async def log_activity(event: ActivityCreate, store: StoreDep, settings: SettingsDep) -> Response:
@@ -58,7 +88,7 @@ async def log_activity(event: ActivityCreate, store: StoreDep, settings: Setting
     )
 
 
-@router.post("/batch", responses=_TOO_LARGE)
+@router.post("/batch")
 async def apply_batch(batch: BatchRequest, store: StoreDep, settings: SettingsDep) -> BatchResult:
     """Create `events`, then apply `updates`, in one transaction (at most 1,000 of each)."""
     check_batch_data_sizes(
@@ -110,7 +140,7 @@ async def get_activity(event_id: uuid.UUID, store: StoreDep) -> ActivityPublic:
     return event
 
 
-@router.patch("/{event_id}", responses={**_NOT_FOUND, **_TOO_LARGE})
+@router.patch("/{event_id}", responses=_NOT_FOUND)
 async def update_activity(
     event_id: uuid.UUID, changes: ActivityUpdate, store: StoreDep, settings: SettingsDep
 ) -> ActivityPublic:
@@ -131,7 +161,9 @@ async def delete_activity(event_id: uuid.UUID, store: StoreDep) -> Response:
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@health_router.get("/health", responses={503: {"description": "The database does not answer"}})
+@health_router.get(
+    "/health", responses={503: {"model": HealthUnavailable, "description": "The database does not answer"}}
+)
 async def health(store: StoreDep, hub: HubDep) -> Any:
     """200 when the database answers, 503 otherwise."""
     try:

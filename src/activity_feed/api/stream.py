@@ -76,7 +76,11 @@ async def activity_stream(
             tasks.start_soon(watch_too_slow)
             tasks.start_soon(drain_incoming)
     if too_slow and websocket.client_state == WebSocketState.CONNECTED:
-        with anyio.move_on_after(_CLOSE_TIMEOUT_SECONDS, shield=True):
+        # The client may go away while the close frame waits for it to read: then there is no one to tell.
+        with (
+            anyio.move_on_after(_CLOSE_TIMEOUT_SECONDS, shield=True),
+            suppress(WebSocketDisconnect, OSError, RuntimeError),
+        ):
             await websocket.close(CLOSE_TRY_AGAIN_LATER, "client too slow: reconnect with since=<cursor>")
 
 

@@ -63,7 +63,11 @@ async def recent(conn: AsyncConnection, *, query: RecentQuery) -> list[ActivityP
             )
         ).first()
         if anchor is None:
-            raise ReferenceNotFoundError(f"before: no event with id {query.before}")
+            raise ReferenceNotFoundError(
+                f"before: no event with id {query.before}",
+                location=("query", "before"),
+                value=str(query.before),
+            )
         stmt = stmt.where(
             sa.tuple_(_events.c.timestamp, _events.c.seq) < sa.tuple_(anchor.timestamp, anchor.seq)
         )

@@ -1,0 +1,70 @@
+"""Schemathesis over the whole OpenAPI schema, in-process over ASGI: no 5xx, and every response is one the
+schema declares (status code, content type and body).
+
+Schemathesis runs the app's lifespan (store, hub) around the requests itself, and ends it when each test
+ends. The page (`/`, `/ui`) and the stream (`/activities/ws`) are not in the OpenAPI schema, so they are not
+fuzzed here. Generation is derandomised, so CI fuzzes the same cases on every run.
+
+The schema is loaded at import, as `@schema.parametrize()` needs it to make one test per operation
+(`schemathesis.pytest.from_fixture` does not work with pytest 9), so the app's database lives in a
+directory made at import and removed at exit.
+"""
+
+from __future__ import annotations
+
+import atexit
+import shutil
+import tempfile
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, settings
+from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
+
+from activity_feed.api import create_app
+from activity_feed.settings import Settings
+
+_MIN_CASES = 1_000
+# Hypothesis examples per operation. Operations without parameters (`/health`) have a single case, so the
+# others carry the total past `_MIN_CASES`; it is asserted once every operation has run.
+_MAX_EXAMPLES = 200
+_CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
+
+_DIRECTORY = Path(tempfile.mkdtemp(prefix="activity-feed-fuzz-"))
+atexit.register(shutil.rmtree, _DIRECTORY, ignore_errors=True)
+app = create_app(Settings(database_url=f"sqlite:///{_DIRECTORY / 'f.db'}", broadcast_url="memory://"))
+schema = schemathesis.openapi.from_asgi("/openapi.json", app)
+
+_cases: Counter[str] = Counter()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _count_cases() -> Iterator[None]:
+    yield
+    total = sum(_cases.values())
+    print(f"\nfuzzed {total} cases: " + ", ".join(f"{label} {n}" for label, n in sorted(_cases.items())))
+    operations = {f"{r.ok().method.upper()} {r.ok().path}" for r in schema.get_all_operations()}
+    if operations <= set(_cases):  # only a run of every operation must reach the total
+        assert total >= _MIN_CASES, f"only {total} cases were generated, fewer than {_MIN_CASES}"
+
+
+@schema.parametrize()
+@settings(
+    max_examples=_MAX_EXAMPLES,
+    derandomize=True,
+    database=None,
+    deadline=None,
+    suppress_health_check=list(HealthCheck),
+)
+def test_every_operation_answers_as_its_schema_says(case: Any) -> None:
+    _cases[f"{case.method.upper()} {case.operation.path}"] += 1
+    case.call_and_validate(checks=_CHECKS)

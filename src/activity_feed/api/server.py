@@ -7,12 +7,15 @@ import copy
 import ipaddress
 import logging
 import re
+import threading
+import time
 from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
 from uvicorn.config import LOGGING_CONFIG
 
+from activity_feed.errors import ActivityFeedError
 from activity_feed.settings import Settings
 
 WS_MAX_MESSAGE_BYTES = 64 * 1024
@@ -81,3 +84,49 @@ def server_config(app: FastAPI, *, host: str, port: int, log_level: str = "info"
         # Clients have nothing to send on the stream; a large message is an abuse, not a request.
         ws_max_size=WS_MAX_MESSAGE_BYTES,
     )
+
+
+class ServerStartError(ActivityFeedError):
+    """A background server that did not come up (a port in use, a failing start-up)."""
+
+
+class BackgroundServer:
+    """One ASGI app under uvicorn in a daemon thread: for the demo, and for tests that cross the network.
+
+    uvicorn installs signal handlers only in the main thread, so Ctrl-C still reaches the caller. `port`
+    0 lets the OS pick a free one; `port` holds the real one once `start` returns."""
+
+    def __init__(self, app: Any, *, host: str = "127.0.0.1", port: int = 0, name: str = "server") -> None:
+        self.app = app
+        self.name = name
+        self.host = host
+        self.port = port
+        self.server = uvicorn.Server(server_config(app, host=host, port=port, log_level="warning"))
+        self.thread = threading.Thread(target=self.server.run, name=f"activity-feed-{name}", daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://{self.host}:{self.port}"
+
+    def start(self, timeout: float = 30.0) -> None:
+        """Return once the server accepts connections; `ServerStartError` if it stops or times out."""
+        self.thread.start()
+        deadline = time.monotonic() + timeout
+        while not self.server.started:
+            if not self.thread.is_alive():
+                raise ServerStartError(
+                    f"the {self.name} could not start on {self.host}:{self.port} (is the port in use?); "
+                    "uvicorn's message is above"
+                )
+            if time.monotonic() > deadline:
+                raise ServerStartError(f"the {self.name} did not start within {timeout:.0f} s")
+            time.sleep(0.01)
+        self.port = self.server.servers[0].sockets[0].getsockname()[1]
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=timeout)

@@ -11,7 +11,6 @@ import importlib.util
 import os
 import sys
 import tempfile
-import threading
 import time
 from contextlib import ExitStack
 from pathlib import Path
@@ -19,10 +18,9 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 import anyio
 import httpx
-import uvicorn
 
 from activity_feed.api import create_app
-from activity_feed.api.server import server_config
+from activity_feed.api.server import BackgroundServer, ServerStartError
 from activity_feed.client import FeedClient
 from activity_feed.errors import ActivityFeedError
 from activity_feed.examples.property_api import create_property_api
@@ -33,8 +31,6 @@ if TYPE_CHECKING:
     from activity_feed.cli.demo_session import SessionReport
 
 NO_WAIT_ENV = "ACTIVITY_FEED_DEMO_NO_WAIT"
-START_TIMEOUT_SECONDS = 30.0
-STOP_TIMEOUT_SECONDS = 10.0
 # How long the demo waits for the last events to be committed before it reports what is in the feed.
 SETTLE_TIMEOUT_SECONDS = 10.0
 
@@ -43,38 +39,11 @@ class DemoError(ActivityFeedError):
     """The demo could not start or finish (a port in use, a server that did not come up)."""
 
 
-class BackgroundServer:
-    """One ASGI app under uvicorn in a daemon thread (uvicorn installs signal handlers only in the main
-    thread, so Ctrl-C still reaches the demo)."""
-
-    def __init__(self, app: Any, *, host: str, port: int, name: str) -> None:
-        self.name = name
-        self.host = host
-        self.server = uvicorn.Server(server_config(app, host=host, port=port, log_level="warning"))
-        self.thread = threading.Thread(target=self.server.run, name=f"demo-{name}", daemon=True)
-        self.port = port
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
-
-    def start(self) -> None:
-        self.thread.start()
-        deadline = time.monotonic() + START_TIMEOUT_SECONDS
-        while not self.server.started:
-            if not self.thread.is_alive():
-                raise DemoError(
-                    f"the {self.name} could not start on {self.host}:{self.port} (is the port in use? "
-                    "choose another with --port); uvicorn's message is above"
-                )
-            if time.monotonic() > deadline:
-                raise DemoError(f"the {self.name} did not start within {START_TIMEOUT_SECONDS:.0f} s")
-            time.sleep(0.02)
-        self.port = self.server.servers[0].sockets[0].getsockname()[1]
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=STOP_TIMEOUT_SECONDS)
+def _start(server: BackgroundServer) -> None:
+    try:
+        server.start()
+    except ServerStartError as exc:
+        raise DemoError(f"{exc}; choose another port with --port") from exc
 
 
 def no_wait_from_env() -> bool:
@@ -95,7 +64,7 @@ def run_demo(settings: Settings, *, database_url_given: bool, wait: bool, pace: 
         feed = BackgroundServer(
             create_app(settings), host=settings.host, port=settings.port, name="feed service"
         )
-        feed.start()
+        _start(feed)
         stack.callback(feed.stop)
 
         api_client = FeedClient(feed.url)
@@ -104,7 +73,7 @@ def run_demo(settings: Settings, *, database_url_given: bool, wait: bool, pace: 
         api = BackgroundServer(
             create_property_api(data, client=api_client), host="127.0.0.1", port=0, name="example API"
         )
-        api.start()
+        _start(api)
         stack.callback(api.stop)
 
         _print_welcome(feed.url, settings.database_url, out)

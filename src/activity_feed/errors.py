@@ -13,6 +13,16 @@ class StoreUnavailableError(ActivityFeedError):
     """The database did not answer; the request may be retried later."""
 
 
+class DataTooLargeError(ActivityFeedError):
+    """An update whose `data`, merged into what is stored, would exceed the per-event limit."""
+
+    def __init__(self, event_id: object, size: int, max_bytes: int) -> None:
+        super().__init__(
+            f"data of event {event_id} would be {size} bytes serialised after merging, "
+            f"over the limit of {max_bytes} bytes per event"
+        )
+
+
 class InvalidCursorError(ActivityFeedError):
     """A stream cursor that this store did not hand out."""
 

@@ -155,6 +155,11 @@ class BatchResult(BaseModel):
     existing: int = 0
     updated: int = 0
     missing: int = 0
+    too_large: int = Field(
+        default=0,
+        description="updates not applied, because merging their `data` would take the event over the size "
+        "limit; present only when not 0",
+    )
 
 
 class ToolStats(BaseModel):

@@ -1,5 +1,5 @@
 """Per-event limits: `data` at most 64 KiB serialised (413 saying so; a batch is refused whole, naming the
-item), string fields bounded (422)."""
+item), also after an update's `data` is merged into the stored object, and string fields bounded (422)."""
 
 from __future__ import annotations
 
@@ -76,6 +76,47 @@ def test_updates_are_limited_too(client: httpx.Client) -> None:
     assert_data_too_large(patched, "data")
     assert_data_too_large(batched, "updates[1].data")
     assert client.get(f"/activities/{created['id']}").json()["data"] == {}
+
+
+def test_a_patch_whose_merge_would_grow_data_past_the_limit_is_refused_and_changes_nothing(
+    client: httpx.Client,
+) -> None:
+    half = {"first": "a" * (DATA_LIMIT // 2)}
+    created = client.post("/activities/log", json={"event_type": "tool_call", "data": half}).json()
+
+    refused = client.patch(
+        f"/activities/{created['id']}",
+        json={"status": "success", "data": {"second": "b" * (DATA_LIMIT // 2)}},
+    )
+    within = client.patch(f"/activities/{created['id']}", json={"data": {"second": "small"}})
+
+    assert refused.status_code == 413, refused.text
+    assert "after merging" in refused.json()["detail"]
+    assert str(DATA_LIMIT) in refused.json()["detail"]
+    assert within.status_code == 200, within.text
+    stored = client.get(f"/activities/{created['id']}").json()
+    assert stored["status"] == "pending"  # the refused update changed nothing, not even its status
+    assert stored["data"] == {**half, "second": "small"}
+
+
+def test_a_batch_counts_updates_whose_merge_would_be_too_large_and_applies_the_rest(
+    client: httpx.Client,
+) -> None:
+    big = client.post(
+        "/activities/log", json={"event_type": "tool_call", "data": {"a": "a" * (DATA_LIMIT // 2)}}
+    ).json()
+    small = client.post("/activities/log", json={"event_type": "tool_call"}).json()
+    growth = {"b": "b" * (DATA_LIMIT // 2)}
+
+    response = client.post(
+        "/activities/batch",
+        json={"updates": [{"id": big["id"], "data": growth}, {"id": small["id"], "data": growth}]},
+    )
+
+    assert response.status_code == 200, response.text
+    assert response.json() == {"created": 0, "existing": 0, "updated": 1, "missing": 0, "too_large": 1}
+    assert client.get(f"/activities/{big['id']}").json()["data"].keys() == {"a"}
+    assert client.get(f"/activities/{small['id']}").json()["data"] == growth
 
 
 @pytest.mark.parametrize(

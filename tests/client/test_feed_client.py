@@ -169,6 +169,20 @@ def test_arguments_are_sanitised_rather_than_refused(
     assert event["data"]["nested"] == {"nul": "ab"}
 
 
+def test_an_update_the_service_refuses_as_too_large_after_merging_is_counted_as_dropped(
+    sqlite_feed: LiveServer, make_client: Callable[..., FeedClient]
+) -> None:
+    client = make_client(sqlite_feed.url)
+    half = "x" * (32 * 1024)
+    event_id = client.log(tool_name="big", data={"first": half})
+    assert client.flush(timeout=5)
+    client.update(event_id, status="success", data={"second": half})
+    assert client.flush(timeout=5)
+
+    assert client.dropped["too_large"] == 1
+    assert get_event(sqlite_feed.url, event_id)["status"] == "pending"
+
+
 def test_an_unknown_event_type_is_dropped_as_rejected_without_raising(
     sqlite_feed: LiveServer, make_client: Callable[..., FeedClient]
 ) -> None:

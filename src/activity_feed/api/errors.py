@@ -7,7 +7,7 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from activity_feed.errors import ReferenceNotFoundError, StoreUnavailableError
+from activity_feed.errors import DataTooLargeError, ReferenceNotFoundError, StoreUnavailableError
 
 log = logging.getLogger(__name__)
 RETRY_AFTER_SECONDS = 1
@@ -19,6 +19,10 @@ async def _store_unavailable(_request: Request, exc: Exception) -> JSONResponse:
         status_code=503,
         headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
     )
+
+
+async def _data_too_large(_request: Request, exc: Exception) -> JSONResponse:
+    return JSONResponse({"detail": str(exc)}, status_code=413)
 
 
 async def _reference_not_found(_request: Request, exc: Exception) -> JSONResponse:
@@ -39,6 +43,7 @@ def add_feed_error_handlers(app: FastAPI) -> None:
     """Handlers for the feed's own errors; safe to add to a user's app."""
     app.add_exception_handler(StoreUnavailableError, _store_unavailable)
     app.add_exception_handler(ReferenceNotFoundError, _reference_not_found)
+    app.add_exception_handler(DataTooLargeError, _data_too_large)
 
 
 def add_catch_all_handler(app: FastAPI) -> None:

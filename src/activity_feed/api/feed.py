@@ -41,6 +41,7 @@ class ActivityFeed:
             self.settings.database_url,
             on_commit=self.hub.publish,
             batch_size=self.settings.write_batch_size,
+            max_data_bytes=self.settings.max_data_bytes,
         )
         self.sink = StoreSink(self.store)
         # Retention and the pending timeout, every `maintenance_interval` (store/maintenance.py).

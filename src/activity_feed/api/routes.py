@@ -88,7 +88,7 @@ async def log_activity(event: ActivityCreate, store: StoreDep, settings: Setting
     )
 
 
-@router.post("/batch")
+@router.post("/batch", response_model_exclude_unset=True)
 async def apply_batch(batch: BatchRequest, store: StoreDep, settings: SettingsDep) -> BatchResult:
     """Create `events`, then apply `updates`, in one transaction (at most 1,000 of each)."""
     check_batch_data_sizes(
@@ -145,8 +145,8 @@ async def update_activity(
     event_id: uuid.UUID, changes: ActivityUpdate, store: StoreDep, settings: SettingsDep
 ) -> ActivityPublic:
     """Change `status`, `duration_ms`, `error_message`; `data` is merged into the stored object."""
-    # The patch's own `data` is checked; a merge that grows the stored object past the limit is not
-    # refused, since each part was within it.
+    # The patch's own `data` is checked here; the store refuses a merge that would grow the stored
+    # object past the limit (413 as well), since only it sees the stored object.
     check_data_size(changes.data, max_bytes=settings.max_data_bytes)
     event = await store.update(event_id=event_id, changes=changes)
     if event is None:

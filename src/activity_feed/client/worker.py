@@ -246,6 +246,7 @@ class Worker:
             if self._failing:
                 self._failing = False
                 logger.info("activity feed at %s answers again", self._config.endpoint)
+            self._count_refused_merges(response)
             return _Outcome.SENT, None
         detail = response.text[:300]
         if status in _RETRYABLE_STATUS or status >= 500:
@@ -262,6 +263,21 @@ class Worker:
             detail,
         )
         return (_Outcome.TOO_LARGE if status == 413 else _Outcome.REJECTED), None
+
+    def _count_refused_merges(self, response: httpx.Response) -> None:
+        # The service refuses an update whose `data`, merged into the stored event, would be too large,
+        # and counts it in an otherwise successful batch.
+        try:
+            refused = int(response.json().get("too_large", 0))
+        except (ValueError, AttributeError, TypeError):
+            return
+        if refused:
+            self._counters.add_dropped("too_large", refused)
+            self._warnings.warn(
+                "merge-too-large",
+                "activity feed refused %d updates: their merged data would be over the size limit",
+                refused,
+            )
 
     def _report_failure(self, reason: str, count: int) -> None:
         self._failing = True

@@ -10,7 +10,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from activity_feed.errors import StoreUnavailableError
+from activity_feed.errors import DataTooLargeError, StoreUnavailableError
 from activity_feed.schemas import (
     ActivityCreate,
     ActivityPublic,
@@ -38,11 +38,20 @@ class ActivityStore:
     """Events in SQLite or PostgreSQL. Writes are group-committed; `on_commit` hears every change after
     its transaction commits, in change order."""
 
-    def __init__(self, database_url: str, *, on_commit: OnCommit | None = None, batch_size: int = 2000):
+    def __init__(
+        self,
+        database_url: str,
+        *,
+        on_commit: OnCommit | None = None,
+        batch_size: int = 2000,
+        max_data_bytes: int | None = None,
+    ):
         self.url = describe(async_url(database_url))  # fails fast on a URL of an unknown kind
         self._database_url = database_url
         self._on_commit = on_commit
         self._batch_size = batch_size
+        # Updates that would merge an event's `data` past this size are refused (None: no limit).
+        self._max_data_bytes = max_data_bytes
         self._reader: AsyncEngine | None = None
         self._runner: TransactionRunner | None = None
         self._writer: GroupCommitWriter | None = None
@@ -114,13 +123,20 @@ class ActivityStore:
         self, *, creates: Sequence[ActivityCreate], updates: Sequence[ActivityUpdateItem]
     ) -> BatchResult:
         """Apply creates, then updates, in one transaction."""
-        outcome = await self._submit(WriteRequest(creates=creates, updates=updates))
+        outcome = await self._submit(
+            WriteRequest(creates=creates, updates=updates, max_data_bytes=self._max_data_bytes)
+        )
         return _counts(outcome)
 
     async def update(self, *, event_id: uuid.UUID, changes: ActivityUpdate) -> ActivityPublic | None:
-        """Apply `changes` (merging `data`); return the event, or None when there is no such event."""
+        """Apply `changes` (merging `data`); return the event, or None when there is no such event.
+
+        Raises `DataTooLargeError`, changing nothing, when the merged `data` would exceed the limit."""
         item = ActivityUpdateItem(id=event_id, **changes.model_dump(exclude_unset=True))
-        outcome = await self._submit(WriteRequest(updates=[item]))
+        outcome = await self._submit(WriteRequest(updates=[item], max_data_bytes=self._max_data_bytes))
+        if outcome.too_large and self._max_data_bytes is not None:
+            _, size = outcome.too_large[0]
+            raise DataTooLargeError(event_id, size, self._max_data_bytes)
         return outcome.updated[0] if outcome.updated else None
 
     async def delete(self, *, event_id: uuid.UUID) -> bool:
@@ -168,12 +184,16 @@ class ActivityStore:
 
 
 def _counts(outcome: WriteOutcome) -> BatchResult:
-    return BatchResult(
+    result = BatchResult(
         created=len(outcome.created),
         existing=len(outcome.existing),
         updated=len(outcome.updated),
         missing=len(outcome.missing),
     )
+    # Set only when some update was refused, so the usual answer keeps DESIGN.md's four counts.
+    if outcome.too_large:
+        result.too_large = len(outcome.too_large)
+    return result
 
 
 def _reason(exc: BaseException) -> str:

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
@@ -98,6 +99,8 @@ class WriteOutcome:
     existing: list[ActivityPublic] = field(default_factory=list)
     updated: list[ActivityPublic] = field(default_factory=list)
     missing: list[uuid.UUID] = field(default_factory=list)
+    # Updates not applied because the merged `data` would exceed the limit: (id, merged size in bytes).
+    too_large: list[tuple[uuid.UUID, int]] = field(default_factory=list)
     deleted: list[uuid.UUID] = field(default_factory=list)
     tombstones_dropped: int = 0
 
@@ -119,6 +122,9 @@ class WriteRequest:
     # Apply `updates` only to events still `pending`: the pending timeout chooses its events before its
     # request commits, and must not overwrite a completion that committed in between.
     only_pending: bool = False
+    # Each part of a merge may be within the per-event limit while the merged whole is not: an update
+    # that would grow the stored `data` past `max_data_bytes` is refused (`WriteOutcome.too_large`).
+    max_data_bytes: int | None = None
     drop_tombstones: DropTombstones | None = None
     future: asyncio.Future[WriteOutcome] | None = None
 
@@ -126,6 +132,10 @@ class WriteRequest:
     def size(self) -> int:
         dropped = self.drop_tombstones.limit if self.drop_tombstones is not None else 0
         return len(self.creates) + len(self.updates) + len(self.deletes) + dropped
+
+
+def _merged_size(row: dict[str, Any], update: ActivityUpdate) -> int:
+    return len(orjson.dumps({**row["data"], **(update.data or {})}))
 
 
 def _apply_update(row: dict[str, Any], update: ActivityUpdate) -> ChangeType | None:
@@ -207,7 +217,12 @@ class _Transaction:
             self.conn.execute(_INSERT_ROWS, rows)
 
     def update(
-        self, items: Sequence[ActivityUpdateItem], outcome: WriteOutcome, *, only_pending: bool = False
+        self,
+        items: Sequence[ActivityUpdateItem],
+        outcome: WriteOutcome,
+        *,
+        only_pending: bool = False,
+        max_data_bytes: int | None = None,
     ) -> None:
         stored = self.load([item.id for item in items])
         changed: dict[uuid.UUID, dict[str, Any]] = {}
@@ -218,6 +233,11 @@ class _Transaction:
                 continue
             if only_pending and row["status"] != EventStatus.PENDING:
                 continue
+            if max_data_bytes is not None and item.data and row["data"]:
+                size = _merged_size(row, item)
+                if size > max_data_bytes:
+                    outcome.too_large.append((item.id, size))
+                    continue
             change_type = _apply_update(row, item)
             if change_type is not None:
                 row["change_seq"] = self.next_seq()
@@ -359,7 +379,12 @@ def transact(conn: Connection, *, group: Sequence[WriteRequest]) -> tuple[list[W
                 tx.create(pending)
                 pending = []
             if request.updates:
-                tx.update(request.updates, outcome, only_pending=request.only_pending)
+                tx.update(
+                    request.updates,
+                    outcome,
+                    only_pending=request.only_pending,
+                    max_data_bytes=request.max_data_bytes,
+                )
             if request.deletes:
                 tx.delete(request.deletes, outcome)
             if request.drop_tombstones:

@@ -1,9 +1,9 @@
 """`FeedClient`: the non-blocking sender that runs inside the user's process (DESIGN.md section 3).
 
-`log()` and `update()` redact, serialise and queue on the caller's thread (microseconds, no I/O, no
-exception ever) and return; one background worker sends. See `worker.py` for batching and retries,
-`pending.py` for the queue's bounds and the merge of an update into its queued create, and
-`lifecycle.py` for exit and fork.
+`log()` and `update()` check their arguments, record them (`intake.py`) and return: a microsecond or
+two, no I/O, no exception ever. One background worker redacts, serialises and sends. See `worker.py`
+for batching and retries, `pending.py` for the queue's bounds and the merge of an update into its
+queued create, and `lifecycle.py` for exit and fork.
 """
 
 from __future__ import annotations
@@ -11,17 +11,21 @@ from __future__ import annotations
 import os
 import threading
 from collections import OrderedDict
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from activity_feed.client import lifecycle
 from activity_feed.client.counters import Counters, DropReason, Warnings, logger
+from activity_feed.client.intake import Call, CreateCall, Intake, UpdateCall, resolve_deferred
 from activity_feed.client.payload import (
     ENVELOPE_BYTES,
+    EVENT_TYPES,
     MAX_REQUEST_BYTES,
+    STATUSES,
     InvalidItem,
     create_fields,
     dumps,
+    enum_value,
     event_id,
     update_fields,
 )
@@ -98,6 +102,7 @@ class FeedClient:
             max_item_bytes=self._config.max_request_bytes - ENVELOPE_BYTES,
             batch_size=self._config.batch_size,
         )
+        self._intake = Intake(self._admit)
         self._counters = Counters()
         self._warnings = Warnings()
         self._worker: Worker | None = None
@@ -122,11 +127,13 @@ class FeedClient:
     @property
     def dropped(self) -> dict[str, int]:
         """Items given up, by reason: `queue_full`, `too_large`, `rejected`, `gave_up`."""
+        self._intake.admit_all()  # so that every call made before this one is counted
         return self._counters.dropped
 
     @property
     def queued(self) -> int:
         """Items waiting or in flight."""
+        self._intake.admit_all()
         return self._queue.size[0]
 
     # The calls.
@@ -145,7 +152,10 @@ class FeedClient:
         timestamp: datetime | str | None = None,
         id: Any = None,
     ) -> str:
-        """Queue a new event and return its id at once (a UUIDv7 made here unless `id` is given)."""
+        """Queue a new event and return its id at once (a UUIDv7 made here unless `id` is given).
+
+        The event is stamped now; redaction and serialisation happen on the worker's thread
+        (`intake.py`), so `data` is copied one level deep here."""
         try:
             new_id = event_id(id)
         except InvalidItem as exc:
@@ -154,26 +164,25 @@ class FeedClient:
         if not self.enabled:
             return new_id
         try:
-            clean, paths = self._redacted(data)
-            if paths:
-                self._remember(new_id, paths)
-            fields = create_fields(
-                event_id=new_id,
-                event_type=event_type,
+            call = CreateCall(
+                id=new_id,
+                event_type=enum_value(event_type, EVENT_TYPES, "event_type"),
+                status=enum_value(status, STATUSES, "status"),
                 tool_name=tool_name,
                 user_source=user_source,
-                status=status,
-                data=clean,
+                data=dict(data) if data else None,
                 duration_ms=duration_ms,
                 error_message=error_message,
                 correlation_id=correlation_id,
-                timestamp=timestamp,
+                timestamp=timestamp if timestamp is not None else datetime.now(UTC),
             )
-            self._enqueue(new_id, dumps(fields), create=True)
         except InvalidItem as exc:
             self._drop("rejected", "activity feed: event not sent: %s", exc)
+            return new_id
         except Exception:  # boundary: the host's tool call must never fail because logging did
             self._drop("rejected", "activity feed: could not queue an event", exc_info=True)
+            return new_id
+        self._hand_off(call)
         return new_id
 
     def update(
@@ -189,29 +198,27 @@ class FeedClient:
         if not self.enabled:
             return
         try:
-            target = event_id(id)
-            clean, paths = self._redacted(data)
-            if paths:
-                clean["redacted"] = self._remember(target, paths)
-            fields = update_fields(
-                event_id=target,
-                status=status,
+            call = UpdateCall(
+                id=event_id(id),
+                status=enum_value(status, STATUSES, "status") if status is not None else None,
                 duration_ms=duration_ms,
                 error_message=error_message,
-                data=clean or None,
+                data=dict(data) if data else None,
             )
-            if len(fields) > 1:
-                self._enqueue(target, dumps(fields), create=False)
         except InvalidItem as exc:
             self._drop("rejected", "activity feed: update not sent: %s", exc)
+            return
         except Exception:  # boundary: as in log()
             self._drop("rejected", "activity feed: could not queue an update", exc_info=True)
+            return
+        self._hand_off(call)
 
     def flush(self, timeout: float = 5.0) -> bool:
         """Wait up to `timeout` seconds until everything queued before this call was sent or dropped."""
         if not self.enabled:
             return True
         try:
+            self._intake.admit_all()
             ticket = self._queue.last_ticket
             worker = self._worker
             if worker is not None:
@@ -233,7 +240,7 @@ class FeedClient:
             worker = self._worker
             if worker is not None:
                 worker.stop(timeout=max(0.05, deadline - lifecycle.now()))
-            left = self._queue.clear()
+            left = self._queue.clear() + self._intake.clear()
             if left:
                 self._counters.add_dropped("gave_up", left)
                 logger.warning("activity feed: %d events not sent before close", left)
@@ -250,9 +257,66 @@ class FeedClient:
 
     # Internals.
 
+    def _hand_off(self, call: Call) -> None:
+        if self._closed:
+            self._drop("gave_up", "activity feed: the client is closed; events are not sent")
+            return
+        try:
+            waiting = self._intake.add(call)
+            worker = self._worker
+            if worker is None or not worker.alive:
+                worker = self._start_worker()
+            if waiting > self.max_queue_events:
+                # The worker has fallen this far behind (a host saturating every core, say): admit
+                # here, so that the bounds hold and overflow is counted as it happens.
+                self._intake.admit_all()
+            elif worker is not None and (worker.idle or waiting == self._config.batch_size):
+                worker.wake()
+        except Exception:  # boundary: as in log()
+            self._drop("rejected", "activity feed: could not queue an event", exc_info=True)
+
+    def _admit(self, call: Call) -> None:
+        """Redact, serialise and queue one call (on the worker's thread, or a reader's; in call order)."""
+        try:
+            if type(call) is CreateCall:
+                clean, paths = self._redacted(call.data)
+                if paths:
+                    self._remember(call.id, paths)
+                fields = create_fields(
+                    event_id=call.id,
+                    event_type=call.event_type,
+                    tool_name=call.tool_name,
+                    user_source=call.user_source,
+                    status=call.status,
+                    data=clean,
+                    duration_ms=call.duration_ms,
+                    error_message=call.error_message,
+                    correlation_id=call.correlation_id,
+                    timestamp=call.timestamp,
+                )
+                self._enqueue(call.id, dumps(fields), create=True)
+            else:
+                clean, paths = self._redacted(call.data)
+                if paths:
+                    clean["redacted"] = self._remember(call.id, paths)
+                fields = update_fields(
+                    event_id=call.id,
+                    status=call.status,
+                    duration_ms=call.duration_ms,
+                    error_message=call.error_message,
+                    data=clean or None,
+                )
+                if len(fields) > 1:
+                    self._enqueue(call.id, dumps(fields), create=False)
+        except InvalidItem as exc:
+            self._drop("rejected", "activity feed: event not sent: %s", exc)
+        except Exception:  # boundary: one call that cannot be serialised must not stop the others
+            self._drop("rejected", "activity feed: could not queue an event", exc_info=True)
+
     def _redacted(self, data: dict[str, Any] | None) -> tuple[dict[str, Any], list[str]]:
         if not data:
             return {}, []
+        data = resolve_deferred(data)
         if self._redactor is None:
             return dict(data), []
         clean, paths = self._redactor.redact(data)
@@ -270,27 +334,19 @@ class FeedClient:
             return joined
 
     def _enqueue(self, target: str, body: bytes, *, create: bool) -> None:
-        if self._closed:
-            self._drop("gave_up", "activity feed: the client is closed; events are not sent")
-            return
         if create:
-            outcome, wake = self._queue.put_create(target, body)
+            outcome, _ = self._queue.put_create(target, body)
         else:
-            outcome, wake = self._queue.put_update(target, body)
+            outcome, _ = self._queue.put_update(target, body)
         if outcome is Put.QUEUE_FULL:
             self._drop("queue_full", "activity feed: queue full (%d events); dropping", self.max_queue_events)
         elif outcome is Put.TOO_LARGE:
             self._drop("too_large", "activity feed: an event of %d bytes is too large to send", len(body))
-        worker = self._worker
-        if worker is None or not worker.alive:
-            worker = self._start_worker()
-        if wake and worker is not None:
-            worker.wake()
 
     def _start_worker(self) -> Worker | None:
         with self._start_lock:
             if self._worker is None or not self._worker.alive:
-                worker = Worker(self._queue, self._config, self._counters, self._warnings)
+                worker = Worker(self._queue, self._intake, self._config, self._counters, self._warnings)
                 try:
                     worker.start()
                 except RuntimeError:  # "can't create new thread at interpreter shutdown"

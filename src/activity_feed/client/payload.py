@@ -26,8 +26,8 @@ from activity_feed.schemas import MAX_CORRELATION_ID, MAX_ERROR_MESSAGE, MAX_TEX
 MAX_REQUEST_BYTES = 1024 * 1024
 ENVELOPE_BYTES = len(b'{"events":[],"updates":[]}')
 
-_EVENT_TYPES = frozenset(t.value for t in EventType)
-_STATUSES = frozenset(s.value for s in EventStatus)
+EVENT_TYPES = frozenset(t.value for t in EventType)
+STATUSES = frozenset(s.value for s in EventStatus)
 _NUL_ESCAPE = b"\\u0000"
 _CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
@@ -97,7 +97,7 @@ def _text(value: object, limit: int) -> str:
     return text[:limit]
 
 
-def _enum(value: object, allowed: frozenset[str], name: str) -> str:
+def enum_value(value: object, allowed: frozenset[str], name: str) -> str:
     if type(value) is str and value in allowed:
         return value
     text = str(getattr(value, "value", value))
@@ -144,8 +144,8 @@ def create_fields(
     fields: dict[str, Any] = {
         "id": event_id,
         "timestamp": _timestamp(timestamp),
-        "event_type": _enum(event_type, _EVENT_TYPES, "event_type"),
-        "status": _enum(status, _STATUSES, "status"),
+        "event_type": enum_value(event_type, EVENT_TYPES, "event_type"),
+        "status": enum_value(status, STATUSES, "status"),
         "data": data,
     }
     if tool_name is not None:
@@ -167,7 +167,7 @@ def update_fields(
     """The update's JSON object (`id` plus the fields given)."""
     fields: dict[str, Any] = {"id": event_id}
     if status is not None:
-        fields["status"] = _enum(status, _STATUSES, "status")
+        fields["status"] = enum_value(status, STATUSES, "status")
     if duration_ms is not None and (duration := _duration(duration_ms)) is not None:
         fields["duration_ms"] = duration
     if error_message is not None:

@@ -27,17 +27,21 @@ import contextlib
 import random
 import threading
 import time
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from enum import Enum
+from typing import Any, TypeVar
 
 import httpx
 
 from activity_feed import __version__
 from activity_feed.client.counters import Counters, Warnings, logger
+from activity_feed.client.intake import Intake
 from activity_feed.client.payload import ENVELOPE_BYTES, batch_body
 from activity_feed.client.pending import Item, PendingQueue
 
+T = TypeVar("T")
 BASE_BACKOFF_SECONDS = 0.1
 MAX_RETRY_AFTER_SECONDS = 60.0
 _RETRYABLE_STATUS = frozenset({408, 425, 429})
@@ -65,8 +69,20 @@ class _Outcome(Enum):
 
 
 class Worker:
-    def __init__(self, queue: PendingQueue, config: WorkerConfig, counters: Counters, warnings: Warnings):
+    def __init__(
+        self,
+        queue: PendingQueue,
+        intake: Intake,
+        config: WorkerConfig,
+        counters: Counters,
+        warnings: Warnings,
+    ):
         self._queue = queue
+        self._intake = intake
+        # True while the worker sleeps with nothing to do: the next call wakes it. Otherwise callers
+        # leave it alone (waking costs a system call), since it admits their calls when it next looks.
+        # Set before the worker's last look at the intake, so a call made meanwhile is never missed.
+        self.idle = False
         self._config = config
         self._counters = counters
         self._warnings = warnings
@@ -93,6 +109,7 @@ class Worker:
 
     def wake(self, *, urgent: bool = False) -> None:
         """Thread-safe: tell the worker there is work (urgent: send now, and retry now if backing off)."""
+        self.idle = False
         if urgent:  # seen even when the loop has not started yet
             self._flush_requested += 1
         loop = self._loop
@@ -137,6 +154,7 @@ class Worker:
         async with httpx.AsyncClient(headers=headers, timeout=timeout) as http:
             while True:
                 await self._wait_for_batch()
+                self._intake.admit_all()
                 self._expire_queued()
                 items = self._queue.take(
                     self._config.batch_size, self._config.max_request_bytes - ENVELOPE_BYTES
@@ -148,10 +166,14 @@ class Worker:
         while True:
             self._wake_event.clear()
             requested = self._flush_requested
+            self._intake.admit_all()
             waiting, oldest = self._queue.pending()
             if waiting == 0:
                 self._flush_served = requested
-                await self._wake_event.wait()
+                self.idle = True
+                if len(self._intake) == 0:
+                    await self._wake_event.wait()
+                self.idle = False
                 continue
             if waiting >= self._config.batch_size or self._flush_requested != self._flush_served:
                 return
@@ -223,21 +245,33 @@ class Worker:
     async def _backoff(self, delay: float, *, interruptible: bool) -> None:
         """Sleep before a retry; flush() cuts it short, unless the server asked for it (Retry-After)."""
         if not interruptible:
-            await asyncio.sleep(delay)
+            await self._admitting_meanwhile(asyncio.sleep(delay))
             return
         self._poke_event.clear()
+        with contextlib.suppress(TimeoutError):
+            await self._admitting_meanwhile(asyncio.wait_for(self._poke_event.wait(), delay))
+
+    async def _admitting_meanwhile(self, work: Coroutine[Any, Any, T]) -> T:
+        """Await `work` (a send, a backoff) while admitting new calls every `flush_interval`, so that
+        the intake stays short however long the service takes to answer."""
+        task = asyncio.ensure_future(work)
         try:
-            async with asyncio.timeout(delay):
-                await self._poke_event.wait()
-        except TimeoutError:
-            pass
+            while True:
+                done, _ = await asyncio.wait({task}, timeout=max(self._config.flush_interval, 0.01))
+                if done:
+                    return task.result()
+                self._intake.admit_all()
+        finally:
+            task.cancel()
 
     async def _attempt(self, http: httpx.AsyncClient, items: list[Item]) -> tuple[_Outcome, float | None]:
         """Send once; for RETRY, also the server's Retry-After delay if it gave one."""
         creates = [item.body for item in items if item.kind == "create"]
         updates = [item.body for item in items if item.kind == "update"]
         try:
-            response = await http.post(self._config.endpoint, content=batch_body(creates, updates))
+            response = await self._admitting_meanwhile(
+                http.post(self._config.endpoint, content=batch_body(creates, updates))
+            )
         except httpx.TransportError as exc:  # connection refused or reset, timeouts, protocol errors
             self._report_failure(f"{type(exc).__name__}: {exc}", len(items))
             return _Outcome.RETRY, None

@@ -15,6 +15,8 @@ import time
 from collections.abc import Mapping
 from typing import Any, Protocol
 
+from activity_feed.client.feed_client import FeedClient
+from activity_feed.client.intake import Deferred
 from activity_feed.mcp import preview
 from activity_feed.redaction import Redactor
 
@@ -162,7 +164,9 @@ class ToolCall:
         duration_ms = (time.perf_counter() - self._started) * 1000.0
         data: dict[str, Any] | None = None
         if self._recorder.capture_results and result is not None:
-            data = {"result": preview.result_preview(result)}
+            # A FeedClient builds the preview on its worker's thread, off the tool call's path.
+            value = Deferred(preview.result_preview, result) if isinstance(self._client, FeedClient) else None
+            data = {"result": value if value is not None else preview.result_preview(result)}
         if error_message is not None:
             error_message = _redact_text(self._client, error_message)
         self._client.update(

@@ -175,14 +175,20 @@ class Redactor:
 
     def _mapping(self, data: Mapping[Any, Any], path: str, paths: list[str], depth: int) -> dict[str, Any]:
         result: dict[str, Any] = {}
+        plain_strings = self._prefilter and self._extra_value_pattern is None
         for raw_key, value in data.items():
             key = raw_key if isinstance(raw_key, str) else str(raw_key)
-            child = f"{path}.{key}" if path else key
             if value is not None and self.is_sensitive_key(key):
                 result[key] = REDACTED
-                paths.append(child)
+                paths.append(f"{path}.{key}" if path else key)
+                continue
+            kind = type(value)
+            # Fast path for what most values are (scalars, and strings that cannot hold a secret): no
+            # path is built, since none will be reported.
+            if kind in _SCALARS or (kind is str and plain_strings and not _may_hold_default_secret(value)):
+                result[key] = value
             else:
-                result[key] = self._value(value, child, paths, depth + 1)
+                result[key] = self._value(value, f"{path}.{key}" if path else key, paths, depth + 1)
         return result
 
     def _value(self, value: Any, path: str, paths: list[str], depth: int) -> Any:
@@ -214,6 +220,9 @@ class Redactor:
             paths.append(path)
             return redacted
         return value
+
+
+_SCALARS = frozenset({int, float, bool, type(None)})
 
 
 def _plain(value: Any) -> Any:

@@ -12,7 +12,7 @@ import os
 import threading
 from collections import OrderedDict
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 from activity_feed.client import lifecycle
 from activity_feed.client.counters import Counters, DropReason, Warnings, logger
@@ -27,6 +27,7 @@ from activity_feed.client.payload import (
     dumps,
     enum_value,
     event_id,
+    new_event_id,
     update_fields,
 )
 from activity_feed.client.pending import PendingQueue, Put
@@ -35,6 +36,7 @@ from activity_feed.redaction import Redactor
 from activity_feed.schemas import MAX_BATCH_ITEMS
 
 MiB = 1024 * 1024
+_now = datetime.now
 _REMEMBERED_REDACTIONS = 4096
 _warned_no_url = False
 
@@ -257,6 +259,33 @@ class FeedClient:
 
     # Internals.
 
+    # The instrumentation's own log() and update() (mcp/recorder.py): the same records, minus the checks
+    # its arguments never need (its statuses are valid, its ids are the ones log() returned), since they
+    # run inside every tool call.
+
+    def tool_call_started(self, tool_name: str, user_source: str | None, data: dict[str, Any]) -> str:
+        """Log a `pending` `tool_call` event that owns `data`; return its id."""
+        new_id = new_event_id()
+        if self.enabled:
+            self._hand_off(
+                CreateCall(
+                    new_id, "tool_call", "pending", tool_name, user_source, data, None, None, None, _now(UTC)
+                )
+            )
+        return new_id
+
+    def tool_call_ended(
+        self,
+        event_id: str,
+        status: Literal["success", "error"],
+        duration_ms: float,
+        error_message: str | None,
+        data: dict[str, Any] | None,
+    ) -> None:
+        """Finish the event `tool_call_started` returned; `data` is owned by the event from now on."""
+        if self.enabled:
+            self._hand_off(UpdateCall(event_id, status, duration_ms, error_message, data))
+
     def _hand_off(self, call: Call) -> None:
         if self._closed:
             self._drop("gave_up", "activity feed: the client is closed; events are not sent")
@@ -264,7 +293,8 @@ class FeedClient:
         try:
             waiting = self._intake.add(call)
             worker = self._worker
-            if worker is None or not worker.alive:
+            # Whether the worker still runs is checked once per batch rather than on every call.
+            if worker is None or (waiting == 1 and not worker.alive):
                 worker = self._start_worker()
             if waiting > self.max_queue_events:
                 # The worker has fallen this far behind (a host saturating every core, say): admit

@@ -13,7 +13,7 @@ import logging
 import threading
 import time
 from collections.abc import Mapping
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from activity_feed.client.feed_client import FeedClient
 from activity_feed.client.intake import Deferred
@@ -99,14 +99,18 @@ class CallRecorder:
                 data["arguments"] = dict(arguments)
             if extra:
                 data.update(extra)
+            source = self.user_source if self.user_source is not None else user_source
             started = time.perf_counter()
-            event_id = client.log(
-                event_type="tool_call",
-                tool_name=tool_name,
-                user_source=self.user_source if self.user_source is not None else user_source,
-                status="pending",
-                data=data,
-            )
+            if type(client) is FeedClient:
+                event_id = client.tool_call_started(tool_name, source, data)
+            else:
+                event_id = client.log(
+                    event_type="tool_call",
+                    tool_name=tool_name,
+                    user_source=source,
+                    status="pending",
+                    data=data,
+                )
             return ToolCall(self, client, event_id, started)
         except Exception:  # boundary: the tool runs whatever happens to its record
             warn_once("start", "activity feed: could not record the start of a tool call")
@@ -157,19 +161,24 @@ class ToolCall:
         except Exception:  # boundary
             warn_once("finish", "activity feed: could not record the end of a tool call")
 
-    def _finish(self, status: str, error_message: str | None, result: Any) -> None:
+    def _finish(self, status: Literal["success", "error"], error_message: str | None, result: Any) -> None:
         if self._done:
             return
         self._done = True
         duration_ms = (time.perf_counter() - self._started) * 1000.0
+        client = self._client
         data: dict[str, Any] | None = None
-        if self._recorder.capture_results and result is not None:
-            # A FeedClient builds the preview on its worker's thread, off the tool call's path.
-            value = Deferred(preview.result_preview, result) if isinstance(self._client, FeedClient) else None
-            data = {"result": value if value is not None else preview.result_preview(result)}
         if error_message is not None:
-            error_message = _redact_text(self._client, error_message)
-        self._client.update(
+            error_message = _redact_text(client, error_message)
+        if type(client) is FeedClient:
+            if self._recorder.capture_results and result is not None:
+                # Previewed on the client's worker thread, off the tool call's path.
+                data = {"result": Deferred(preview.result_preview, result)}
+            client.tool_call_ended(self.event_id, status, duration_ms, error_message, data)
+            return
+        if self._recorder.capture_results and result is not None:
+            data = {"result": preview.result_preview(result)}
+        client.update(
             self.event_id, status=status, duration_ms=duration_ms, error_message=error_message, data=data
         )
 

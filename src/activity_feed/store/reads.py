@@ -139,6 +139,46 @@ async def replay_window(conn: AsyncConnection) -> tuple[int, int]:
     return int(floor), int(head)
 
 
+_REPLAY_COLUMNS: tuple[str, ...] = ("seq", "id", "timestamp", "tool_name", "user_source", "event_type")
+_REPLAY_COLUMNS += ("status", "data", "duration_ms", "error_message", "correlation_id")
+
+
+def _changes_after(cursor: int, limit: int) -> sa.Select[tuple[object, ...]]:
+    """Event changes and deletions after `cursor` in ONE statement, so in one snapshot of the database:
+    read by two statements, a transaction committed between them (PostgreSQL's READ COMMITTED and
+    SQLite's autocommit reads both allow it) could show its deletion without the event change numbered
+    just below it, and a reader going by change numbers would skip that change for good."""
+    events = (
+        sa.select(
+            _events.c.change_seq,
+            *(_events.c[name] for name in _REPLAY_COLUMNS),
+            sa.literal(False, sa.Boolean()).label("deleted"),
+        )
+        .where(_events.c.change_seq > cursor)
+        .order_by(_events.c.change_seq)
+        .limit(limit)
+        .subquery()
+    )
+    deletions = (
+        sa.select(
+            activity_deletions.c.change_seq,
+            *(
+                activity_deletions.c.id
+                if name == "id"
+                else sa.cast(sa.null(), _events.c[name].type).label(name)
+                for name in _REPLAY_COLUMNS
+            ),
+            sa.literal(True, sa.Boolean()).label("deleted"),
+        )
+        .where(activity_deletions.c.change_seq > cursor)
+        .order_by(activity_deletions.c.change_seq)
+        .limit(limit)
+        .subquery()
+    )
+    both = sa.union_all(sa.select(events), sa.select(deletions)).subquery()
+    return sa.select(both).order_by(both.c.change_seq).limit(limit)
+
+
 async def changes_since(
     conn: AsyncConnection, *, cursor: int, limit: int, origin: int | None = None
 ) -> list[Change]:
@@ -147,29 +187,22 @@ async def changes_since(
     An event created after `origin` (the cursor the client first gave, when reading page by page;
     `cursor` by default) is replayed as `activity_logged`: the client has never seen it."""
     origin = cursor if origin is None else origin
-    rows = await conn.execute(
-        sa.select(_events).where(_events.c.change_seq > cursor).order_by(_events.c.change_seq).limit(limit)
-    )
-    changes = [
-        Change(
-            seq=row["change_seq"],
-            type=_replayed_type(row["seq"], row["status"], origin),
-            event=to_public(row),
-        )
-        for row in rows.mappings()
-    ]
-    deletions = await conn.execute(
-        sa.select(activity_deletions.c.change_seq, activity_deletions.c.id)
-        .where(activity_deletions.c.change_seq > cursor)
-        .order_by(activity_deletions.c.change_seq)
-        .limit(limit)
-    )
-    changes.extend(
-        Change(seq=row.change_seq, type=ChangeType.DELETED, event=DeletedEvent(id=row.id))
-        for row in deletions
-    )
-    changes.sort(key=lambda change: change.seq)
-    return changes[:limit]
+    result = await conn.execute(_changes_after(cursor, limit))
+    changes: list[Change] = []
+    for row in result.mappings():
+        if row["deleted"]:
+            changes.append(
+                Change(seq=row["change_seq"], type=ChangeType.DELETED, event=DeletedEvent(id=row["id"]))
+            )
+        else:
+            changes.append(
+                Change(
+                    seq=row["change_seq"],
+                    type=_replayed_type(row["seq"], row["status"], origin),
+                    event=to_public(row),
+                )
+            )
+    return changes
 
 
 def _replayed_type(created_seq: int, status: str, cursor: int) -> ChangeType:

@@ -13,11 +13,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from types import ModuleType
 
-from bench import batch, ingest, mcp_overhead, memory, query
+from bench import batch, delivery, ingest, mcp_overhead, memory, query
 from bench.harness import Check, environment, fmt, say
 
 BENCHMARKS: dict[str, ModuleType] = {
-    module.NAME: module for module in (ingest, batch, query, memory, mcp_overhead)
+    module.NAME: module for module in (ingest, batch, query, memory, mcp_overhead, delivery)
 }
 RESULTS_DIR = Path(__file__).with_name("results")
 

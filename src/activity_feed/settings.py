@@ -29,7 +29,11 @@ class Settings(BaseSettings):
         default_factory=_default_database_url,
         description="sqlite:///path or postgresql://...; the async driver is chosen for you",
     )
-    broadcast_url: str = Field(default="memory://", description="memory:// or, later, redis://...")
+    broadcast_url: str = Field(
+        default="memory://",
+        description="memory:// for one instance; redis://host:6379/0 (or rediss://) for several, "
+        "optionally with ?channel=<name> (default activity-feed:changes)",
+    )
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
     url: str | None = Field(default=None, description="where a FeedClient sends events")
@@ -43,6 +47,12 @@ class Settings(BaseSettings):
         default=10_000, ge=1, description="most changes replayed to a reconnecting client before `resync`"
     )
     write_batch_size: int = Field(default=2000, ge=1, description="most items committed in one transaction")
+    database_timeout: DurationSetting = Field(
+        default=timedelta(seconds=5),
+        gt=timedelta(0),
+        description="PostgreSQL: how long a request waits on the database (to connect, for one statement, "
+        "for its write's turn) before it is answered 503",
+    )
 
     # Security (issue 5, points 1-2). Tokens are SecretStr so that a printed or logged Settings hides them.
     token: SecretStr | None = Field(

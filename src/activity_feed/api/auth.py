@@ -2,7 +2,9 @@
 
 A middleware rather than FastAPI dependencies because it covers HTTP and the WebSocket alike, answers
 before a body is read or a subscription is taken, and leaves `/health`, the docs and the page (which hold
-no data) open simply by not being under `path_prefix`.
+no data) open simply by not being under `path_prefix`. Being no dependency, it is invisible to the
+OpenAPI schema, so `document_bearer_auth` states it there: the 401 and 403 answers themselves are declared
+on the routes (api/routes.py).
 """
 
 from __future__ import annotations
@@ -10,8 +12,10 @@ from __future__ import annotations
 import hmac
 from collections.abc import Iterable
 from enum import Enum
+from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+from fastapi import FastAPI
 from pydantic import SecretStr
 from starlette.datastructures import Headers
 from starlette.responses import JSONResponse
@@ -21,6 +25,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 # read so that a CORS preflight the CORS middleware did not answer is not asked for a token it cannot send.
 _READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 CLOSE_POLICY_VIOLATION = 1008
+SECURITY_SCHEME = "ActivityFeedToken"
+_OPERATIONS = frozenset({"get", "put", "post", "delete", "options", "head", "patch", "trace"})
 
 
 class Role(Enum):
@@ -144,3 +150,30 @@ async def _reject_websocket(
         await send({"type": "websocket.http.response.body", "body": response.body})
         return
     await send({"type": "websocket.close", "code": CLOSE_POLICY_VIOLATION, "reason": detail})
+
+
+def document_bearer_auth(app: FastAPI, *, path_prefix: str = "/activities") -> None:
+    """Declare the bearer token in `app`'s OpenAPI schema: a security scheme, required by every operation
+    under `path_prefix`, so that /docs offers an Authorize button whose token it then sends. Only for a
+    feed that has tokens: without one nothing is required, and the schema must not say otherwise."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        # Whatever built the schema before (FastAPI, or the app's own override) still does; this only adds
+        # to it, the same way each time, so it does not matter whether that schema is cached.
+        schema = build()
+        schemes = schema.setdefault("components", {}).setdefault("securitySchemes", {})
+        schemes[SECURITY_SCHEME] = {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "ACTIVITY_FEED_TOKEN (writes and reads) or ACTIVITY_FEED_READ_TOKEN (reads only)",
+        }
+        for path, item in schema.get("paths", {}).items():
+            if path.startswith(path_prefix):
+                for method, operation in item.items():
+                    if method in _OPERATIONS:
+                        operation["security"] = [{SECURITY_SCHEME: []}]
+        return schema
+
+    # FastAPI's documented way to extend the schema is to replace `app.openapi`.
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
 
 from activity_feed.api import routes, stream
-from activity_feed.api.auth import TokenAuthMiddleware
+from activity_feed.api.auth import TokenAuthMiddleware, document_bearer_auth
 from activity_feed.api.errors import add_feed_error_handlers
 from activity_feed.api.limits import BodySizeLimitMiddleware
 from activity_feed.hub import Hub
@@ -42,6 +42,7 @@ class ActivityFeed:
             on_commit=self.hub.publish,
             batch_size=self.settings.write_batch_size,
             max_data_bytes=self.settings.max_data_bytes,
+            timeout=self.settings.database_timeout.total_seconds(),
         )
         self.sink = StoreSink(self.store)
         # Retention and the pending timeout, every `maintenance_interval` (store/maintenance.py).
@@ -49,20 +50,25 @@ class ActivityFeed:
 
     @asynccontextmanager
     async def running(self) -> AsyncIterator[None]:
-        """Start the hub, then the store (migrating when configured); stop in the reverse order, after
+        """Start the store (migrating when configured), then the hub; stop in the reverse order, after
         committing whatever is queued."""
-        await self.hub.start()
+        await self.store.start(migrate=self.settings.migrate_on_start)
         try:
-            await self.store.start(migrate=self.settings.migrate_on_start)
-            self.maintenance.start()
+            # The hub reads the store: from where the database is now, it delivers every change in
+            # order, reading from the database whatever the bus loses (hub/recovery.py). Nothing is
+            # written before it starts: requests and maintenance come after.
+            await self.hub.start(changes=self.store)
             try:
-                yield
+                self.maintenance.start()
+                try:
+                    yield
+                finally:
+                    await self.maintenance.stop()  # before the store closes: a pass may be mid-batch
+                    await self.sink.drain()
             finally:
-                await self.maintenance.stop()  # before the store closes: a pass may be mid-batch
-                await self.sink.drain()
-                await self.store.close()
+                await self.hub.stop()
         finally:
-            await self.hub.stop()
+            await self.store.close()
 
     def install(self, app: FastAPI) -> None:
         """Add the routes, the stream and the feed's lifecycle to `app`.
@@ -101,6 +107,8 @@ class ActivityFeed:
             allowed_origins=settings.allowed_origins,
             path_prefix="/activities",
         )
+        if settings.token is not None:
+            document_bearer_auth(app, path_prefix="/activities")
         if settings.allowed_origins:
             app.add_middleware(
                 CORSMiddleware,

@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from activity_feed.api.deps import HubDep, SettingsDep, StoreDep
+from activity_feed.api.errors import RETRY_AFTER_SECONDS
 from activity_feed.api.fast_json import OrjsonRoute
 from activity_feed.api.limits import check_batch_data_sizes, check_data_size
 from activity_feed.errors import StoreUnavailableError
@@ -36,16 +37,28 @@ class ErrorDetail(BaseModel):
 class HealthUnavailable(BaseModel):
     status: str
     database: str
+    bus: str
 
 
+# Only when a token is configured (ACTIVITY_FEED_TOKEN): the answers of api/auth.py, before any route runs.
+_UNAUTHORISED: dict[int | str, dict[str, Any]] = {
+    401: {
+        "model": ErrorDetail,
+        "description": "No token, or a wrong one (only when the service has a token)",
+        "headers": {"WWW-Authenticate": {"description": "`Bearer realm=...`", "schema": {"type": "string"}}},
+    }
+}
+_FORBIDDEN: dict[int | str, dict[str, Any]] = {
+    403: {"model": ErrorDetail, "description": "The read token cannot write: send the write token"}
+}
 _NOT_FOUND: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorDetail, "description": "No event with this id"}
 }
 _TOO_LARGE: dict[int | str, dict[str, Any]] = {
     413: {"model": ErrorDetail, "description": "Body or `data` too large"}
 }
-# Any request under /activities may be too large (api/limits.py), and any endpoint that reads or writes the
-# database answers 503 while it does not answer (api/errors.py).
+# Any request under /activities may lack its token (api/auth.py) or be too large (api/limits.py), and any
+# endpoint that reads or writes the database answers 503 while it does not answer (api/errors.py).
 _UNAVAILABLE: dict[int | str, dict[str, Any]] = {
     503: {
         "model": ErrorDetail,
@@ -58,7 +71,7 @@ router = APIRouter(
     prefix="/activities",
     tags=["activities"],
     route_class=OrjsonRoute,
-    responses={**_TOO_LARGE, **_UNAVAILABLE},
+    responses={**_UNAUTHORISED, **_TOO_LARGE, **_UNAVAILABLE},
 )
 health_router = APIRouter(tags=["health"])
 
@@ -73,6 +86,7 @@ def _missing(event_id: uuid.UUID) -> HTTPException:
     response_model=ActivityPublic,
     responses={
         200: {"model": ActivityPublic, "description": "An event with this id exists: returned as is"},
+        **_FORBIDDEN,
     },
 )
 async def log_activity(event: ActivityCreate, store: StoreDep, settings: SettingsDep) -> Response:
@@ -88,7 +102,7 @@ async def log_activity(event: ActivityCreate, store: StoreDep, settings: Setting
     )
 
 
-@router.post("/batch", response_model_exclude_unset=True)
+@router.post("/batch", response_model_exclude_unset=True, responses=_FORBIDDEN)
 async def apply_batch(batch: BatchRequest, store: StoreDep, settings: SettingsDep) -> BatchResult:
     """Create `events`, then apply `updates`, in one transaction (at most 1,000 of each)."""
     check_batch_data_sizes(
@@ -140,7 +154,7 @@ async def get_activity(event_id: uuid.UUID, store: StoreDep) -> ActivityPublic:
     return event
 
 
-@router.patch("/{event_id}", responses=_NOT_FOUND)
+@router.patch("/{event_id}", responses={**_NOT_FOUND, **_FORBIDDEN})
 async def update_activity(
     event_id: uuid.UUID, changes: ActivityUpdate, store: StoreDep, settings: SettingsDep
 ) -> ActivityPublic:
@@ -154,7 +168,7 @@ async def update_activity(
     return event
 
 
-@router.delete("/{event_id}", status_code=status.HTTP_204_NO_CONTENT, responses=_NOT_FOUND)
+@router.delete("/{event_id}", status_code=status.HTTP_204_NO_CONTENT, responses={**_NOT_FOUND, **_FORBIDDEN})
 async def delete_activity(event_id: uuid.UUID, store: StoreDep) -> Response:
     if not await store.delete(event_id=event_id):
         raise _missing(event_id)
@@ -165,9 +179,16 @@ async def delete_activity(event_id: uuid.UUID, store: StoreDep) -> Response:
     "/health", responses={503: {"model": HealthUnavailable, "description": "The database does not answer"}}
 )
 async def health(store: StoreDep, hub: HubDep) -> Any:
-    """200 when the database answers, 503 otherwise."""
+    """200 when the database answers, 503 otherwise. `bus` is `ok`, or `degraded: <why>` while the bus
+    (Redis) is down: still 200, since changes are stored and clients get them from the database."""
+    problem = hub.bus_problem
+    bus = "ok" if problem is None else f"degraded: {problem}"
     try:
         await store.ping()
     except StoreUnavailableError as exc:
-        return JSONResponse({"status": "unavailable", "database": str(exc)}, status_code=503)
-    return {"status": "ok", "database": "ok", "stream_clients": hub.subscriber_count}
+        return JSONResponse(
+            {"status": "unavailable", "database": str(exc), "bus": bus},
+            status_code=503,
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+        )
+    return {"status": "ok", "database": "ok", "bus": bus, "stream_clients": hub.subscriber_count}

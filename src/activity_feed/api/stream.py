@@ -49,13 +49,19 @@ async def activity_stream(
         await websocket.accept()
         stream = _Stream(websocket, store, subscription, replay_limit=settings.replay_limit)
         too_slow = False
+        database_gone = False
         async with anyio.create_task_group() as tasks:
 
             async def pump() -> None:
-                # The client may go away mid-send, or the database during replay: either way the
-                # client reconnects with its last cursor and misses nothing.
-                with suppress(WebSocketDisconnect, OSError, RuntimeError, StoreUnavailableError):
-                    await stream.run(since)
+                nonlocal database_gone
+                # The client may go away mid-send: then there is no one to tell.
+                with suppress(WebSocketDisconnect, OSError, RuntimeError):
+                    try:
+                        await stream.run(since)
+                    except StoreUnavailableError:
+                        # The database went away during the replay: the client is told to come back
+                        # with its last cursor, and then misses nothing.
+                        database_gone = True
                 tasks.cancel_scope.cancel()
 
             async def watch_too_slow() -> None:
@@ -75,13 +81,14 @@ async def activity_stream(
             tasks.start_soon(pump)
             tasks.start_soon(watch_too_slow)
             tasks.start_soon(drain_incoming)
-    if too_slow and websocket.client_state == WebSocketState.CONNECTED:
+    if (too_slow or database_gone) and websocket.client_state == WebSocketState.CONNECTED:
+        why = "client too slow" if too_slow else "database unavailable"
         # The client may go away while the close frame waits for it to read: then there is no one to tell.
         with (
             anyio.move_on_after(_CLOSE_TIMEOUT_SECONDS, shield=True),
             suppress(WebSocketDisconnect, OSError, RuntimeError),
         ):
-            await websocket.close(CLOSE_TRY_AGAIN_LATER, "client too slow: reconnect with since=<cursor>")
+            await websocket.close(CLOSE_TRY_AGAIN_LATER, f"{why}: reconnect with since=<cursor>")
 
 
 class _Stream:

@@ -37,7 +37,8 @@ def _parser() -> argparse.ArgumentParser:
     _add_database_url(serve)
     serve.add_argument(
         "--broadcast-url",
-        help="bus for several instances (default memory://; env ACTIVITY_FEED_BROADCAST_URL)",
+        help="bus between instances: memory:// for one (the default), redis://host:6379/0 for several "
+        "on one PostgreSQL database (needs activity-feed[redis]; env ACTIVITY_FEED_BROADCAST_URL)",
     )
     serve.add_argument(
         "--log-level",
@@ -128,9 +129,11 @@ def _serve(settings: Settings) -> None:
     from activity_feed.api import create_app
     from activity_feed.api.server import server_config
 
+    # The app first: it connects nothing, and a setting it cannot use (a bus URL of an unknown kind, the
+    # Redis extra missing) is reported before the database is touched.
+    app = create_app(settings.model_copy(update={"migrate_on_start": False}))
     url = asyncio.run(_migrate(settings))
     print(f"activity-feed: database {url} is up to date", file=sys.stderr)
-    app = create_app(settings.model_copy(update={"migrate_on_start": False}))
     uvicorn.Server(
         server_config(app, host=settings.host, port=settings.port, log_level=settings.log_level)
     ).run()

@@ -2,6 +2,16 @@
 
 from activity_feed.hub.hub import Hub
 from activity_feed.hub.notice import RESYNC, Notice, decode_cursor, encode_cursor
+from activity_feed.hub.recovery import ChangeLog
 from activity_feed.hub.subscription import ChangeFilter, Subscription
 
-__all__ = ["RESYNC", "ChangeFilter", "Hub", "Notice", "Subscription", "decode_cursor", "encode_cursor"]
+__all__ = [
+    "RESYNC",
+    "ChangeFilter",
+    "ChangeLog",
+    "Hub",
+    "Notice",
+    "Subscription",
+    "decode_cursor",
+    "encode_cursor",
+]

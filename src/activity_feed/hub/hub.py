@@ -4,29 +4,47 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from contextlib import aclosing, asynccontextmanager
 
-from activity_feed.hub.backends import BroadcastBackend
+from activity_feed.hub.backends import BroadcastBackend, Gap
+from activity_feed.hub.backoff import Backoff
 from activity_feed.hub.notice import Notice
+from activity_feed.hub.recovery import ChangeLog, read_missed
 from activity_feed.hub.subscription import ChangeFilter, Subscription
 from activity_feed.schemas import Change
 
 log = logging.getLogger(__name__)
 _YIELD_EVERY = 64
+_PUBLISH_RETRY = (0.1, 2.0)  # first delay and cap, in seconds
+_RECOVERY_RETRY = (0.1, 5.0)
 
 
 class Hub:
     """One listener task reads the bus and offers each notice to every subscriber's bounded queue; a
-    subscriber that is full is dropped, so no client can slow the others or the writer."""
+    subscriber that is full is dropped, so no client can slow the others or the writer.
+
+    Started with a `ChangeLog` (the store), the hub delivers every change committed after its start
+    exactly once and in change order, whatever the bus loses or reorders: see hub/recovery.py."""
 
     def __init__(self, backend: BroadcastBackend) -> None:
         self._backend = backend
         self._subscribers: set[Subscription] = set()
         self._outbox: asyncio.Queue[bytes] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
+        self._changes: ChangeLog | None = None
+        # The number of the last change delivered; None without a change log (nothing to check against).
+        self._last: int | None = None
+        self.recoveries = 0
+        self._warned_foreign = False
+        self._recovery_failing = False
 
-    async def start(self) -> None:
+    async def start(self, changes: ChangeLog | None = None) -> None:
+        """Start publishing and listening; with `changes`, fill what the bus misses from the database."""
+        self._changes = changes
+        if changes is not None:
+            self._last = await changes.last_change()
         await self._backend.connect()
         self._tasks = [
             asyncio.create_task(self._publish_loop(), name="activity-feed-hub-publish"),
@@ -43,6 +61,11 @@ class Hub:
     @property
     def subscriber_count(self) -> int:
         return len(self._subscribers)
+
+    @property
+    def bus_problem(self) -> str | None:
+        """None while the bus works; otherwise why not (changes then reach clients from the database)."""
+        return self._backend.problem
 
     def publish(self, changes: Sequence[Change]) -> None:
         """Queue committed changes for the bus, in order. Never waits: the writer calls this.
@@ -63,29 +86,118 @@ class Hub:
             self._subscribers.discard(subscription)
 
     async def _publish_loop(self) -> None:
+        backoff = Backoff(*_PUBLISH_RETRY)
+        failing_since: float | None = None
         while True:
             payload = await self._outbox.get()
-            try:
-                await self._backend.publish(payload)
-            except Exception:  # boundary: the database has the change; clients recover it by cursor
-                log.exception("publishing a change to the bus failed")
+            while True:
+                try:
+                    await self._backend.publish(payload)
+                except Exception as exc:  # boundary: the database has the change; nothing may stop this loop
+                    if failing_since is None:
+                        failing_since = time.monotonic()
+                        # Once per outage: every change after this one would say the same.
+                        log.warning(
+                            "publishing to the bus failed (%s: %s); changes are stored, and instances "
+                            "read what they missed from the database",
+                            type(exc).__name__,
+                            exc,
+                        )
+                    await asyncio.sleep(backoff.next_delay())
+                    # Only the newest payload is retried: when it reaches the other instances, they see
+                    # the gap below it and read the rest from the database.
+                    while not self._outbox.empty():
+                        payload = self._outbox.get_nowait()
+                    continue
+                if failing_since is not None:
+                    log.warning(
+                        "publishing to the bus works again after %.1f s", time.monotonic() - failing_since
+                    )
+                    failing_since = None
+                    backoff.reset()
+                break
 
     async def _listen_loop(self) -> None:
+        backoff = Backoff(*_RECOVERY_RETRY)
+        while True:
+            try:
+                await self._listen()
+                return  # the backend was disconnected
+            except Exception:  # boundary: live delivery must outlive a backend that fails
+                log.exception("listening to the bus failed; listening again")
+            await asyncio.sleep(backoff.next_delay())
+            await self._recover("listening again")
+
+    async def _listen(self) -> None:
         delivered = 0
-        async for payload in self._backend.listen():
-            for line in payload.split(b"\n"):
-                try:
-                    notice = Notice.from_payload(line)
-                except Exception:  # boundary: a malformed bus message must not stop the stream for all
-                    log.warning("ignoring a malformed bus message")
+        async with aclosing(self._backend.listen()) as items:
+            async for item in items:
+                if isinstance(item, Gap):
+                    await self._recover(item.reason)
                     continue
-                self._fan_out(notice)
-                delivered += 1
-                if delivered % _YIELD_EVERY == 0:
-                    # A large batch arrives as many notices at once; letting the senders run every so
-                    # often keeps a client that is keeping up from looking too slow merely because the
-                    # listener filled its queue faster than the sender could be scheduled.
-                    await asyncio.sleep(0)
+                for line in item.split(b"\n"):
+                    try:
+                        notice = Notice.from_payload(line)
+                    except Exception:  # boundary: a malformed bus message must not stop the stream for all
+                        log.warning("ignoring a malformed bus message")
+                        continue
+                    if self._last is not None:
+                        if notice.seq != self._last + 1:
+                            if notice.seq > self._last:
+                                await self._fill_gap(notice.seq)
+                            # Below: delivered already, from the database or by an earlier notice. Above:
+                            # delivered from the database just now, after the changes before it.
+                            continue
+                        self._last = notice.seq
+                    self._fan_out(notice)
+                    delivered += 1
+                    if delivered % _YIELD_EVERY == 0:
+                        # A large batch arrives as many notices at once; letting the senders run every so
+                        # often keeps a client that is keeping up from looking too slow merely because the
+                        # listener filled its queue faster than the sender could be scheduled.
+                        await asyncio.sleep(0)
+
+    async def _fill_gap(self, seq: int) -> None:
+        # Notices lost, or another instance's still on their way: the database has them all.
+        await self._recover(f"change {seq} came after {self._last}")
+        if self._last is not None and seq > self._last and not self._warned_foreign:
+            # Committed changes are in the database before their notice is sent, so a notice above the
+            # head read after it came from another database: two deployments share one Redis channel.
+            self._warned_foreign = True
+            log.warning(
+                "ignoring change %d from the bus: this database's newest is %d; does an instance on another "
+                "database publish on the same Redis channel? (give each deployment its own ?channel=)",
+                seq,
+                self._last,
+            )
+
+    async def _recover(self, reason: str) -> None:
+        """Deliver what the bus missed from the database, retrying (with backoff) until it answers:
+        every later notice depends on these changes coming first."""
+        if self._changes is None or self._last is None:
+            return
+        backoff = Backoff(*_RECOVERY_RETRY)
+        while True:
+            try:
+                carry_on = await read_missed(self._changes, after=self._last, deliver=self._deliver_change)
+            except Exception as exc:  # boundary: the listener must outlive any database failure
+                if not self._recovery_failing:
+                    self._recovery_failing = True  # said once until it works again, not at every retry
+                    log.warning("cannot read missed changes from the database (%s); retrying", exc)
+                await asyncio.sleep(backoff.next_delay())
+                continue
+            if self._recovery_failing:
+                self._recovery_failing = False
+                log.warning("reading missed changes from the database works again")
+            self._last = max(self._last, carry_on)
+            self.recoveries += 1
+            log.debug("read missed changes from the database (%s); now at change %d", reason, self._last)
+            return
+
+    def _deliver_change(self, change: Change) -> None:
+        # Kept current change by change: a recovery that fails half-way resumes after the last one sent.
+        self._last = change.seq
+        self._fan_out(Notice.from_change(change))
 
     def _fan_out(self, notice: Notice) -> None:
         dropped = [sub for sub in self._subscribers if not sub.offer(notice)]

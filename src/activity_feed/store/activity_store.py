@@ -22,11 +22,14 @@ from activity_feed.schemas import (
 )
 from activity_feed.store import reads
 from activity_feed.store.engine import (
+    DEFAULT_DATABASE_TIMEOUT_SECONDS,
     async_url,
     create_reader_engine,
     create_sqlite_writer_engine,
     describe,
+    failure_reason,
     is_sqlite,
+    is_unavailable,
 )
 from activity_feed.store.migrate import upgrade
 from activity_feed.store.reads import RecentQuery
@@ -45,6 +48,7 @@ class ActivityStore:
         on_commit: OnCommit | None = None,
         batch_size: int = 2000,
         max_data_bytes: int | None = None,
+        timeout: float = DEFAULT_DATABASE_TIMEOUT_SECONDS,
     ):
         self.url = describe(async_url(database_url))  # fails fast on a URL of an unknown kind
         self._database_url = database_url
@@ -52,6 +56,9 @@ class ActivityStore:
         self._batch_size = batch_size
         # Updates that would merge an event's `data` past this size are refused (None: no limit).
         self._max_data_bytes = max_data_bytes
+        # PostgreSQL only (a SQLite file does not go away): how long to wait on the database before
+        # failing with StoreUnavailableError, to connect, per statement, and for a write's turn.
+        self._timeout = timeout
         self._reader: AsyncEngine | None = None
         self._runner: TransactionRunner | None = None
         self._writer: GroupCommitWriter | None = None
@@ -60,20 +67,37 @@ class ActivityStore:
         """Connect, bring the schema up to date, and start the writer.
 
         Raises `StoreUnavailableError` with a one-line reason when the database cannot be used."""
-        self._reader = reader = create_reader_engine(self._database_url)
+        self._reader = reader = create_reader_engine(self._database_url, timeout=self._timeout)
         try:
             if migrate:
-                await upgrade(reader)
+                await self._migrate(reader)
             await self.ping()
-        except (OSError, sa.exc.DBAPIError, StoreUnavailableError) as exc:
+        except (OSError, sa.exc.DBAPIError, sa.exc.TimeoutError, StoreUnavailableError) as exc:
             await self._dispose()
-            raise StoreUnavailableError(f"cannot use the database at {self.url}: {_reason(exc)}") from exc
+            reason = failure_reason(exc)
+            raise StoreUnavailableError(f"cannot use the database at {self.url}: {reason}") from exc
+        queue_timeout: float | None = None
         if is_sqlite(reader.url):
             self._runner = ThreadTransactionRunner(create_sqlite_writer_engine(self._database_url))
         else:
             self._runner = AsyncTransactionRunner(reader)
-        self._writer = GroupCommitWriter(self._runner, on_commit=self._on_commit, batch_size=self._batch_size)
+            queue_timeout = self._timeout
+        self._writer = GroupCommitWriter(
+            self._runner, on_commit=self._on_commit, batch_size=self._batch_size, queue_timeout=queue_timeout
+        )
         self._writer.start()
+
+    async def _migrate(self, reader: AsyncEngine) -> None:
+        if is_sqlite(reader.url):
+            await upgrade(reader)
+            return
+        # An engine of its own, without the statement timeout: a migration may build an index on a large
+        # table, or wait for another instance's migration to finish (they take turns under a lock).
+        migrator = create_reader_engine(self._database_url, timeout=None)
+        try:
+            await upgrade(migrator)
+        finally:
+            await migrator.dispose()
 
     async def close(self) -> None:
         """Commit what is queued, then close every connection."""
@@ -102,8 +126,10 @@ class ActivityStore:
         try:
             async with self._reader.connect() as conn:
                 yield conn
-        except (OSError, sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
-            raise StoreUnavailableError(f"database unavailable: {_reason(exc)}") from exc
+        except Exception as exc:  # only to translate: anything else goes on as it was
+            if not is_unavailable(exc):
+                raise
+            raise StoreUnavailableError(f"database unavailable: {failure_reason(exc)}") from exc
 
     async def ping(self) -> None:
         """Raise `StoreUnavailableError` unless the database answers a trivial query."""
@@ -194,10 +220,3 @@ def _counts(outcome: WriteOutcome) -> BatchResult:
     if outcome.too_large:
         result.too_large = len(outcome.too_large)
     return result
-
-
-def _reason(exc: BaseException) -> str:
-    """The driver's own words, on one line, without SQLAlchemy's wrapping and links."""
-    original = getattr(exc, "orig", None) or exc.__cause__ or exc
-    text = str(original).strip().splitlines()[0] if str(original).strip() else type(original).__name__
-    return text[:300]

@@ -7,7 +7,9 @@ from typing import Any
 
 import orjson
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy.engine import URL, ExceptionContext, make_url
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry, QueuePool
 
@@ -69,8 +71,19 @@ def _begin_immediate(conn: Any) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def create_reader_engine(database_url: str) -> AsyncEngine:
-    """The engine for reads (and migrations): aiosqlite or asyncpg, pooled."""
+# How long the service waits on PostgreSQL (to connect, for one statement, for a pooled connection)
+# before it answers 503. asyncpg waits 60 s to connect and forever for a statement, and SQLAlchemy 30 s
+# for the pool; behind a dead link (a partition: no reset ever comes) every request would hang that long.
+DEFAULT_DATABASE_TIMEOUT_SECONDS = 5.0
+
+
+def create_reader_engine(
+    database_url: str, *, timeout: float | None = DEFAULT_DATABASE_TIMEOUT_SECONDS
+) -> AsyncEngine:
+    """The engine for reads (and PostgreSQL's writes): aiosqlite or asyncpg, pooled.
+
+    On PostgreSQL, `timeout` bounds connecting, each statement and the wait for a pooled connection;
+    None leaves statements unbounded, as migrations need (an index on a large table takes its time)."""
     url = async_url(database_url)
     if is_sqlite(url):
         if url.database and url.database != ":memory:":
@@ -81,14 +94,52 @@ def create_reader_engine(database_url: str) -> AsyncEngine:
         event.listen(engine.sync_engine, "connect", _set_sqlite_pragmas)
         event.listen(engine.sync_engine, "begin", _begin_deferred)
         return engine
-    return create_async_engine(
+    connect_timeout = timeout if timeout is not None else DEFAULT_DATABASE_TIMEOUT_SECONDS
+    engine = create_async_engine(
         url,
         json_serializer=_json_dumps,
         json_deserializer=orjson.loads,
         pool_size=10,
         max_overflow=10,
+        pool_timeout=connect_timeout,
+        # A pooled connection may have died with the database (a restart, a cut link): each checkout
+        # tests it first, and a failed test discards every connection made before it, so that the pool
+        # recovers on its own once the database is back (SQLAlchemy's "pessimistic" disconnect handling).
         pool_pre_ping=True,
+        connect_args={"timeout": connect_timeout, "command_timeout": timeout},
     )
+    event.listen(engine.sync_engine, "handle_error", _timeouts_are_disconnects)
+    return engine
+
+
+def _timeouts_are_disconnects(context: ExceptionContext) -> None:
+    # asyncpg raises a bare TimeoutError when a statement outlives `command_timeout`, and SQLAlchemy
+    # only treats driver errors as disconnects, so it would put the connection back in the pool with
+    # the cancelled statement still pending on it. A connection that did not answer in time is as good
+    # as gone: discard it, and with it the rest of the pool (they share the link that failed).
+    if isinstance(context.original_exception, OSError):
+        context.is_disconnect = True
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """True for errors that mean the database could not be reached (or did not answer in time), rather
+    than a bad statement: the request may be retried once it is back."""
+    if isinstance(exc, OperationalError | InterfaceError | PoolTimeoutError):
+        return True
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    # Connection refused or reset, and TimeoutError (an OSError) from asyncpg's own timeouts.
+    return isinstance(exc, OSError)
+
+
+def failure_reason(exc: BaseException) -> str:
+    """The driver's own words, on one line, without SQLAlchemy's wrapping and links."""
+    if isinstance(exc, TimeoutError):
+        # asyncpg's timeouts say nothing (their cause is a bare CancelledError).
+        return "no answer in time"
+    original = getattr(exc, "orig", None) or exc.__cause__ or exc
+    text = str(original).strip().splitlines()[0] if str(original).strip() else type(original).__name__
+    return text[:300]
 
 
 def create_sqlite_writer_engine(database_url: str) -> Engine:

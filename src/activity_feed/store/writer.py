@@ -20,7 +20,6 @@ from typing import Any
 import orjson
 import sqlalchemy as sa
 from sqlalchemy import Connection
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from activity_feed.errors import StoreUnavailableError
 from activity_feed.ids import uuid7
@@ -33,6 +32,7 @@ from activity_feed.schemas import (
     ChangeType,
     EventStatus,
 )
+from activity_feed.store.engine import failure_reason, is_unavailable
 from activity_feed.store.rows import to_public
 from activity_feed.store.runner import TransactionRunner
 from activity_feed.store.schema import activity_change_counter, activity_deletions, activity_events
@@ -127,6 +127,10 @@ class WriteRequest:
     max_data_bytes: int | None = None
     drop_tombstones: DropTombstones | None = None
     future: asyncio.Future[WriteOutcome] | None = None
+    # Set by the writer when a transaction takes the request, and by `submit` when it gives up waiting
+    # for that: a withdrawn request is skipped, so its caller's 503 means that nothing was written.
+    taken: bool = False
+    withdrawn: bool = False
 
     @property
     def size(self) -> int:
@@ -284,22 +288,21 @@ class _Transaction:
 _UPDATED_KEYS = ("id", "status", "duration_ms", "error_message", "data", "updated_at", "change_seq")
 
 
-def _is_unavailable(exc: BaseException) -> bool:
-    """True for errors that mean the database could not be reached, rather than a bad statement."""
-    if isinstance(exc, OperationalError | InterfaceError):
-        return True
-    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
-        return True
-    return isinstance(exc, OSError | ConnectionError | TimeoutError)
-
-
 class GroupCommitWriter:
     """Queues write requests and commits them in groups of up to `batch_size` items per transaction."""
 
-    def __init__(self, run: TransactionRunner, *, on_commit: OnCommit | None = None, batch_size: int = 2000):
+    def __init__(
+        self,
+        run: TransactionRunner,
+        *,
+        on_commit: OnCommit | None = None,
+        batch_size: int = 2000,
+        queue_timeout: float | None = None,
+    ):
         self._run_transaction = run
         self._on_commit = on_commit
         self._batch_size = batch_size
+        self._queue_timeout = queue_timeout
         self._queue: asyncio.Queue[WriteRequest] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
 
@@ -316,19 +319,42 @@ class GroupCommitWriter:
         self._task = None
 
     async def submit(self, request: WriteRequest) -> WriteOutcome:
-        """Queue `request` and wait until it is committed (or has failed)."""
-        request.future = asyncio.get_running_loop().create_future()
+        """Queue `request` and wait until it is committed (or has failed).
+
+        With a `queue_timeout`, a request that no transaction has taken by then is withdrawn and fails
+        with `StoreUnavailableError`: the transaction ahead of it is waiting on a database that does not
+        answer, and its caller gets a prompt 503 (with nothing written) rather than waiting its turn
+        behind it. A request already in a transaction is waited for: the driver's timeouts bound it."""
+        future: asyncio.Future[WriteOutcome] = asyncio.get_running_loop().create_future()
+        request.future = future
         self._queue.put_nowait(request)
-        return await request.future
+        if self._queue_timeout is not None:
+            # asyncio.wait, unlike wait_for, leaves the future alone when time runs out.
+            done, _ = await asyncio.wait({future}, timeout=self._queue_timeout)
+            if not done and not request.taken:
+                request.withdrawn = True
+                raise StoreUnavailableError(
+                    f"database unavailable: no write committed within {self._queue_timeout:g} s"
+                )
+        return await future
 
     async def _run(self) -> None:
         while True:
-            group = [await self._queue.get()]
-            size = group[0].size
-            while size < self._batch_size and not self._queue.empty():
+            group: list[WriteRequest] = []
+            size = 0
+            request = await self._queue.get()
+            while True:
+                if request.withdrawn:
+                    self._queue.task_done()
+                else:
+                    request.taken = True
+                    group.append(request)
+                    size += request.size
+                if size >= self._batch_size or self._queue.empty():
+                    break
                 request = self._queue.get_nowait()
-                group.append(request)
-                size += request.size
+            if not group:
+                continue
             try:
                 await self._commit(group)
             finally:
@@ -339,14 +365,14 @@ class GroupCommitWriter:
         try:
             outcomes, changes = await self._transact(group)
         except Exception as exc:  # boundary: every failure must reach the waiting requests, never the loop
-            if len(group) > 1 and not _is_unavailable(exc):
+            if len(group) > 1 and not is_unavailable(exc):
                 # One bad request must not fail the others that happened to share its transaction.
                 for request in group:
                     await self._commit([request])
                 return
             error: Exception = exc
-            if _is_unavailable(exc):
-                error = StoreUnavailableError(f"database unavailable: {type(exc).__name__}")
+            if is_unavailable(exc):
+                error = StoreUnavailableError(f"database unavailable: {failure_reason(exc)}")
             for request in group:
                 if request.future is not None and not request.future.done():
                     request.future.set_exception(error)

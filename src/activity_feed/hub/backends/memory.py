@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 
 
 class MemoryBackend:
@@ -19,6 +19,10 @@ class MemoryBackend:
     async def publish(self, payload: bytes) -> None:
         self._queue.put_nowait(payload)
 
-    async def listen(self) -> AsyncIterator[bytes]:
+    async def listen(self) -> AsyncGenerator[bytes, None]:
         while (payload := await self._queue.get()) is not None:
             yield payload
+
+    @property
+    def problem(self) -> str | None:
+        return None

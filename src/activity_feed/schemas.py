@@ -50,7 +50,10 @@ def _as_utc(value: datetime) -> datetime:
     # A timestamp without a zone is taken as UTC: that is what every client of the original app sent.
     if value.tzinfo is None:
         return value.replace(tzinfo=UTC)
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00:00+01:00 is before the first moment a datetime can hold
+        raise ValueError("is out of range once converted to UTC") from None
 
 
 def _no_nul(value: str) -> str:
@@ -67,7 +70,11 @@ _ESCAPED_NUL = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
 def _json_without_nul(value: dict[str, Any]) -> dict[str, Any]:
     # PostgreSQL's JSONB cannot hold NUL either; orjson escapes it, so one search of the encoding finds
     # it in any key or value at any depth.
-    if _ESCAPED_NUL.search(orjson.dumps(value)):
+    try:
+        encoded = orjson.dumps(value)
+    except TypeError as exc:  # an integer beyond 64 bits, which the store's JSON encoder refuses too
+        raise ValueError(f"cannot be stored: {exc}") from None
+    if _ESCAPED_NUL.search(encoded):
         raise ValueError("must not contain NUL characters (\\u0000) in any key or string")
     return value
 

@@ -23,6 +23,10 @@ def get_feed(connection: HTTPConnection) -> ActivityFeed:
 # Async on purpose: FastAPI runs plain `def` dependencies in its thread pool, a hop per request.
 
 
+async def get_running_feed(connection: HTTPConnection) -> ActivityFeed:
+    return get_feed(connection)
+
+
 async def get_store(connection: HTTPConnection) -> ActivityStore:
     return get_feed(connection).store
 
@@ -35,6 +39,7 @@ async def get_settings(connection: HTTPConnection) -> Settings:
     return get_feed(connection).settings
 
 
+FeedDep = Annotated["ActivityFeed", Depends(get_running_feed)]
 StoreDep = Annotated[ActivityStore, Depends(get_store)]
 HubDep = Annotated[Hub, Depends(get_hub)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]

@@ -10,10 +10,11 @@ from fastapi import APIRouter, HTTPException, Query, Response, status
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
-from activity_feed.api.deps import HubDep, SettingsDep, StoreDep
+from activity_feed.api import ingest
+from activity_feed.api.deps import FeedDep, HubDep, SettingsDep, StoreDep
 from activity_feed.api.errors import RETRY_AFTER_SECONDS
 from activity_feed.api.fast_json import OrjsonRoute
-from activity_feed.api.limits import check_batch_data_sizes, check_data_size
+from activity_feed.api.limits import check_data_size
 from activity_feed.errors import StoreUnavailableError
 from activity_feed.schemas import (
     ActivityCreate,
@@ -89,28 +90,17 @@ def _missing(event_id: uuid.UUID) -> HTTPException:
         **_FORBIDDEN,
     },
 )
-async def log_activity(event: ActivityCreate, store: StoreDep, settings: SettingsDep) -> Response:
+async def log_activity(event: ActivityCreate, feed: FeedDep) -> Response:
     """Record one event. Replaying a create with the same `id` changes nothing and answers 200."""
-    check_data_size(event.data, max_bytes=settings.max_data_bytes)
-    stored, created = await store.create(event=event)
-    # Serialised here rather than by FastAPI, which would validate the event it was just handed again:
-    # this is the busiest endpoint.
-    return Response(
-        stored.model_dump_json(),
-        status_code=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
-        media_type="application/json",
-    )
+    # Served by api/ingest.py's fast route in the feed's own apps; this one declares it, and serves apps
+    # that include `router` alone.
+    return await ingest.record(feed, event)
 
 
-@router.post("/batch", response_model_exclude_unset=True, responses=_FORBIDDEN)
-async def apply_batch(batch: BatchRequest, store: StoreDep, settings: SettingsDep) -> BatchResult:
+@router.post("/batch", response_model=BatchResult, response_model_exclude_unset=True, responses=_FORBIDDEN)
+async def apply_batch(batch: BatchRequest, feed: FeedDep) -> Response:
     """Create `events`, then apply `updates`, in one transaction (at most 1,000 of each)."""
-    check_batch_data_sizes(
-        [event.data for event in batch.events],
-        [update.data for update in batch.updates],
-        max_bytes=settings.max_data_bytes,
-    )
-    return await store.apply_batch(creates=batch.events, updates=batch.updates)
+    return await ingest.record_batch(feed, batch)
 
 
 @router.get("/recent")

@@ -1,0 +1,147 @@
+"""The fast ingest routes (api/ingest.py) answer invalid bodies exactly as FastAPI's own routes would, and
+refuse what the store could not hold (integers beyond 64 bits, dates out of range) with 422, not 500."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from activity_feed.api import create_app, ingest
+from activity_feed.schemas import ActivityCreate, BatchRequest
+from activity_feed.settings import Settings
+from tests.support.server import LiveServer
+
+INVALID_BODIES: list[bytes] = [
+    b'{"event_type": "tool_cal"}',
+    b'{"event_type": "tool_call", "status": "done", "colour": "red"}',
+    b'{"event_type": "tool_call", "tool_name": "' + b"a" * 201 + b'"}',
+    b'{"event_type": "tool_call", "duration_ms": -1, "id": "not-a-uuid"}',
+    b'{"event_type": "tool_call", "data": []}',
+    b'{"event_type": "tool_call",',
+]
+# Bodies FastAPI itself answers inconsistently (400 for bytes that are not UTF-8, "missing" for none at
+# all): the feed answers every body it cannot read as JSON with one 422.
+UNREADABLE_BODIES: list[tuple[bytes, str]] = [
+    (b"\x80", "json_invalid"),
+    (b"", "json_invalid"),
+    (b"   ", "json_invalid"),
+    (b"[]", "model_type"),  # FastAPI, validating the decoded list, says `model_attributes_type`
+]
+
+
+@pytest.fixture(scope="module")
+def reference() -> Iterator[TestClient]:
+    """Plain FastAPI routes taking the same models: what the answers must look like."""
+    app = FastAPI()
+
+    @app.post("/activities/log")
+    async def log(event: ActivityCreate) -> None:
+        return None
+
+    @app.post("/activities/batch")
+    async def batch(batch: BatchRequest) -> None:
+        return None
+
+    with TestClient(app) as client:
+        yield client
+
+
+@pytest.fixture
+def client(feed_server: LiveServer) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=feed_server.url, timeout=20) as http:
+        yield http
+
+
+def _shape(answer: dict[str, Any]) -> list[tuple[str, tuple[Any, ...]]]:
+    # Messages may differ in wording between a JSON and a Python parse of the same body (pydantic says
+    # where the JSON broke); the error types and where they are must not.
+    return sorted((error["type"], tuple(error["loc"])) for error in answer["detail"])
+
+
+@pytest.mark.parametrize("body", INVALID_BODIES)
+@pytest.mark.parametrize("path", ["/activities/log", "/activities/batch"])
+def test_an_invalid_body_is_answered_as_fastapi_would(
+    client: httpx.Client, reference: TestClient, path: str, body: bytes
+) -> None:
+    if path == "/activities/batch" and body.startswith(b"{"):
+        body = b'{"events": [' + body + b"]}"
+    headers = {"Content-Type": "application/json"}
+
+    ours = client.post(path, content=body, headers=headers)
+    theirs = reference.post(path, content=body, headers=headers)
+
+    assert ours.status_code == theirs.status_code == 422, ours.text
+    if theirs.json()["detail"][0]["type"] == "json_invalid":
+        assert [error["type"] for error in ours.json()["detail"]] == ["json_invalid"]
+        assert ours.json()["detail"][0]["loc"][0] == "body"
+    else:
+        assert _shape(ours.json()) == _shape(theirs.json())
+    assert client.get("/activities/recent").json() == []
+
+
+@pytest.mark.parametrize(("body", "error_type"), UNREADABLE_BODIES)
+@pytest.mark.parametrize("path", ["/activities/log", "/activities/batch"])
+def test_a_body_that_is_not_a_json_object_answers_one_422(
+    client: httpx.Client, path: str, body: bytes, error_type: str
+) -> None:
+    response = client.post(path, content=body, headers={"Content-Type": "application/json"})
+
+    assert response.status_code == 422, response.text
+    errors = [(error["type"], error["loc"]) for error in response.json()["detail"]]
+    assert errors == [(error_type, ["body"])]
+
+
+@pytest.mark.parametrize(
+    ("event", "field"),
+    [
+        ({"event_type": "tool_call", "data": {"n": 2**64}}, "data"),
+        ({"event_type": "tool_call", "timestamp": "0001-01-01T00:00:00+01:00"}, "timestamp"),
+    ],
+)
+def test_what_the_store_could_not_hold_answers_422_naming_the_field(
+    client: httpx.Client, event: dict[str, Any], field: str
+) -> None:
+    logged = client.post("/activities/log", json=event)
+    batched = client.post("/activities/batch", json={"events": [event]})
+
+    assert logged.status_code == 422, logged.text
+    assert logged.json()["detail"][0]["loc"] == ["body", field]
+    assert batched.status_code == 422, batched.text
+    assert batched.json()["detail"][0]["loc"] == ["body", "events", 0, field]
+    assert client.get("/activities/recent").json() == []
+
+
+def test_the_declared_routes_serve_the_same_answers_without_the_fast_ones(
+    live_server: Callable[..., LiveServer], settings: Settings
+) -> None:
+    app = create_app(settings)
+    fast = {ingest.log_activity, ingest.apply_batch}
+    app.router.routes[:] = [
+        route for route in app.router.routes if getattr(route, "endpoint", None) not in fast
+    ]
+    server = live_server(app=app)
+    event_id = str(uuid.uuid4())
+
+    with httpx.Client(base_url=server.url, timeout=20) as http:
+        created = http.post("/activities/log", json={"id": event_id, "event_type": "tool_call"})
+        replayed = http.post("/activities/log", json={"id": event_id, "event_type": "tool_call"})
+        batched = http.post(
+            "/activities/batch",
+            json={
+                "events": [{"event_type": "api_request"}],
+                "updates": [{"id": event_id, "status": "success"}],
+            },
+        )
+        invalid = http.post("/activities/log", json={"event_type": "tool_cal"})
+
+    assert (created.status_code, replayed.status_code) == (201, 200)
+    assert replayed.json() == created.json()
+    assert batched.json() == {"created": 1, "existing": 0, "updated": 1, "missing": 0}
+    assert invalid.status_code == 422
+    assert invalid.json()["detail"][0]["loc"] == ["body", "event_type"]

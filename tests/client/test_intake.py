@@ -1,5 +1,5 @@
 """The hand-off from the caller's thread to the worker's: redaction and serialisation run on the worker,
-`Deferred` values are computed there (and redacted like the rest), and what a call recorded cannot be
+updates fold into their creates as the server would apply them, and what a call recorded cannot be
 changed afterwards by replacing keys of the caller's `data`."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from activity_feed.client import FeedClient
-from activity_feed.client.intake import Call, CreateCall, Deferred, UpdateCall, fold_updates
+from activity_feed.client.intake import Call, CreateCall, UpdateCall, fold_updates
 from activity_feed.redaction import Redactor
 from tests.client.remotes import get_event, wait_until
 from tests.support.server import LiveServer
@@ -38,30 +38,6 @@ def test_redaction_runs_on_the_worker_thread_not_the_callers(
 
     assert redactor.threads == {"activity-feed-client"}
     assert get_event(sqlite_feed.url, event_id)["data"]["arguments"]["password"] != "hunter2"
-
-
-def test_a_deferred_value_is_computed_off_the_callers_thread_and_redacted(
-    sqlite_feed: LiveServer, make_client: Callable[..., FeedClient]
-) -> None:
-    computed_on: list[str] = []
-
-    def preview(text: str) -> str:
-        computed_on.append(threading.current_thread().name)
-        return f"preview: {text}"
-
-    client = make_client(sqlite_feed.url)
-    event_id = client.log(tool_name="lookup")
-    client.update(
-        event_id, status="success", data={"result": Deferred(preview, "key sk-abcdefghijklmnop1234")}
-    )
-    wait_until(lambda: client.sent == 1, what="the merged event sent by the worker alone")
-
-    assert computed_on == ["activity-feed-client"]
-    event = get_event(sqlite_feed.url, event_id)
-    assert event["status"] == "success"
-    assert event["data"]["result"].startswith("preview: key ")
-    assert "sk-abcdefghijklmnop1234" not in str(event)
-    assert event["data"]["redacted"] == ["result"]
 
 
 def test_replacing_keys_of_data_after_the_call_does_not_change_the_event(
@@ -149,3 +125,19 @@ def test_updates_fold_into_their_create_as_the_server_would_apply_them() -> None
     assert first.duration_ms == 12.5
     assert first.error_message == "boom"  # an update that does not name a field leaves it as it was
     assert first.data == {"arguments": {"q": 1}, "step": 2, "result": "ok"}
+
+
+def test_a_tool_calls_end_folds_into_its_start_by_handle_until_the_start_is_admitted() -> None:
+    started = _create(None, started_ns=1_764_000_000_000_000_000, timestamp=None)
+    already_admitted = _create(None, timestamp=None)
+    already_admitted.id = "admitted-earlier"
+    calls: list[Call] = [
+        started,
+        _update(None, status="success", duration_ms=3.0, create=started),
+        _update(None, status="error", create=already_admitted),
+    ]
+
+    folded = fold_updates(calls)
+
+    assert folded == [started, calls[2]]
+    assert (started.status, started.duration_ms) == ("success", 3.0)

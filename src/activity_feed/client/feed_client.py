@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections import OrderedDict
 from datetime import UTC, datetime
 from typing import Any, Literal
 
 from activity_feed.client import lifecycle
 from activity_feed.client.counters import Counters, DropReason, Warnings, logger
-from activity_feed.client.intake import Call, CreateCall, Intake, UpdateCall, resolve_deferred
+from activity_feed.client.intake import Call, CreateCall, Intake, UpdateCall
 from activity_feed.client.payload import (
     ENVELOPE_BYTES,
     EVENT_TYPES,
@@ -37,6 +38,7 @@ from activity_feed.schemas import MAX_BATCH_ITEMS
 
 MiB = 1024 * 1024
 _now = datetime.now
+_ns = time.time_ns
 _REMEMBERED_REDACTIONS = 4096
 _warned_no_url = False
 
@@ -263,20 +265,19 @@ class FeedClient:
     # its arguments never need (its statuses are valid, its ids are the ones log() returned), since they
     # run inside every tool call.
 
-    def tool_call_started(self, tool_name: str, user_source: str | None, data: dict[str, Any]) -> str:
-        """Log a `pending` `tool_call` event that owns `data`; return its id."""
-        new_id = new_event_id()
+    def tool_call_started(self, tool_name: str, user_source: str | None, data: dict[str, Any]) -> CreateCall:
+        """Log a `pending` `tool_call` event that owns `data`; return the handle `tool_call_ended` takes.
+        Its id and timestamp are made by the worker from the moment of this call."""
+        call = CreateCall(
+            None, "tool_call", "pending", tool_name, user_source, data, None, None, None, None, _ns()
+        )
         if self.enabled:
-            self._hand_off(
-                CreateCall(
-                    new_id, "tool_call", "pending", tool_name, user_source, data, None, None, None, _now(UTC)
-                )
-            )
-        return new_id
+            self._hand_off(call)
+        return call
 
     def tool_call_ended(
         self,
-        event_id: str,
+        started: CreateCall,
         status: Literal["success", "error"],
         duration_ms: float,
         error_message: str | None,
@@ -284,7 +285,7 @@ class FeedClient:
     ) -> None:
         """Finish the event `tool_call_started` returned; `data` is owned by the event from now on."""
         if self.enabled:
-            self._hand_off(UpdateCall(event_id, status, duration_ms, error_message, data))
+            self._hand_off(UpdateCall(None, status, duration_ms, error_message, data, started))
 
     def _hand_off(self, call: Call) -> None:
         if self._closed:
@@ -309,6 +310,9 @@ class FeedClient:
         """Redact, serialise and queue one call (on the worker's thread, or a reader's; in call order)."""
         try:
             if type(call) is CreateCall:
+                if call.id is None:  # a tool call's start: stamped when it was made, named now
+                    call.id = new_event_id(call.started_ns // 1_000_000)
+                    call.timestamp = datetime.fromtimestamp(call.started_ns / 1e9, UTC)
                 clean, paths = self._redacted(call.data)
                 if paths:
                     self._remember(call.id, paths)
@@ -326,18 +330,22 @@ class FeedClient:
                 )
                 self._enqueue(call.id, dumps(fields), create=True)
             else:
+                assert type(call) is UpdateCall
+                target = call.id if call.create is None else call.create.id
+                if target is None:  # its start was never admitted (the client closed): nothing to finish
+                    return
                 clean, paths = self._redacted(call.data)
                 if paths:
-                    clean["redacted"] = self._remember(call.id, paths)
+                    clean["redacted"] = self._remember(target, paths)
                 fields = update_fields(
-                    event_id=call.id,
+                    event_id=target,
                     status=call.status,
                     duration_ms=call.duration_ms,
                     error_message=call.error_message,
                     data=clean or None,
                 )
                 if len(fields) > 1:
-                    self._enqueue(call.id, dumps(fields), create=False)
+                    self._enqueue(target, dumps(fields), create=False)
         except InvalidItem as exc:
             self._drop("rejected", "activity feed: event not sent: %s", exc)
         except Exception:  # boundary: one call that cannot be serialised must not stop the others
@@ -346,7 +354,6 @@ class FeedClient:
     def _redacted(self, data: dict[str, Any] | None) -> tuple[dict[str, Any], list[str]]:
         if not data:
             return {}, []
-        data = resolve_deferred(data)
         if self._redactor is None:
             return dict(data), []
         clean, paths = self._redactor.redact(data)

@@ -2,9 +2,9 @@
 arguments here (about a microsecond); the worker admits them into the send queue (`pending.py`),
 redacting and serialising on its own thread, every `flush_interval` or sooner when a batch is full.
 
-Why: an MCP tool call takes a few hundred microseconds, and redacting, previewing and serialising an
-event costs a good part of that. Done on the caller's thread it slows every call; done on the worker's,
-in one burst per batch, it leaves almost every call untouched.
+Why: an MCP tool call takes a few hundred microseconds, and redacting and serialising an event costs a
+good part of that. Done on the caller's thread it slows every call; done on the worker's, in one burst
+per batch, it leaves almost every call untouched.
 
 A call's arguments are read when admitted, a few milliseconds later, so `data` is copied one level deep
 at the call: replacing a key afterwards changes nothing, though mutating a nested object in place does
@@ -22,23 +22,11 @@ from datetime import datetime
 from typing import Any
 
 
-class Deferred:
-    """A `data` value computed on the worker's thread when the event is admitted, before redaction:
-    `Deferred(preview, result)` puts `preview(result)` there without the caller paying for it."""
-
-    __slots__ = ("_args", "_function")
-
-    def __init__(self, function: Callable[..., Any], *args: Any) -> None:
-        self._function = function
-        self._args = args
-
-    def resolve(self) -> Any:
-        return self._function(*self._args)
-
-
 @dataclass(slots=True)
 class CreateCall:
-    id: str
+    # None for a tool call's start (`FeedClient.tool_call_started`): the id and the timestamp are made
+    # from `started_ns` when the call is admitted, and the call itself is the handle its end refers to.
+    id: str | None
     event_type: str
     status: str
     tool_name: object
@@ -47,26 +35,21 @@ class CreateCall:
     duration_ms: object
     error_message: object
     correlation_id: object
-    timestamp: datetime | str
+    timestamp: datetime | str | None
+    started_ns: int = 0
 
 
 @dataclass(slots=True)
 class UpdateCall:
-    id: str
+    id: str | None  # None: the event of `create`, whose id is known once it is admitted
     status: str | None
     duration_ms: object
     error_message: object
     data: dict[str, Any] | None
+    create: CreateCall | None = None
 
 
 Call = CreateCall | UpdateCall
-
-
-def resolve_deferred(data: dict[str, Any]) -> dict[str, Any]:
-    """`data` with its top-level `Deferred` values computed (the same dict when there are none)."""
-    if not any(type(value) is Deferred for value in data.values()):
-        return data
-    return {key: value.resolve() if type(value) is Deferred else value for key, value in data.items()}
 
 
 def fold_updates(calls: list[Call]) -> list[Call]:
@@ -77,11 +60,17 @@ def fold_updates(calls: list[Call]) -> list[Call]:
     kept: list[Call] = []
     for call in calls:
         if type(call) is CreateCall:
-            creates.setdefault(call.id, call)  # a second create of an id changes nothing on the server
+            if call.id is not None:  # a second create of an id changes nothing on the server
+                creates.setdefault(call.id, call)
             kept.append(call)
             continue
         assert type(call) is UpdateCall
-        create = creates.get(call.id)
+        if call.create is not None:
+            # A handle not admitted yet (no id) is among these calls: the end of a tool call whose start
+            # the worker has not seen either.
+            create = call.create if call.create.id is None else None
+        else:
+            create = creates.get(call.id) if call.id is not None else None
         if create is None:
             kept.append(call)
             continue

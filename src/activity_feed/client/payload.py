@@ -66,9 +66,11 @@ def _without_nul(value: Any) -> Any:
     return value
 
 
-def new_event_id() -> str:
-    """`str(activity_feed.ids.uuid7())`, formatted directly: `uuid.UUID` costs more than the rest."""
-    unix_ms = time.time_ns() // 1_000_000
+def new_event_id(unix_ms: int | None = None) -> str:
+    """`str(activity_feed.ids.uuid7())` (for the moment `unix_ms`, default now), formatted directly:
+    `uuid.UUID` costs more than the rest."""
+    if unix_ms is None:
+        unix_ms = time.time_ns() // 1_000_000
     value = (unix_ms & 0xFFFF_FFFF_FFFF) << 80 | random.getrandbits(80)
     value = value & ~(0xF << 76) | (0x7 << 76)  # version 7
     value = value & ~(0x3 << 62) | (0x2 << 62)  # RFC 9562 variant

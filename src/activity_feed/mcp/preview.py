@@ -39,16 +39,21 @@ def _field(value: Any, name: str, attribute: str | None = None) -> Any:
     Models are never asked for the camelCase name: fastmcp adds deprecated camelCase aliases to the
     SDK's models that warn when read.
     """
-    if isinstance(value, Mapping):
+    if type(value) is dict:
         return value.get(name)
-    return getattr(value, attribute or name, None)
+    # Attributes first: a model is no Mapping, and asking that of a class that is not one costs more
+    # than the whole lookup (this runs several times inside every instrumented tool call).
+    found = getattr(value, attribute or name, None)
+    if found is None and isinstance(value, Mapping):
+        return value.get(name)
+    return found
 
 
 def _block_text(block: Any) -> str:
-    kind = _field(block, "type")
     text = _field(block, "text")
     if isinstance(text, str):
         return text
+    kind = _field(block, "type")
     if kind == "resource":
         resource = _field(block, "resource")
         inner = _field(resource, "text")

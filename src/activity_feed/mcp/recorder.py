@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from typing import Any, Literal, Protocol
 
 from activity_feed.client.feed_client import FeedClient
-from activity_feed.client.intake import Deferred
+from activity_feed.client.intake import CreateCall
 from activity_feed.mcp import preview
 from activity_feed.redaction import Redactor
 
@@ -102,16 +102,16 @@ class CallRecorder:
             source = self.user_source if self.user_source is not None else user_source
             started = time.perf_counter()
             if type(client) is FeedClient:
-                event_id = client.tool_call_started(tool_name, source, data)
+                event: str | CreateCall = client.tool_call_started(tool_name, source, data)
             else:
-                event_id = client.log(
+                event = client.log(
                     event_type="tool_call",
                     tool_name=tool_name,
                     user_source=source,
                     status="pending",
                     data=data,
                 )
-            return ToolCall(self, client, event_id, started)
+            return ToolCall(self, client, event, started)
         except Exception:  # boundary: the tool runs whatever happens to its record
             warn_once("start", "activity feed: could not record the start of a tool call")
             return None
@@ -120,12 +120,14 @@ class CallRecorder:
 class ToolCall:
     """One recorded call in flight; ends exactly once."""
 
-    __slots__ = ("_cause", "_client", "_done", "_recorder", "_started", "event_id")
+    __slots__ = ("_cause", "_client", "_done", "_event", "_recorder", "_started")
 
-    def __init__(self, recorder: CallRecorder, client: ActivityClient, event_id: str, started: float) -> None:
+    def __init__(
+        self, recorder: CallRecorder, client: ActivityClient, event: str | CreateCall, started: float
+    ) -> None:
         self._recorder = recorder
         self._client = client
-        self.event_id = event_id
+        self._event = event  # the id log() returned, or FeedClient's handle
         self._started = started
         self._done = False
         self._cause: str | None = None
@@ -172,14 +174,16 @@ class ToolCall:
             error_message = _redact_text(client, error_message)
         if type(client) is FeedClient:
             if self._recorder.capture_results and result is not None:
-                # Previewed on the client's worker thread, off the tool call's path.
-                data = {"result": Deferred(preview.result_preview, result)}
-            client.tool_call_ended(self.event_id, status, duration_ms, error_message, data)
+                # Previewed here rather than on the client's worker: keeping the result object alive
+                # until then costs the host more (memory that stays cold) than the preview itself.
+                data = {"result": preview.result_preview(result)}
+            assert isinstance(self._event, CreateCall)
+            client.tool_call_ended(self._event, status, duration_ms, error_message, data)
             return
         if self._recorder.capture_results and result is not None:
             data = {"result": preview.result_preview(result)}
         client.update(
-            self.event_id, status=status, duration_ms=duration_ms, error_message=error_message, data=data
+            self._event, status=status, duration_ms=duration_ms, error_message=error_message, data=data
         )
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -37,6 +37,21 @@ class CreateCall:
     correlation_id: object
     timestamp: datetime | str | None
     started_ns: int = 0
+    # A tool call's start keeps its arguments and extra fields as given: `data` is built from them
+    # when the call is admitted (`data_of`), off the tool call's path.
+    arguments: Mapping[str, Any] | None = None
+    extra: Mapping[str, Any] | None = None
+
+    def data_of(self) -> dict[str, Any] | None:
+        if self.arguments is None and self.extra is None:
+            return self.data
+        data = {**(self.data or {})}
+        if self.arguments is not None:
+            data["arguments"] = dict(self.arguments)
+        if self.extra:
+            data.update(self.extra)
+        self.data, self.arguments, self.extra = data, None, None
+        return data
 
 
 @dataclass(slots=True)
@@ -81,7 +96,8 @@ def fold_updates(calls: list[Call]) -> list[Call]:
         if call.error_message is not None:
             create.error_message = call.error_message
         if call.data:
-            create.data = {**create.data, **call.data} if create.data else call.data
+            data = create.data_of()
+            create.data = {**data, **call.data} if data else call.data
     return kept
 
 
@@ -90,29 +106,24 @@ class Intake:
     from whichever thread gets there first (the worker, or a reader such as `flush()`)."""
 
     def __init__(self, admit: Callable[[Call], None]) -> None:
-        self._calls: deque[Call] = deque()  # append and popleft are atomic: callers take no lock
+        self.calls: deque[Call] = deque()  # append and popleft are atomic: callers take no lock
         self._admit = admit
         self._admitting = threading.Lock()
 
-    def add(self, call: Call) -> int:
-        """Record `call`; return how many calls now wait."""
-        self._calls.append(call)
-        return len(self._calls)
-
     def __len__(self) -> int:
-        return len(self._calls)
+        return len(self.calls)
 
     def admit_all(self) -> None:
-        if not self._calls:
+        if not self.calls:
             return
         with self._admitting:
-            waiting = self._calls
+            waiting = self.calls
             calls = [waiting.popleft() for _ in range(len(waiting))]
             for call in fold_updates(calls):
                 self._admit(call)
 
     def clear(self) -> int:
         with self._admitting:
-            count = len(self._calls)
-            self._calls.clear()
+            count = len(self.calls)
+            self.calls.clear()
             return count

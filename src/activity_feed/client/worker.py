@@ -262,7 +262,10 @@ class Worker:
                     return task.result()
                 self._intake.admit_all()
         finally:
-            task.cancel()
+            if not task.done():  # the worker is stopping: end `work` too, rather than leave it pending
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
 
     async def _attempt(self, http: httpx.AsyncClient, items: list[Item]) -> tuple[_Outcome, float | None]:
         """Send once; for RETRY, also the server's Retry-After delay if it gave one."""

@@ -74,12 +74,6 @@ def client_source(ctx: ServerRequestContext[Any, Any]) -> str | None:
 _last_source: tuple[object, object, str | None] = (None, None, None)
 
 
-def transport_of(ctx: ServerRequestContext[Any, Any]) -> str:
-    # The SDK's middleware context does not name the transport; it carries the HTTP request for the
-    # HTTP transports (streamable HTTP, SSE) and nothing for stdio (or an in-process client).
-    return "stdio" if ctx.request is None else "http"
-
-
 class ActivityFeedServerMiddleware:
     """Records every `tools/call` through `recorder`; `server_name` goes into `data.mcp`."""
 
@@ -90,7 +84,28 @@ class ActivityFeedServerMiddleware:
     async def __call__(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
         if ctx.method != TOOLS_CALL:
             return await call_next(ctx)
-        call = self._start(ctx)
+        try:
+            params = ctx.params or {}
+            name = params.get("name")
+            arguments = params.get("arguments")
+            mcp = {
+                "method": ctx.method,
+                "request_id": ctx.request_id,
+                "protocol_version": ctx.protocol_version,
+                # The SDK's middleware context does not name the transport; it carries the HTTP request
+                # for the HTTP transports (streamable HTTP, SSE) and nothing for stdio (or in process).
+                "transport": "stdio" if ctx.request is None else "http",
+                "server_name": self.server_name,
+            }
+            call = self.recorder.start(
+                name if isinstance(name, str) else str(name),
+                arguments=arguments if isinstance(arguments, dict) else None,
+                user_source=client_source(ctx),
+                extra={"mcp": mcp},
+            )
+        except Exception:  # boundary: a context the instrumentation cannot read must not stop the call
+            warn_once("read", "activity feed: could not read an MCP tools/call request")
+            call = None
         if call is None:
             return await call_next(ctx)
         token = _current_call.set(call)
@@ -103,25 +118,3 @@ class ActivityFeedServerMiddleware:
             _current_call.reset(token)
         call.returned(result)
         return result
-
-    def _start(self, ctx: ServerRequestContext[Any, Any]) -> ToolCall | None:
-        try:
-            params = ctx.params or {}
-            name = params.get("name")
-            arguments = params.get("arguments")
-            mcp = {
-                "method": ctx.method,
-                "request_id": ctx.request_id,
-                "protocol_version": ctx.protocol_version,
-                "transport": transport_of(ctx),
-                "server_name": self.server_name,
-            }
-            return self.recorder.start(
-                name if isinstance(name, str) else str(name),
-                arguments=arguments if isinstance(arguments, dict) else None,
-                user_source=client_source(ctx),
-                extra={"mcp": mcp},
-            )
-        except Exception:  # boundary: a context the instrumentation cannot read must not stop the call
-            warn_once("read", "activity feed: could not read an MCP tools/call request")
-            return None

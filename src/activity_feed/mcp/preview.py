@@ -26,6 +26,8 @@ _PYDANTIC_LINK = re.compile(r"\n? *For further information visit https://errors\
 
 def truncate(text: str, limit: int = PREVIEW_BYTES) -> str:
     """`text` cut to at most `limit` UTF-8 bytes, marker included, on a character boundary."""
+    if len(text) <= limit and text.isascii():  # one byte per character, known without encoding
+        return text
     encoded = text.encode("utf-8", "replace")
     if len(encoded) <= limit:
         return text
@@ -68,9 +70,16 @@ def _block_text(block: Any) -> str:
 def content_text(result: Any) -> str | None:
     """The text of an MCP tool result's content blocks, joined; None when it has no content list."""
     content = _field(result, "content")
-    if not isinstance(content, list):
-        return None
-    return "\n".join(_block_text(block) for block in content)
+    return _joined_text(content) if isinstance(content, list) else None
+
+
+def _joined_text(content: list[Any]) -> str:
+    # Text blocks (the usual kind) are read directly; this runs inside every instrumented tool call.
+    texts = [
+        text if isinstance(text := getattr(block, "text", None), str) else _block_text(block)
+        for block in content
+    ]
+    return "\n".join(texts)
 
 
 def is_tool_result(result: Any) -> bool:
@@ -97,8 +106,9 @@ def _as_text(value: Any) -> str:
 
 def result_preview(result: Any) -> str:
     """At most 1 KiB of text saying what the tool returned."""
-    if is_tool_result(result):
-        text = content_text(result) or ""
+    content = _field(result, "content")
+    if isinstance(content, list):  # an MCP tool result
+        text = _joined_text(content)
         if not text:
             structured = _field(result, "structuredContent", "structured_content")
             if structured is not None:

@@ -94,16 +94,18 @@ class CallRecorder:
             client = self.client if self.client is not None else _default_client()
             if getattr(client, "enabled", True) is False:
                 return None  # no URL: skip building an event nobody will send
-            data: dict[str, Any] = {}
-            if self.capture_arguments and arguments is not None:
-                data["arguments"] = dict(arguments)
-            if extra:
-                data.update(extra)
+            if not self.capture_arguments:
+                arguments = None
             source = self.user_source if self.user_source is not None else user_source
             started = time.perf_counter()
-            if type(client) is FeedClient:
-                event: str | CreateCall = client.tool_call_started(tool_name, source, data)
+            if type(client) is FeedClient:  # copies the arguments on its worker's thread
+                event: str | CreateCall = client.tool_call_started(tool_name, source, arguments, extra or {})
             else:
+                data: dict[str, Any] = {}
+                if arguments is not None:
+                    data["arguments"] = dict(arguments)
+                if extra:
+                    data.update(extra)
                 event = client.log(
                     event_type="tool_call",
                     tool_name=tool_name,

@@ -13,11 +13,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from types import ModuleType
 
-from bench import batch, delivery, ingest, mcp_overhead, memory, query
-from bench.harness import Check, environment, fmt, say
+from bench import batch, delivery, ingest, instances, mcp_overhead, memory, query
+from bench.harness import Check, Skipped, environment, fmt, say
 
 BENCHMARKS: dict[str, ModuleType] = {
-    module.NAME: module for module in (ingest, batch, query, memory, mcp_overhead, delivery)
+    module.NAME: module for module in (ingest, batch, query, memory, mcp_overhead, delivery, instances)
 }
 RESULTS_DIR = Path(__file__).with_name("results")
 
@@ -35,7 +35,7 @@ def _describe(check: Check) -> str:
     return f"{text} (target {check.target}): {_verdict(check.met)}"
 
 
-def _table(checks: Sequence[Check], failures: dict[str, str]) -> str:
+def _table(checks: Sequence[Check], failures: dict[str, str], skipped: dict[str, str]) -> str:
     header = ("benchmark", "figure", "value", "baseline", "ratio", "target", "result")
     rows = [
         (
@@ -50,6 +50,9 @@ def _table(checks: Sequence[Check], failures: dict[str, str]) -> str:
         for check in checks
     ]
     rows += [(name, f"failed: {reason}", "-", "-", "-", "-", "ERROR") for name, reason in failures.items()]
+    rows += [
+        (name, f"skipped: {reason[:80]}", "-", "-", "-", "-", "skipped") for name, reason in skipped.items()
+    ]
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
 
     def render(cells: Sequence[str]) -> str:
@@ -58,7 +61,9 @@ def _table(checks: Sequence[Check], failures: dict[str, str]) -> str:
     return "\n".join([render(header), "  ".join("-" * width for width in widths), *map(render, rows)])
 
 
-def _write_results(checks: Sequence[Check], failures: dict[str, str], seconds: float) -> Path:
+def _write_results(
+    checks: Sequence[Check], failures: dict[str, str], skipped: dict[str, str], seconds: float
+) -> Path:
     RESULTS_DIR.mkdir(exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     document = {
@@ -66,6 +71,7 @@ def _write_results(checks: Sequence[Check], failures: dict[str, str], seconds: f
         "seconds": seconds,
         "checks": [check.as_dict() for check in checks],
         "failures": failures,
+        "skipped": skipped,
     }
     path = RESULTS_DIR / f"bench-{stamp}.json"
     text = json.dumps(document, indent=2, default=str)
@@ -88,6 +94,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     checks: list[Check] = []
     failures: dict[str, str] = {}
+    skipped: dict[str, str] = {}  # benchmarks that cannot run here (a service they need does not answer)
     started = time.monotonic()
     for name in names:
         say(f"[{name}] {BENCHMARKS[name].TITLE}")
@@ -95,6 +102,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         begun = time.monotonic()
         try:
             results = run()
+        except Skipped as exc:
+            say(f"  skipped: {exc}")
+            skipped[name] = str(exc)
+            continue
         except Exception as exc:  # boundary: one broken benchmark must not hide the others' figures
             traceback.print_exc()
             failures[name] = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:120]
@@ -106,8 +117,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     seconds = time.monotonic() - started
 
     say("")
-    say(_table(checks, failures))
-    path = _write_results(checks, failures, seconds)
+    say(_table(checks, failures, skipped))
+    path = _write_results(checks, failures, skipped, seconds)
     say(f"\n{len(checks)} figures in {seconds:.0f} s; results in bench/results/{path.name}")
     if failures:
         return 1

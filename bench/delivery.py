@@ -51,7 +51,7 @@ from bench.delivery_probe import (
     run_async,
     stream_url,
 )
-from bench.harness import Check, ServerProcess, say, sqlite_url
+from bench.harness import Check, ServerProcess, cpu_seconds, machine_busy_seconds, say, sqlite_url
 from bench.stream_clients import FrameReader, handshake_request
 
 NAME = "delivery"
@@ -137,24 +137,10 @@ class _Side:
         return stream_url(self.server.url)
 
 
-def _cpu_seconds(pid: int) -> float:
-    """User and system CPU time of process `pid` so far (/proc/<pid>/stat)."""
-    # The command name (field 2) may hold spaces; the fields after its closing parenthesis do not.
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def _machine_busy_seconds() -> float:
-    """CPU time every core of the machine has spent busy so far (/proc/stat), in seconds."""
-    # user nice system idle iowait irq softirq steal: all but idle and iowait are busy.
-    ticks = [int(field) for field in Path("/proc/stat").read_text().split()[1:9]]
-    return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
-
-
 def _others_cpu(sides: Sequence[_Side]) -> float:
     """CPU time of the machine so far, less that of this benchmark's own processes."""
     ours = [os.getpid()] + [pid for side in sides for pid in (side.server.pid, *side.bench.client_pids)]
-    return _machine_busy_seconds() - sum(_cpu_seconds(pid) for pid in ours)
+    return machine_busy_seconds() - sum(cpu_seconds(pid) for pid in ours)
 
 
 def _fill_bytes() -> int:
@@ -219,9 +205,9 @@ async def _round(sides: Sequence[_Side], number: int) -> dict[str, Any]:
         await _each(sides, lambda i, side: _wait_stream_clients(side.http, CLIENTS + (i == stalled_on)))
         await _each(sides, lambda i, side: _fill(side.http))
         await _each(sides, lambda i, side: side.bench.post_steadily(SETTLE_SECONDS))
-        cpu_before, others_before = [_cpu_seconds(side.server.pid) for side in sides], _others_cpu(sides)
+        cpu_before, others_before = [cpu_seconds(side.server.pid) for side in sides], _others_cpu(sides)
         await _each(sides, lambda i, side: side.bench.post_steadily(SECONDS, label(i)))
-        cpu = [_cpu_seconds(side.server.pid) - before for side, before in zip(sides, cpu_before, strict=True)]
+        cpu = [cpu_seconds(side.server.pid) - before for side, before in zip(sides, cpu_before, strict=True)]
         others = _others_cpu(sides) - others_before
         connected_throughout = await _stream_clients(sides[stalled_on].http) == CLIENTS + 1
         await _each(sides, lambda i, side: _wait_stream_clients(side.http, CLIENTS, overflow=True))

@@ -18,6 +18,9 @@ and B through the Redis bus, against a single instance with the memory bus)::
     alone, _ = run_async(measure_delivery([stream_url(single)], f"{single}/activities/log", rate=500))
     spread.p99_ms, alone.p99_ms
 
+`bench/instances.py` measures exactly that, with `DeliveryBench` directly, so that rounds of both set-ups
+can alternate with their clients connected throughout and be pooled.
+
 The second value returned is the client processes' load (`DeliveryBench.client_load`): if they were
 busy, the clients' own delays are in the figures; pass `client_processes=2`.
 """

@@ -1,5 +1,6 @@
 """What every benchmark shares: the server in its own process on a free port, the load generator in
-another, RSS readings, realistic events, and the result record each benchmark returns."""
+another, RSS and CPU readings, realistic events, fresh PostgreSQL databases, and the result record each
+benchmark returns."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import asyncio
 import json
 import os
 import random
+import secrets
 import signal
 import socket
 import subprocess
@@ -22,6 +24,7 @@ from typing import Any
 
 import httpx
 from sqlalchemy import Engine
+from sqlalchemy.engine import make_url
 
 from activity_feed.ids import uuid7
 from activity_feed.store.engine import create_reader_engine, create_sqlite_writer_engine
@@ -31,6 +34,11 @@ from bench.loadgen import ID_MARK
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 START_TIMEOUT_SECONDS = 60.0
 STOP_TIMEOUT_SECONDS = 30.0
+
+
+class Skipped(Exception):
+    """Raised by a benchmark that cannot run here (a service it needs does not answer): `python -m bench`
+    prints the reason in the summary and counts it neither as met nor as a failure."""
 
 
 @dataclass(slots=True)
@@ -86,17 +94,42 @@ def rss_mb(pid: int) -> float:
     raise RuntimeError(f"no VmRSS for process {pid}")
 
 
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time of process `pid` so far (/proc/<pid>/stat)."""
+    # The command name (field 2) may hold spaces; the fields after its closing parenthesis do not.
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def machine_busy_seconds() -> float:
+    """CPU time every core of the machine has spent busy so far (/proc/stat), in seconds."""
+    # user nice system idle iowait irq softirq steal: all but idle and iowait are busy.
+    ticks = [int(field) for field in Path("/proc/stat").read_text().split()[1:9]]
+    return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
+
+
 def sqlite_url(path: Path) -> str:
     return f"sqlite:///{path}"
 
 
 class ServerProcess:
     """The service in a subprocess on a free port: `bench.server` (the app plus the bare route) by
-    default, or the real `activity-feed serve` with `cli=True`. Ready when `/health` answers 200."""
+    default, or the real `activity-feed serve` with `cli=True` (and then `broadcast_url`, the bus between
+    instances). Ready when `/health` answers 200 with the bus `ok` (for Redis: subscribed)."""
 
-    def __init__(self, database_url: str, *, cli: bool = False, log_path: Path | None = None) -> None:
+    def __init__(
+        self,
+        database_url: str,
+        *,
+        cli: bool = False,
+        broadcast_url: str | None = None,
+        log_path: Path | None = None,
+    ) -> None:
+        if broadcast_url is not None and not cli:
+            raise ValueError("a broadcast URL needs cli=True: bench.server has only the memory bus")
         self.database_url = database_url
         self.cli = cli
+        self.broadcast_url = broadcast_url
         self.log_path = log_path
         self.port = 0
         self.process: subprocess.Popen[bytes] | None = None
@@ -104,7 +137,8 @@ class ServerProcess:
     def _command(self) -> list[str]:
         common = ["--database-url", self.database_url, "--port", str(self.port), "--log-level", "warning"]
         if self.cli:
-            return [str(Path(sys.executable).with_name("activity-feed")), "serve", *common]
+            bus = ["--broadcast-url", self.broadcast_url] if self.broadcast_url is not None else []
+            return [str(Path(sys.executable).with_name("activity-feed")), "serve", *common, *bus]
         return [sys.executable, "-m", "bench.server", *common]
 
     @property
@@ -140,13 +174,19 @@ class ServerProcess:
             while True:
                 if self.process.poll() is not None:
                     raise RuntimeError(f"the server exited with {self.process.returncode}{self._log_tail()}")
+                answer: dict[str, Any] | None = None
                 try:
-                    if client.get(f"{self.url}/health").status_code == 200:
+                    response = client.get(f"{self.url}/health")
+                    answer = response.json()
+                    if response.status_code == 200 and answer is not None and answer.get("bus", "ok") == "ok":
                         return
-                except httpx.TransportError:
+                except (httpx.TransportError, ValueError):
                     pass
                 if time.monotonic() > deadline:
-                    raise TimeoutError(f"the server did not answer /health within {START_TIMEOUT_SECONDS} s")
+                    raise TimeoutError(
+                        f"the server was not ready within {START_TIMEOUT_SECONDS} s (/health: {answer})"
+                        f"{self._log_tail()}"
+                    )
                 time.sleep(0.05)
 
     def _log_tail(self) -> str:
@@ -168,6 +208,75 @@ class ServerProcess:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.stop()
+
+
+BENCH_POSTGRES_URL = os.environ.get("BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+_POSTGRES_CONNECT_TIMEOUT_SECONDS = 3.0
+
+
+def _with_database(url: str, database: str) -> str:
+    return make_url(url).set(drivername="postgresql", database=database).render_as_string(hide_password=False)
+
+
+async def _postgres_admin(url: str, statement: str) -> None:
+    import asyncpg
+
+    connection = await asyncpg.connect(url, timeout=_POSTGRES_CONNECT_TIMEOUT_SECONDS)
+    try:
+        await connection.execute(statement)
+    finally:
+        await connection.close()
+
+
+def check_postgres(url: str = BENCH_POSTGRES_URL) -> None:
+    """`Skipped`, with the reason, when PostgreSQL does not answer at `url` or asyncpg is not installed."""
+    try:
+        import asyncpg  # noqa: F401 - only whether it is there
+    except ImportError as exc:
+        raise Skipped(f"asyncpg is not installed ({exc}): pip install 'activity-feed[postgres]'") from exc
+    try:
+        asyncio.run(_postgres_admin(url, "SELECT 1"))
+    except Exception as exc:  # boundary: whatever the reason, the benchmark cannot run here
+        shown = make_url(url).render_as_string(hide_password=True)
+        raise Skipped(
+            f"PostgreSQL does not answer at {shown} ({type(exc).__name__}: {exc}); set BENCH_POSTGRES_URL"
+        ) from exc
+
+
+@contextmanager
+def postgres_database(label: str, url: str = BENCH_POSTGRES_URL) -> Iterator[str]:
+    """A fresh, empty PostgreSQL database on the server of `url` (whose user may create databases) for
+    the length of the block, `activity_feed_bench_<label>_<random>`, dropped afterwards; yields its URL."""
+    name = f"activity_feed_bench_{label}_{secrets.token_hex(4)}"
+    asyncio.run(_postgres_admin(url, f'CREATE DATABASE "{name}"'))
+    try:
+        yield _with_database(url, name)
+    finally:
+        # WITH (FORCE): a connection a crashed server left behind must not keep the database alive.
+        asyncio.run(_postgres_admin(url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+def check_redis(url: str) -> None:
+    """`Skipped`, with the reason, when Redis does not answer a PING at `url` or redis-py is missing."""
+    try:
+        from redis.asyncio import Redis
+    except ImportError as exc:
+        raise Skipped(f"redis-py is not installed ({exc}): pip install 'activity-feed[redis]'") from exc
+    from activity_feed.hub.backends.redis import display_url, split_channel
+
+    async def ping() -> None:
+        client = Redis.from_url(split_channel(url)[0], socket_connect_timeout=2.0, socket_timeout=2.0)
+        try:
+            await client.ping()
+        finally:
+            await client.aclose()
+
+    try:
+        asyncio.run(ping())
+    except Exception as exc:  # boundary: whatever the reason, the benchmark cannot run here
+        shown = display_url(url)
+        reason = f"{type(exc).__name__}: {exc}"
+        raise Skipped(f"Redis does not answer at {shown} ({reason}); set BENCH_REDIS_URL") from exc
 
 
 def run_load(spec: dict[str, Any]) -> dict[str, Any]:

@@ -38,7 +38,6 @@ from activity_feed.redaction import Redactor
 from activity_feed.schemas import MAX_BATCH_ITEMS
 
 MiB = 1024 * 1024
-_now = datetime.now
 _ns = time.time_ns
 _REMEMBERED_REDACTIONS = 4096
 _warned_no_url = False
@@ -263,9 +262,9 @@ class FeedClient:
 
     # Internals.
 
-    # The instrumentation's own log() and update() (mcp/recorder.py): the same records, minus the checks
-    # its arguments never need (its statuses are valid, its ids are the ones log() returned), since they
-    # run inside every tool call.
+    # The instrumentation's own log() and update() (mcp/recorder.py), which run inside every tool call:
+    # the same records, minus the checks its arguments never need (its statuses are valid), with the id,
+    # the timestamp and the copy of the arguments left to the worker.
 
     def tool_call_started(
         self,

@@ -8,8 +8,6 @@ import asyncio
 import random
 import signal
 import sqlite3
-import subprocess
-import sys
 import time
 import uuid
 from collections import Counter
@@ -21,8 +19,7 @@ import asyncpg
 import httpx
 from sqlalchemy.engine import make_url
 
-from tests.cli.test_main import clean_env
-from tests.support.server import free_port
+from tests.support.service import ServiceProcess
 
 SEED = 20260505
 KILLS = 3
@@ -32,83 +29,7 @@ BATCH_WRITERS = 2
 BATCH_SIZE = 50
 SAMPLE_GETS = 25
 REQUEST_TIMEOUT_SECONDS = 10.0
-START_TIMEOUT_SECONDS = 20.0
-STOP_TIMEOUT_SECONDS = 10.0
 FIRST_ACK_TIMEOUT_SECONDS = 10.0
-
-
-@dataclass
-class Service:
-    """`activity-feed serve` as a child process on `database_url`; a new free port on every start."""
-
-    database_url: str
-    log_path: Path
-    port: int = 0
-    process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> None:
-        self.port = free_port()
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "activity_feed.cli.main",
-                    "serve",
-                    "--port",
-                    str(self.port),
-                    "--database-url",
-                    self.database_url,
-                    "--log-level",
-                    "warning",
-                ],
-                env=clean_env(),
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=log,
-            )
-
-    def exited(self) -> int | None:
-        assert self.process is not None
-        return self.process.poll()
-
-    def sigkill(self) -> None:
-        """Send SIGKILL; returns at once."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.kill()
-
-    def reap(self) -> None:
-        """Wait (bounded) until the process is gone."""
-        if self.process is not None:
-            self.process.wait(timeout=STOP_TIMEOUT_SECONDS)
-
-    def kill(self) -> None:
-        self.sigkill()
-        self.reap()
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-
-async def wait_until_healthy(service: Service) -> None:
-    deadline = time.monotonic() + START_TIMEOUT_SECONDS
-    async with httpx.AsyncClient(timeout=1) as client:
-        while True:
-            code = service.exited()
-            assert code is None, f"serve exited with {code} during start-up:\n{service.log()}"
-            assert time.monotonic() < deadline, (
-                f"serve did not answer /health with 200 within {START_TIMEOUT_SECONDS} s:\n{service.log()}"
-            )
-            try:
-                if (await client.get(f"{service.url}/health")).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            await asyncio.sleep(0.05)
 
 
 @dataclass
@@ -221,7 +142,7 @@ async def stored_ids(database_url: str) -> set[uuid.UUID]:
 
 
 async def check_survivors(
-    service: Service, acknowledged: set[uuid.UUID], rng: random.Random
+    service: ServiceProcess, acknowledged: set[uuid.UUID], rng: random.Random
 ) -> tuple[int, int]:
     """Every acknowledged event is in the database, and the service serves a sample of them."""
     ids = await stored_ids(service.database_url)
@@ -236,7 +157,7 @@ async def check_survivors(
     return len(acknowledged & ids), len(ids)
 
 
-async def load_then_kill(service: Service, rng: random.Random) -> Load:
+async def load_then_kill(service: ServiceProcess, rng: random.Random) -> Load:
     """Writers at full speed; a random 0.2-0.8 s after the first acknowledged write, the service gets
     SIGKILL mid-load."""
     load = Load()
@@ -261,11 +182,11 @@ async def load_then_kill(service: Service, rng: random.Random) -> Load:
 
 async def test_acknowledged_events_survive_sigkill(database_url: str, tmp_path: Path) -> None:
     rng = random.Random(SEED)
-    service = Service(database_url, tmp_path / "serve.log")
+    service = ServiceProcess(database_url, tmp_path / "serve.log")
     acknowledged: set[uuid.UUID] = set()
     try:
         service.start()
-        await wait_until_healthy(service)
+        await asyncio.to_thread(service.wait_healthy)
         for kill in range(1, KILLS + 1):
             load = await load_then_kill(service, rng)
             code = service.exited()
@@ -276,7 +197,7 @@ async def test_acknowledged_events_survive_sigkill(database_url: str, tmp_path: 
             acknowledged |= load.acknowledged
 
             service.start()  # same database, as the crash left it
-            await wait_until_healthy(service)
+            await asyncio.to_thread(service.wait_healthy)
             found, rows = await check_survivors(service, acknowledged, rng)
             assert found == len(acknowledged)
             print(
@@ -288,4 +209,5 @@ async def test_acknowledged_events_survive_sigkill(database_url: str, tmp_path: 
             )
         assert "Traceback" not in service.log(), service.log()
     finally:
-        service.kill()
+        service.sigkill()
+        service.reap()

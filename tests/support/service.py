@@ -104,6 +104,21 @@ class ServiceProcess:
         """Wait until `/health` answers 200 with the bus `ok` (subscribed, when it is Redis)."""
         return self.wait_health(lambda h: h["http_status"] == 200 and h.get("bus") == "ok", timeout)
 
+    def exited(self) -> int | None:
+        """The exit code, or None while the process runs."""
+        assert self.process is not None, "not started"
+        return self.process.poll()
+
+    def sigkill(self) -> None:
+        """SIGKILL, as a crash would; returns at once (see `reap`)."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+
+    def reap(self) -> None:
+        """Wait (bounded) until the process is gone."""
+        if self.process is not None:
+            self.process.wait(timeout=STOP_TIMEOUT_SECONDS)
+
     def stop(self) -> None:
         """SIGTERM (uvicorn shuts down cleanly), then SIGKILL if it takes too long."""
         if self.process is None or self.process.poll() is not None:

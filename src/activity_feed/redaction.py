@@ -151,6 +151,8 @@ class Redactor:
         self._safe_keys = frozenset(normalise_key(k) for k in safe_keys)
         # Keys repeat from one event to the next: remember the verdict (bounded, never evicted piecemeal).
         self._key_verdicts: dict[str, bool] = {}
+        # So do short values (a method name, a transport, a city): whether they may hold a secret.
+        self._short_value_verdicts: dict[str, bool] = {}
 
     def redact(self, data: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
         """A redacted deep copy of `data` and the paths redacted (`arguments.items[2].token`)."""
@@ -168,7 +170,7 @@ class Redactor:
         if verdict is None:
             normal = normalise_key(key)
             verdict = normal not in self._safe_keys and self._key_pattern.search(normal) is not None
-            if len(self._key_verdicts) >= 4096:
+            if len(self._key_verdicts) >= _VERDICTS_KEPT:
                 self._key_verdicts.clear()
             self._key_verdicts[key] = verdict
         return verdict
@@ -176,20 +178,41 @@ class Redactor:
     def _mapping(self, data: Mapping[Any, Any], path: str, paths: list[str], depth: int) -> dict[str, Any]:
         result: dict[str, Any] = {}
         plain_strings = self._prefilter and self._extra_value_pattern is None
+        # The verdict caches are read inline: this loop runs for every key of every event.
+        key_verdicts = self._key_verdicts
+        value_verdicts = self._short_value_verdicts
         for raw_key, value in data.items():
-            key = raw_key if isinstance(raw_key, str) else str(raw_key)
-            if value is not None and self.is_sensitive_key(key):
+            key = raw_key if type(raw_key) is str else str(raw_key)
+            sensitive = key_verdicts.get(key)
+            if sensitive is None:
+                sensitive = self.is_sensitive_key(key)
+            if sensitive and value is not None:
                 result[key] = REDACTED
                 paths.append(f"{path}.{key}" if path else key)
                 continue
             kind = type(value)
             # Fast path for what most values are (scalars, and strings that cannot hold a secret): no
             # path is built, since none will be reported.
-            if kind in _SCALARS or (kind is str and plain_strings and not _may_hold_default_secret(value)):
+            if kind in _SCALARS or (
+                kind is str
+                and plain_strings
+                and (value_verdicts.get(value) is False or not self._may_hold_secret(value))
+            ):
                 result[key] = value
             else:
                 result[key] = self._value(value, f"{path}.{key}" if path else key, paths, depth + 1)
         return result
+
+    def _may_hold_secret(self, value: str) -> bool:
+        if len(value) > _SHORT_VALUE:
+            return _may_hold_default_secret(value)
+        verdict = self._short_value_verdicts.get(value)
+        if verdict is None:
+            verdict = _may_hold_default_secret(value)
+            if len(self._short_value_verdicts) >= _VERDICTS_KEPT:
+                self._short_value_verdicts.clear()
+            self._short_value_verdicts[value] = verdict
+        return verdict
 
     def _value(self, value: Any, path: str, paths: list[str], depth: int) -> Any:
         if isinstance(value, str):
@@ -223,6 +246,8 @@ class Redactor:
 
 
 _SCALARS = frozenset({int, float, bool, type(None)})
+_SHORT_VALUE = 64  # characters: longer values are seldom repeated, and not worth keeping
+_VERDICTS_KEPT = 4096
 
 
 def _plain(value: Any) -> Any:

@@ -277,10 +277,20 @@ class FeedClient:
         the keys of `extra`; return the handle `tool_call_ended` takes. The id, the timestamp and the
         copy are made by the worker (from the moment of this call), and `extra` is owned by the event."""
         call = CreateCall(
-            None, "tool_call", "pending", tool_name, user_source, None, None, None, None, None, _ns()
+            None,
+            "tool_call",
+            "pending",
+            tool_name,
+            user_source,
+            None,
+            None,
+            None,
+            None,
+            None,
+            _ns(),
+            arguments,
+            extra,
         )
-        call.arguments = arguments
-        call.extra = extra
         if self.enabled:
             self._hand_off(call)
         return call

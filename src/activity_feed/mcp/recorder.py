@@ -13,7 +13,7 @@ import logging
 import threading
 import time
 from collections.abc import Mapping
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, cast
 
 from activity_feed.client.feed_client import FeedClient
 from activity_feed.client.intake import CreateCall
@@ -122,12 +122,12 @@ class CallRecorder:
 class ToolCall:
     """One recorded call in flight; ends exactly once."""
 
-    __slots__ = ("_cause", "_client", "_done", "_event", "_recorder", "_started")
+    __slots__ = ("_capture_results", "_cause", "_client", "_done", "_event", "_started")
 
     def __init__(
         self, recorder: CallRecorder, client: ActivityClient, event: str | CreateCall, started: float
     ) -> None:
-        self._recorder = recorder
+        self._capture_results = recorder.capture_results
         self._client = client
         self._event = event  # the id log() returned, or FeedClient's handle
         self._started = started
@@ -171,22 +171,21 @@ class ToolCall:
         self._done = True
         duration_ms = (time.perf_counter() - self._started) * 1000.0
         client = self._client
-        data: dict[str, Any] | None = None
         if error_message is not None:
             error_message = _redact_text(client, error_message)
-        if type(client) is FeedClient:
-            if self._recorder.capture_results and result is not None:
-                # Previewed here rather than on the client's worker: keeping the result object alive
-                # until then costs the host more (memory that stays cold) than the preview itself.
-                data = {"result": preview.result_preview(result)}
-            assert isinstance(self._event, CreateCall)
-            client.tool_call_ended(self._event, status, duration_ms, error_message, data)
-            return
-        if self._recorder.capture_results and result is not None:
-            data = {"result": preview.result_preview(result)}
-        client.update(
-            self._event, status=status, duration_ms=duration_ms, error_message=error_message, data=data
+        # Previewed here even for a FeedClient, which serialises on its worker: keeping the result object
+        # alive until then costs the host more (memory that stays cold) than the preview itself.
+        data = (
+            {"result": preview.result_preview(result)}
+            if self._capture_results and result is not None
+            else None
         )
+        if type(client) is FeedClient:
+            client.tool_call_ended(cast("CreateCall", self._event), status, duration_ms, error_message, data)
+        else:
+            client.update(
+                self._event, status=status, duration_ms=duration_ms, error_message=error_message, data=data
+            )
 
 
 def _redact_text(client: ActivityClient, text: str) -> str:

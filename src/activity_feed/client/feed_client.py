@@ -97,6 +97,10 @@ class FeedClient:
         self._closed = False
         self._fresh_state()
         lifecycle.register(self)
+        if self.enabled:
+            # Now rather than at the first call: starting the worker (a thread, an event loop, an HTTP
+            # client) is the one slow step, and the first call is often inside a tool call.
+            self._start_worker()
 
     def _fresh_state(self) -> None:
         # Everything a forked child must not share with its parent.

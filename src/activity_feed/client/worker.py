@@ -151,7 +151,11 @@ class Worker:
         if self._config.token:
             headers["authorization"] = f"Bearer {self._config.token}"
         timeout = httpx.Timeout(self._config.timeout)
-        async with httpx.AsyncClient(headers=headers, timeout=timeout) as http:
+        # Loading the CA certificates holds the interpreter lock for tens of milliseconds (hundreds on a
+        # busy machine), stalling every thread of the host: done only when TLS will be used, and then at
+        # the client's creation (feed_client.py starts the worker there), not inside a tool call.
+        verify = not self._config.endpoint.lower().startswith("http://")
+        async with httpx.AsyncClient(headers=headers, timeout=timeout, verify=verify) as http:
             while True:
                 await self._wait_for_batch()
                 self._intake.admit_all()

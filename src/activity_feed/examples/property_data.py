@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -66,6 +67,20 @@ def default_db_path() -> Path:
     return Path(tempfile.gettempdir()) / "activity-feed-examples" / "properties.db"
 
 
+def _switch_to_wal(conn: sqlite3.Connection, timeout: float = 10.0) -> None:
+    # Switching the journal mode while another opener is creating the same new file can answer "database
+    # is locked" at once, without waiting out the busy timeout: try again, within the same bound.
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+
+
 class PropertyData:
     """Reads and writes the example dataset at `path` (created and seeded on first use)."""
 
@@ -96,7 +111,7 @@ class PropertyData:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         conn = self._open()
         try:
-            conn.execute("PRAGMA journal_mode = WAL")
+            _switch_to_wal(conn)
             conn.executescript(_SCHEMA)
             # IMMEDIATE takes the write lock before the emptiness check, so two processes starting
             # together on a new file seed it once.

@@ -82,11 +82,6 @@ def _joined_text(content: list[Any]) -> str:
     return "\n".join(texts)
 
 
-def is_tool_result(result: Any) -> bool:
-    """Whether `result` looks like an MCP tool result (wire dict or model) rather than a plain value."""
-    return isinstance(_field(result, "content"), list)
-
-
 def is_error_result(result: Any) -> bool:
     """An MCP tool result flagged `isError` (wire dict, `CallToolResult` or fastmcp's `ToolResult`)."""
     return _field(result, "isError", "is_error") is True

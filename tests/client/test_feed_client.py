@@ -219,3 +219,16 @@ def test_the_token_is_sent_as_a_bearer_header(make_client: Callable[..., FeedCli
         assert remote.requests[0].headers["authorization"] == f"Bearer {token}"
     finally:
         remote.stop()
+
+
+def test_redact_text_uses_the_clients_redactor_and_respects_redact_false() -> None:
+    secret = "failed with key sk-abcdefghijklmnop1234"
+    redacting = FeedClient(None)
+    plain = FeedClient(None, redact=False)
+    try:
+        assert "sk-abcdefghijklmnop1234" not in redacting.redact_text(secret)
+        assert redacting.redact_text(secret).startswith("failed with key ")
+        assert plain.redact_text(secret) == secret
+    finally:
+        redacting.close(timeout=0.1)
+        plain.close(timeout=0.1)

@@ -21,16 +21,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from activity_feed.api.deps import get_feed
 from activity_feed.api.limits import check_batch_data_sizes, check_data_size
 from activity_feed.schemas import ActivityCreate, BatchRequest
 
 if TYPE_CHECKING:
     from activity_feed.api.feed import ActivityFeed
-
-
-def _feed(request: Request) -> ActivityFeed:
-    feed: ActivityFeed = request.app.state.activity_feed
-    return feed
 
 
 def _invalid(exc: ValidationError) -> JSONResponse:
@@ -80,14 +76,14 @@ async def log_activity(request: Request) -> Response:
     event = await _parse(request, ActivityCreate)
     if isinstance(event, JSONResponse):
         return event
-    return await record(_feed(request), event)
+    return await record(get_feed(request), event)
 
 
 async def apply_batch(request: Request) -> Response:
     batch = await _parse(request, BatchRequest)
     if isinstance(batch, JSONResponse):
         return batch
-    return await record_batch(_feed(request), batch)
+    return await record_batch(get_feed(request), batch)
 
 
 def ingest_routes() -> list[Any]:

@@ -222,6 +222,11 @@ class FeedClient:
             return
         self._hand_off(call)
 
+    def redact_text(self, text: str) -> str:
+        """`text` with secret values replaced by this client's redactor (unchanged with `redact=False`):
+        for text the caller sends outside `data`, such as an error message that quotes arguments."""
+        return self._redactor.redact_text(text) if self._redactor is not None else text
+
     def flush(self, timeout: float = 5.0) -> bool:
         """Wait up to `timeout` seconds until everything queued before this call was sent or dropped."""
         if not self.enabled:

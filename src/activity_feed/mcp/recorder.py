@@ -190,15 +190,13 @@ class ToolCall:
 
 def _redact_text(client: ActivityClient, text: str) -> str:
     # The client redacts `data` only; an error message can quote arguments too, so it gets the same
-    # value patterns (the client's own redactor when it has one, so custom patterns apply; none when
-    # the client was made with redact=False).
-    redactor = getattr(client, "_redactor", _DEFAULT)
-    if redactor is _DEFAULT:
-        redactor = _default_redactor()
-    return redactor.redact_text(text) if isinstance(redactor, Redactor) else text
+    # value patterns (a FeedClient's own, so custom patterns apply and redact=False is respected; the
+    # defaults for any other client).
+    if isinstance(client, FeedClient):
+        return client.redact_text(text)
+    return _default_redactor().redact_text(text)
 
 
-_DEFAULT = object()
 _redactor: Redactor | None = None
 
 

@@ -316,7 +316,9 @@ async def test_one_bad_request_in_a_group_does_not_fail_the_others(recorder: Rec
 
     results = await asyncio.wait_for(asyncio.gather(*submits, return_exceptions=True), WAIT_SECONDS)
 
-    assert isinstance(results[5], sa.exc.StatementError)
+    # Encoding fails: in SQLAlchemy's bind processing (PostgreSQL), or before the driver sees the row
+    # (SQLite's insert, which encodes its rows itself).
+    assert isinstance(results[5], sa.exc.StatementError | TypeError)
     assert all(not isinstance(r, BaseException) for i, r in enumerate(results) if i != 5)
     for event in good:
         assert event.id is not None

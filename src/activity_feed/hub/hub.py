@@ -31,7 +31,7 @@ class Hub:
     def __init__(self, backend: BroadcastBackend) -> None:
         self._backend = backend
         self._subscribers: set[Subscription] = set()
-        self._outbox: asyncio.Queue[bytes] = asyncio.Queue()
+        self._outbox: asyncio.Queue[list[Notice]] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
         self._changes: ChangeLog | None = None
         # The number of the last change delivered; None without a change log (nothing to check against).
@@ -70,11 +70,10 @@ class Hub:
     def publish(self, changes: Sequence[Change]) -> None:
         """Queue committed changes for the bus, in order. Never waits: the writer calls this.
 
-        One bus message carries all the changes of one transaction, one stream message per line (JSON
-        text holds no raw newline), so a group commit of many events costs one trip through the bus."""
+        Each change is encoded once, here, into the text every client receives; one bus message carries
+        all the changes of one transaction."""
         if changes:
-            payload = "\n".join(Notice.from_change(change).text for change in changes)
-            self._outbox.put_nowait(payload.encode())
+            self._outbox.put_nowait([Notice.from_change(change) for change in changes])
 
     @asynccontextmanager
     async def subscribe(self, change_filter: ChangeFilter, *, queue_size: int) -> AsyncIterator[Subscription]:
@@ -89,10 +88,10 @@ class Hub:
         backoff = Backoff(*_PUBLISH_RETRY)
         failing_since: float | None = None
         while True:
-            payload = await self._outbox.get()
+            notices = await self._outbox.get()
             while True:
                 try:
-                    await self._backend.publish(payload)
+                    await self._backend.publish(notices)
                 except Exception as exc:  # boundary: the database has the change; nothing may stop this loop
                     if failing_since is None:
                         failing_since = time.monotonic()
@@ -104,10 +103,10 @@ class Hub:
                             exc,
                         )
                     await asyncio.sleep(backoff.next_delay())
-                    # Only the newest payload is retried: when it reaches the other instances, they see
+                    # Only the newest message is retried: when it reaches the other instances, they see
                     # the gap below it and read the rest from the database.
                     while not self._outbox.empty():
-                        payload = self._outbox.get_nowait()
+                        notices = self._outbox.get_nowait()
                     continue
                 if failing_since is not None:
                     log.warning(
@@ -135,12 +134,7 @@ class Hub:
                 if isinstance(item, Gap):
                     await self._recover(item.reason)
                     continue
-                for line in item.split(b"\n"):
-                    try:
-                        notice = Notice.from_payload(line)
-                    except Exception:  # boundary: a malformed bus message must not stop the stream for all
-                        log.warning("ignoring a malformed bus message")
-                        continue
+                for notice in item:
                     if self._last is not None:
                         if notice.seq != self._last + 1:
                             if notice.seq > self._last:

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
 
 from activity_feed.errors import InvalidCursorError
 from activity_feed.schemas import Change, StreamMessage
+
+log = logging.getLogger(__name__)
 
 
 def _uuid_subclass_as_text(value: object) -> str:
@@ -70,9 +74,23 @@ class Notice:
             event=message["event"],
         )
 
-    @property
-    def payload(self) -> bytes:
-        return self.text.encode()
+
+def encode_message(notices: Sequence[Notice]) -> bytes:
+    """One bus message for the notices of one transaction: a stream message per line (JSON text holds no
+    raw newline), so that a group commit of many events costs one trip through the bus."""
+    return "\n".join(notice.text for notice in notices).encode()
+
+
+def decode_message(payload: bytes) -> list[Notice]:
+    """The notices of a bus message; a malformed line is skipped with a warning, never raised: one bad
+    message must not stop the stream for every client."""
+    notices = []
+    for line in payload.split(b"\n"):
+        try:
+            notices.append(Notice.from_payload(line))
+        except Exception:  # boundary: whatever else shares the channel, the listener goes on
+            log.warning("ignoring a malformed bus message")
+    return notices
 
 
 RESYNC = StreamMessage(type="resync").model_dump_json(exclude_none=True)

@@ -33,7 +33,7 @@ from activity_feed.schemas import (
     EventStatus,
 )
 from activity_feed.store.engine import failure_reason, is_unavailable
-from activity_feed.store.rows import to_public
+from activity_feed.store.rows import SQLITE_INSERT, sqlite_values, to_public
 from activity_feed.store.runner import TransactionRunner
 from activity_feed.store.schema import activity_change_counter, activity_deletions, activity_events
 
@@ -173,6 +173,7 @@ class _Transaction:
         self.seq = last_seq
         self.now = datetime.now(UTC)
         self.changes: list[Change] = []
+        self.on_sqlite = conn.dialect.name == "sqlite"
 
     def next_seq(self) -> int:
         self.seq += 1
@@ -217,7 +218,9 @@ class _Transaction:
             event = to_public(row)
             outcome.created.append(event)
             self.changes.append(Change(seq=seq, type=ChangeType.LOGGED, event=event))
-        if rows:
+        if rows and self.on_sqlite:
+            self.conn.exec_driver_sql(SQLITE_INSERT, [sqlite_values(row) for row in rows])
+        elif rows:
             self.conn.execute(_INSERT_ROWS, rows)
 
     def update(

@@ -5,19 +5,33 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
+from typing import TypeAlias
 
+import orjson
 import pytest
+from redis.asyncio import Redis
 
 from activity_feed.errors import ConfigurationError
 from activity_feed.hub.backends import BusUnavailableError, Gap, MemoryBackend, backend_for_url
 from activity_feed.hub.backends.redis import DEFAULT_CHANNEL, RedisBackend, display_url, split_channel
+from activity_feed.hub.notice import Notice
 from tests.support.redis import RedisServer, require_redis, unique_channel
 
 WAIT_SECONDS = 10.0
 SUBSCRIBED = Gap("subscribed")
-Item = bytes | Gap
+Item: TypeAlias = Sequence[Notice] | Gap
+
+
+def notice(seq: int, tool_name: str = "search_properties") -> Notice:
+    event = {"id": f"0190b3c4-0000-7000-8000-{seq:012d}", "tool_name": tool_name}
+    text = orjson.dumps({"type": "activity_logged", "event": event, "cursor": str(seq)}).decode()
+    return Notice(seq=seq, type="activity_logged", text=text)
+
+
+def texts(notices: Sequence[Notice]) -> list[str]:
+    return [item.text for item in notices]
 
 
 class Listener:
@@ -39,14 +53,14 @@ class Listener:
                 pass
         return item
 
-    async def payloads(self, count: int) -> list[bytes]:
-        """The next `count` payloads, failing on a `Gap` in between (none is expected)."""
-        received: list[bytes] = []
+    async def messages(self, count: int) -> list[list[str]]:
+        """The texts of the next `count` messages, failing on a `Gap` in between (none is expected)."""
+        received: list[list[str]] = []
         async with asyncio.timeout(WAIT_SECONDS):
             while len(received) < count:
                 item = await self.items.get()
-                assert not isinstance(item, Gap), f"unexpected {item} after {len(received)} payloads"
-                received.append(item)
+                assert not isinstance(item, Gap), f"unexpected {item} after {len(received)} messages"
+                received.append(texts(item))
         return received
 
     async def stop(self) -> None:
@@ -119,7 +133,7 @@ def test_missing_redis_client_says_what_to_install(monkeypatch: pytest.MonkeyPat
         backend_for_url("redis://127.0.0.1:6379/0")
 
 
-async def test_payloads_reach_every_subscriber_in_order(open_backend: Open) -> None:
+async def test_messages_reach_every_subscriber_in_order(open_backend: Open) -> None:
     url = f"{require_redis()}?channel={unique_channel()}"
     publisher, first = await open_backend(url)
     other, second = await open_backend(url)
@@ -128,12 +142,37 @@ async def test_payloads_reach_every_subscriber_in_order(open_backend: Open) -> N
     assert publisher.problem is None
     assert other.problem is None
 
-    payloads = [f"change {n}".encode() for n in range(50)]
-    for payload in payloads:
-        await publisher.publish(payload)
+    # One notice per message, and one transaction's many notices in one message.
+    messages = [[notice(n)] for n in range(1, 50)] + [[notice(n) for n in range(50, 80)]]
+    for message in messages:
+        await publisher.publish(message)
 
-    assert await first.payloads(len(payloads)) == payloads
-    assert await second.payloads(len(payloads)) == payloads
+    sent = [texts(message) for message in messages]
+    assert await first.messages(len(messages)) == sent
+    assert await second.messages(len(messages)) == sent
+
+
+@pytest.mark.parametrize(
+    "garbage",
+    [
+        b"not json",
+        b"[1, 2, 3]",
+        b'{"type": "activity_logged", "event": {}}',
+        b'{"type": "activity_logged", "event": {}, "cursor": "abc"}',
+        b"\xff\xfe",
+    ],
+)
+async def test_malformed_lines_on_the_channel_are_skipped(open_backend: Open, garbage: bytes) -> None:
+    channel = unique_channel()
+    _, listener = await open_backend(f"{require_redis()}?channel={channel}")
+    assert await listener.next_matching(lambda item: isinstance(item, Gap)) == SUBSCRIBED
+    good = notice(7)
+    async with Redis.from_url(require_redis()) as foreign:  # whatever else publishes on the channel
+        await foreign.publish(channel, garbage)
+        await foreign.publish(channel, garbage + b"\n" + good.text.encode())
+
+    assert await listener.messages(1) == [[good.text]]
+    assert listener.items.empty()
 
 
 async def test_starts_while_redis_is_down_and_subscribes_when_it_comes(
@@ -149,12 +188,14 @@ async def test_starts_while_redis_is_down_and_subscribes_when_it_comes(
         f"no subscription to Redis at redis://:***@127.0.0.1:{redis_server.port}/0"
     )
     with pytest.raises(BusUnavailableError):
-        await backend.publish(b"nobody hears this")
+        await backend.publish([notice(1)])
 
     redis_server.start()
     assert await listener.next_matching(lambda item: item == SUBSCRIBED) == SUBSCRIBED
-    await backend.publish(b"heard")
-    assert await listener.next_matching(lambda item: isinstance(item, bytes)) == b"heard"
+    await backend.publish([notice(2)])
+    heard = await listener.next_matching(lambda item: not isinstance(item, Gap))
+    assert not isinstance(heard, Gap)
+    assert texts(heard) == [notice(2).text]
     assert backend.problem is None
 
 
@@ -164,15 +205,15 @@ async def test_outage_is_a_problem_and_a_gap_until_redis_is_back(
     redis_server.start()
     backend, listener = await open_backend(redis_server.url(unique_channel()))
     assert await listener.next_matching(lambda item: isinstance(item, Gap)) == SUBSCRIBED
-    await backend.publish(b"before")
-    assert await listener.payloads(1) == [b"before"]
+    await backend.publish([notice(1)])
+    assert await listener.messages(1) == [[notice(1).text]]
 
     redis_server.kill()
     lost = await listener.next_matching(lambda item: isinstance(item, Gap))
     assert isinstance(lost, Gap)
     assert lost.reason.startswith("subscription lost")
     with pytest.raises(BusUnavailableError) as refused:
-        await backend.publish(b"during")
+        await backend.publish([notice(2)])
     for text in (str(refused.value), backend.problem or "", lost.reason):
         assert f"127.0.0.1:{redis_server.port}" in text
         assert "s3cret" not in text
@@ -184,8 +225,8 @@ async def test_outage_is_a_problem_and_a_gap_until_redis_is_back(
 
     redis_server.start()  # same port, empty: whatever was published during the outage is gone
     assert await listener.next_matching(lambda item: item == SUBSCRIBED) == SUBSCRIBED
-    await backend.publish(b"after")
-    assert await listener.payloads(1) == [b"after"]
+    await backend.publish([notice(3)])
+    assert await listener.messages(1) == [[notice(3).text]]
     assert backend.problem is None
 
 
@@ -199,8 +240,8 @@ async def test_a_redis_that_stops_answering_is_noticed(redis_server: RedisServer
         assert await listener.next_matching(lambda item: isinstance(item, Gap)) == SUBSCRIBED
         # Quiet but there: its answers to the PINGs keep the subscription.
         await asyncio.sleep(silence * 6)
-        await backend.publish(b"still here")
-        assert await listener.payloads(1) == [b"still here"]
+        await backend.publish([notice(1)])
+        assert await listener.messages(1) == [[notice(1).text]]
 
         redis_server.pause()  # the connection stays open; nothing answers
         lost = await listener.next_matching(lambda item: isinstance(item, Gap))

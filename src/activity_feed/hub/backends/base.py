@@ -1,22 +1,23 @@
-"""What a bus backend must do: carry opaque payloads from `publish` on any instance to `listen` on all."""
+"""What a bus backend must do: carry notices from `publish` on any instance to `listen` on all."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 from activity_feed.errors import ActivityFeedError
+from activity_feed.hub.notice import Notice
 
 
 class BusUnavailableError(ActivityFeedError):
-    """The bus could not take a payload (Redis is down). The change is committed all the same: every
+    """The bus could not take a message (Redis is down). The change is committed all the same: every
     instance reads what the bus missed from the database."""
 
 
 @dataclass(frozen=True, slots=True)
 class Gap:
-    """Yielded by `listen` where payloads may have been lost: each time the subscription is (re)made,
+    """Yielded by `listen` where messages may have been lost: each time the subscription is (re)made,
     and after each failed attempt while it cannot be. The listener reads what it missed from the
     database; `reason` is for the log."""
 
@@ -34,13 +35,13 @@ class BroadcastBackend(Protocol):
     async def disconnect(self) -> None:
         """Close connections and end every `listen` iterator."""
 
-    async def publish(self, payload: bytes) -> None:
-        """Send `payload` to every instance's listener, in the order published; `BusUnavailableError`
-        when the bus cannot take it now."""
+    async def publish(self, notices: Sequence[Notice]) -> None:
+        """Send `notices` (the changes of one transaction, in order) to every instance's listener, as one
+        message, in the order published; `BusUnavailableError` when the bus cannot take it now."""
 
-    def listen(self) -> AsyncGenerator[bytes | Gap, None]:
-        """Yield every payload published on the bus, and a `Gap` wherever some may be missing, until
-        `disconnect`."""
+    def listen(self) -> AsyncGenerator[Sequence[Notice] | Gap, None]:
+        """Yield the notices of every message published on the bus, and a `Gap` wherever some may be
+        missing, until `disconnect`."""
         ...
 
     @property

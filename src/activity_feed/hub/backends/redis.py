@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Sequence
 from contextlib import suppress
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -25,6 +25,7 @@ from redis.exceptions import RedisError
 
 from activity_feed.hub.backends.base import BusUnavailableError, Gap
 from activity_feed.hub.backoff import Backoff
+from activity_feed.hub.notice import Notice, decode_message, encode_message
 
 log = logging.getLogger(__name__)
 
@@ -114,17 +115,17 @@ class RedisBackend:
                 await client.aclose()
         self._client = self._subscriber = None
 
-    async def publish(self, payload: bytes) -> None:
+    async def publish(self, notices: Sequence[Notice]) -> None:
         if self._client is None:
             raise BusUnavailableError("the Redis bus is not connected")
         try:
-            await self._client.publish(self.channel, payload)
+            await self._client.publish(self.channel, encode_message(notices))
         except _OUTAGE_ERRORS as exc:
             self._publish_problem = f"cannot publish to Redis at {self.display_url}: {_reason(exc)}"
             raise BusUnavailableError(self._publish_problem) from exc
         self._publish_problem = None
 
-    async def listen(self) -> AsyncGenerator[bytes | Gap, None]:
+    async def listen(self) -> AsyncGenerator[Sequence[Notice] | Gap, None]:
         backoff = Backoff(*_RECONNECT)
         while not self._closed.is_set():
             try:
@@ -149,8 +150,9 @@ class RedisBackend:
                     yield Gap(f"subscription lost: {self._listen_problem}")
                     await self._pause(backoff.next_delay())
                     break
-                if payload is not None:
-                    yield payload
+                notices = decode_message(payload) if payload is not None else None
+                if notices:
+                    yield notices
 
     async def _subscribe(self) -> None:
         if self._subscriber is None:

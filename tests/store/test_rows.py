@@ -1,0 +1,114 @@
+"""`to_public` builds the public event without validating it, and `sqlite_values` a row's stored values
+without SQLAlchemy's type processing: each must be indistinguishable from what the slower way gives."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from activity_feed.schemas import ActivityPublic, EventStatus, EventType
+from activity_feed.store.engine import create_sqlite_writer_engine
+from activity_feed.store.rows import PUBLIC_COLUMNS, SQLITE_COLUMNS, SQLITE_INSERT, sqlite_values, to_public
+from activity_feed.store.schema import activity_events, metadata
+
+
+def _row(**overrides: Any) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "seq": 7,
+        "id": uuid.UUID("0190b3c4-1111-7000-8000-000000000001"),
+        "timestamp": datetime(2026, 11, 26, 17, 58, 25, 508149, tzinfo=UTC),
+        "tool_name": "get_property",
+        "user_source": "Claude Desktop 0.9.3",
+        "event_type": "tool_call",
+        "status": "error",
+        "data": {"arguments": {"property_id": 9}, "nested": [1, "é", None]},
+        "duration_ms": 12.5,
+        "error_message": "no property 9",
+        "correlation_id": "conv-1",
+        "updated_at": datetime(2026, 11, 26, 17, 58, 26, tzinfo=UTC),
+        "change_seq": 9,
+    }
+    row.update(overrides)
+    return row
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {},
+        {"tool_name": None, "user_source": None, "duration_ms": None, "error_message": None},
+        {"event_type": EventType.API_REQUEST, "status": EventStatus.SUCCESS, "data": {}},
+    ],
+    ids=["every-field", "nulls", "enum-members"],
+)
+def test_to_public_equals_a_validated_event(overrides: dict[str, Any]) -> None:
+    row = _row(**overrides)
+    built = to_public(row)
+    validated = ActivityPublic.model_validate({column: row[column] for column in PUBLIC_COLUMNS})
+
+    assert built == validated
+    assert built.model_dump_json() == validated.model_dump_json()
+    assert built.model_dump(exclude_unset=True) == validated.model_dump(exclude_unset=True)
+    assert built.model_fields_set == validated.model_fields_set
+    assert type(built.event_type) is EventType
+    assert type(built.status) is EventStatus
+
+
+def test_events_built_from_rows_do_not_share_state() -> None:
+    first, second = to_public(_row()), to_public(_row())
+    first.tool_name = "renamed"
+
+    assert second.tool_name == "get_property"
+    assert first.model_fields_set is not second.model_fields_set
+
+
+def test_an_unknown_enum_value_in_a_row_fails_loudly() -> None:
+    with pytest.raises(KeyError):
+        to_public(_row(status="maybe"))
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {},
+        {"tool_name": None, "user_source": None, "duration_ms": None, "error_message": None},
+        {"correlation_id": None, "data": {}, "duration_ms": 0.0},
+        {"timestamp": datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)},  # no microseconds
+        {"timestamp": datetime(999, 1, 2, 3, 4, 5, 6, tzinfo=UTC)},  # a year of three digits
+        {"timestamp": datetime(2026, 1, 2, 3, 4, 5, 6, tzinfo=timezone(timedelta(hours=-5)))},
+        {"timestamp": datetime(2026, 1, 2, 3, 4, 5, 6), "updated_at": datetime(2026, 1, 2, 3, 4, 6)},
+        {"data": {"text": 'é " \\ \n \u2028 😀', "big": 2**63 - 1, "float": 1.5e300, "list": [{}]}},
+    ],
+    ids=["every-field", "nulls", "empty", "whole-second", "year-999", "other-zone", "naive", "odd-json"],
+)
+def test_sqlite_values_store_exactly_what_sqlalchemy_stores(
+    tmp_path: Path, overrides: dict[str, Any]
+) -> None:
+    engine = create_sqlite_writer_engine(f"sqlite:///{tmp_path / 'rows.db'}")
+    try:
+        metadata.create_all(engine)
+        through_core = _row(**overrides)
+        direct = {**through_core, "seq": 8, "id": uuid.uuid4(), "change_seq": 10}
+        with engine.begin() as conn:
+            conn.execute(sa.insert(activity_events), through_core)
+            conn.exec_driver_sql(SQLITE_INSERT, [sqlite_values(direct)])
+        with engine.connect() as conn:
+            columns = ", ".join(SQLITE_COLUMNS)
+            stored = conn.exec_driver_sql(f"SELECT {columns} FROM activity_events ORDER BY seq")
+            core_values, direct_values = (dict(zip(SQLITE_COLUMNS, row, strict=True)) for row in stored)
+            read_back = conn.execute(sa.select(activity_events).order_by(activity_events.c.seq)).mappings()
+            core_row, direct_row = (dict(row) for row in read_back)
+    finally:
+        engine.dispose()
+
+    differing = {"seq", "id", "change_seq"}
+    assert direct_values["id"] == direct["id"].hex
+    assert {k: v for k, v in direct_values.items() if k not in differing} == {
+        k: v for k, v in core_values.items() if k not in differing
+    }
+    assert direct_row == {**core_row, "seq": 8, "id": direct["id"], "change_seq": 10}

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from activity_feed.errors import StoreUnavailableError
 from activity_feed.schemas import (
     ActivityCreate,
     ActivityUpdate,
@@ -329,3 +330,27 @@ async def test_one_bad_request_in_a_group_does_not_fail_the_others(recorder: Rec
     _, created = await recorder.store.create(event=make())
     assert created is True
     assert recorder.seqs[-1] == 11
+
+
+async def test_close_commits_every_queued_write_and_later_writes_fail_cleanly(database_url: str) -> None:
+    changes: list[Change] = []
+    store = ActivityStore(database_url, on_commit=changes.extend)
+    await store.start()
+    events = [make(id=uuid.uuid4()) for _ in range(300)]
+    writes = [asyncio.create_task(store.create(event=event)) for event in events]
+    await asyncio.sleep(0)  # every write is queued; few, if any, are committed yet
+
+    await asyncio.wait_for(store.close(), WAIT_SECONDS)
+
+    assert all(task.done() and task.result()[1] for task in writes)
+    assert len(changes) == 300
+    with pytest.raises(StoreUnavailableError):
+        await asyncio.wait_for(store.create(event=make()), WAIT_SECONDS)
+    reopened = ActivityStore(database_url)
+    await reopened.start()
+    try:
+        for event in events:
+            assert event.id is not None
+            assert await reopened.get(event_id=event.id) is not None
+    finally:
+        await reopened.close()

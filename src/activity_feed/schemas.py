@@ -46,6 +46,13 @@ class ChangeType(StrEnum):
     DELETED = "activity_deleted"
 
 
+# `member.value` goes through the enum's descriptor machinery, several times slower than a dict lookup;
+# the per-event paths (the writer, the hub) read the plain strings from here. No two enums share a value.
+ENUM_TEXT: dict[str, str] = {
+    member: member.value for enum in (EventType, EventStatus, ChangeType) for member in enum
+}
+
+
 def _as_utc(value: datetime) -> datetime:
     # A timestamp without a zone is taken as UTC: that is what every client of the original app sent.
     if value.tzinfo is None:

@@ -1,4 +1,4 @@
-"""The fast ingest routes (api/ingest.py) answer invalid bodies exactly as FastAPI's own routes would, and
+"""The ingest middleware (api/ingest.py) answers invalid bodies exactly as FastAPI's own routes would, and
 refuse what the store could not hold (integers beyond 64 bits, dates out of range) with 422, not 500."""
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from activity_feed.api import create_app, ingest
+from activity_feed.api import create_app
+from activity_feed.api.ingest import IngestMiddleware
 from activity_feed.schemas import ActivityCreate, BatchRequest
 from activity_feed.settings import Settings
 from tests.support.server import LiveServer
@@ -121,10 +122,7 @@ def test_the_declared_routes_serve_the_same_answers_without_the_fast_ones(
     live_server: Callable[..., LiveServer], settings: Settings
 ) -> None:
     app = create_app(settings)
-    fast = {ingest.log_activity, ingest.apply_batch}
-    app.router.routes[:] = [
-        route for route in app.router.routes if getattr(route, "endpoint", None) not in fast
-    ]
+    app.user_middleware[:] = [entry for entry in app.user_middleware if entry.cls is not IngestMiddleware]
     server = live_server(app=app)
     event_id = str(uuid.uuid4())
 
@@ -145,3 +143,17 @@ def test_the_declared_routes_serve_the_same_answers_without_the_fast_ones(
     assert batched.json() == {"created": 1, "existing": 0, "updated": 1, "missing": 0}
     assert invalid.status_code == 422
     assert invalid.json()["detail"][0]["loc"] == ["body", "event_type"]
+
+
+def test_other_methods_and_chunked_bodies_on_the_ingest_paths(client: httpx.Client) -> None:
+    def chunks() -> Iterator[bytes]:  # no Content-Length: the body arrives in pieces
+        yield b'{"event_type": "tool_call", '
+        yield b'"tool_name": "chunked"}'
+
+    for path in ("/activities/log", "/activities/batch"):  # passed on to the app's routing
+        assert client.put(path, json={}).status_code == 405
+    created = client.post("/activities/log", content=chunks(), headers={"Content-Type": "application/json"})
+
+    assert created.status_code == 201, created.text
+    assert created.json()["tool_name"] == "chunked"
+    assert [event["tool_name"] for event in client.get("/activities/recent").json()] == ["chunked"]

@@ -13,7 +13,7 @@ log = logging.getLogger(__name__)
 RETRY_AFTER_SECONDS = 1
 
 
-async def _store_unavailable(_request: Request, exc: Exception) -> JSONResponse:
+async def store_unavailable(_request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(
         {"detail": f"{exc}; retry later"},
         status_code=503,
@@ -41,7 +41,7 @@ async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
 
 def add_feed_error_handlers(app: FastAPI) -> None:
     """Handlers for the feed's own errors; safe to add to a user's app."""
-    app.add_exception_handler(StoreUnavailableError, _store_unavailable)
+    app.add_exception_handler(StoreUnavailableError, store_unavailable)
     app.add_exception_handler(ReferenceNotFoundError, _reference_not_found)
     app.add_exception_handler(DataTooLargeError, _data_too_large)
 

@@ -13,7 +13,7 @@ from starlette.middleware.cors import CORSMiddleware
 from activity_feed.api import routes, stream
 from activity_feed.api.auth import TokenAuthMiddleware, document_bearer_auth
 from activity_feed.api.errors import add_feed_error_handlers
-from activity_feed.api.ingest import ingest_routes
+from activity_feed.api.ingest import IngestMiddleware
 from activity_feed.api.limits import BodySizeLimitMiddleware
 from activity_feed.hub import Hub
 from activity_feed.hub.backends import backend_for_url
@@ -77,12 +77,12 @@ class ActivityFeed:
         Starlette runs the lifespan of the app it serves but not of mounted sub-apps, so the feed chains
         itself onto `app`'s own lifespan instead of being mounted."""
         app.state.activity_feed = self
-        # The ingest endpoints' fast routes go first, so they are the ones that match (api/ingest.py).
-        app.router.routes[0:0] = ingest_routes()
         app.include_router(routes.router)
         app.include_router(routes.health_router)
         app.include_router(stream.router)
         add_feed_error_handlers(app)
+        # The ingest endpoints, served ahead of FastAPI's routing (api/ingest.py), inside the body limit.
+        app.add_middleware(IngestMiddleware)
         app.add_middleware(
             BodySizeLimitMiddleware, max_bytes=self.settings.max_body_bytes, path_prefix="/activities"
         )

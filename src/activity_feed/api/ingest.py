@@ -1,13 +1,14 @@
-"""The two ingest endpoints, `POST /activities/log` and `POST /activities/batch`, served by plain Starlette
-routes placed ahead of FastAPI's.
+"""The two ingest endpoints, `POST /activities/log` and `POST /activities/batch`, served by a pure ASGI
+middleware just inside the feed's own (auth, body size), ahead of FastAPI's routing.
 
-They are the busiest endpoints, and FastAPI's per-request machinery (solving dependencies, parsing the
-query string, decoding the JSON and then validating the decoded objects) cost more than the feed's own
-work. Here pydantic validates the body straight from its bytes (`model_validate_json`, in Rust), and the
-answers are what FastAPI would give: the same 422 shape (`loc` starting with `"body"`), the same handlers
-for 413 and 503. The FastAPI routes of the same paths in routes.py declare the endpoints in the OpenAPI
-schema and do the same work (`record`, `record_batch`) for any app that mounts them without these
-routes; tests/api/test_ingest.py and the schema tests hold both to the same answers.
+They are the busiest endpoints, and FastAPI's per-request machinery cost more than the feed's own work:
+its inner middleware and routing (every await of a request passes through each layer), solving
+dependencies, decoding the JSON and then validating the decoded objects. Here pydantic validates the body
+straight from its bytes (`model_validate_json`, in Rust), and the answers are what FastAPI would give: the
+same 422 shape (`loc` starting with `"body"`), the same handlers for 413 and 503; anything unexpected
+still reaches the app's catch-all 500. The FastAPI routes of the same paths in routes.py declare the
+endpoints in the OpenAPI schema and do the same work (`record`, `record_batch`) for any app that mounts
+them without this middleware; tests/api/test_ingest.py and the schema tests hold both to the same answers.
 """
 
 from __future__ import annotations
@@ -15,14 +16,18 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from fastapi.encoders import jsonable_encoder
+from fastapi.exception_handlers import http_exception_handler
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
-from starlette.requests import Request
+from starlette.exceptions import HTTPException
+from starlette.requests import HTTPConnection, Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from activity_feed.api.deps import get_feed
+from activity_feed.api.errors import store_unavailable
 from activity_feed.api.limits import check_batch_data_sizes, check_data_size
+from activity_feed.errors import StoreUnavailableError
 from activity_feed.schemas import ActivityCreate, BatchRequest
 
 if TYPE_CHECKING:
@@ -45,9 +50,9 @@ def _in_body(error: ErrorDetails) -> dict[str, Any]:
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
-async def _parse(request: Request, model: type[ModelT]) -> ModelT | JSONResponse:
+def _parse(body: bytes, model: type[ModelT]) -> ModelT | JSONResponse:
     try:
-        return model.model_validate_json(await request.body())
+        return model.model_validate_json(body)
     except ValidationError as exc:
         return _invalid(exc)
 
@@ -72,23 +77,57 @@ async def record_batch(feed: ActivityFeed, batch: BatchRequest) -> Response:
     return Response(result.model_dump_json(exclude_unset=True), media_type="application/json")
 
 
-async def log_activity(request: Request) -> Response:
-    event = await _parse(request, ActivityCreate)
+async def _log_activity(feed: ActivityFeed, body: bytes) -> Response:
+    event = _parse(body, ActivityCreate)
     if isinstance(event, JSONResponse):
         return event
-    return await record(get_feed(request), event)
+    return await record(feed, event)
 
 
-async def apply_batch(request: Request) -> Response:
-    batch = await _parse(request, BatchRequest)
+async def _apply_batch(feed: ActivityFeed, body: bytes) -> Response:
+    batch = _parse(body, BatchRequest)
     if isinstance(batch, JSONResponse):
         return batch
-    return await record_batch(get_feed(request), batch)
+    return await record_batch(feed, batch)
 
 
-def ingest_routes() -> list[Any]:
-    """The fast routes, to be matched before the FastAPI routes of the same paths."""
-    return [
-        Route("/activities/log", log_activity, methods=["POST"], include_in_schema=False),
-        Route("/activities/batch", apply_batch, methods=["POST"], include_in_schema=False),
-    ]
+_ENDPOINTS = {"/activities/log": _log_activity, "/activities/batch": _apply_batch}
+
+
+async def _read_body(receive: Receive) -> bytes:
+    chunks = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":  # the client went away
+            raise _Disconnected
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+class _Disconnected(Exception):
+    pass
+
+
+class IngestMiddleware:
+    """Serve `POST /activities/log` and `POST /activities/batch`; pass anything else on to `app`."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        endpoint = _ENDPOINTS.get(scope["path"]) if scope["type"] == "http" else None
+        if endpoint is None or scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
+        try:
+            body = await _read_body(receive)  # over the size limit: BodySizeLimitMiddleware answers 413
+        except _Disconnected:
+            return
+        try:
+            response = await endpoint(get_feed(HTTPConnection(scope)), body)
+        except HTTPException as exc:  # data over the limit (api/limits.py), as routes.py's handlers see it
+            response = await http_exception_handler(Request(scope), exc)
+        except StoreUnavailableError as exc:
+            response = await store_unavailable(Request(scope), exc)
+        await response(scope, receive, send)

@@ -10,7 +10,7 @@ from typing import Any
 import orjson
 
 from activity_feed.errors import InvalidCursorError
-from activity_feed.schemas import Change, StreamMessage
+from activity_feed.schemas import ENUM_TEXT, Change, StreamMessage
 
 log = logging.getLogger(__name__)
 
@@ -56,13 +56,14 @@ class Notice:
         # A model's `__dict__` holds its fields as they are (UUID, datetime, enums), which orjson encodes
         # as pydantic would, with OPT_UTC_Z writing UTC as "Z" like the REST answers do; iterating the
         # model instead costs several times more, once per change.
+        kind = ENUM_TEXT[change.type]
         message = {
-            "type": change.type.value,
+            "type": kind,
             "event": change.event.__dict__,
             "cursor": encode_cursor(change.seq),
         }
         text = orjson.dumps(message, option=orjson.OPT_UTC_Z, default=_uuid_subclass_as_text).decode()
-        return cls(seq=change.seq, type=change.type.value, text=text)
+        return cls(seq=change.seq, type=kind, text=text)
 
     @classmethod
     def from_payload(cls, payload: bytes) -> Notice:

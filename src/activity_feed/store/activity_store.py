@@ -33,8 +33,7 @@ from activity_feed.store.engine import (
 )
 from activity_feed.store.migrate import upgrade
 from activity_feed.store.reads import RecentQuery
-from activity_feed.store.runner import AsyncTransactionRunner
-from activity_feed.store.thread_writer import ThreadGroupCommitWriter
+from activity_feed.store.runner import AsyncTransactionRunner, SqliteTransactionRunner, TransactionRunner
 from activity_feed.store.writer import GroupCommitWriter, OnCommit, WriteOutcome, WriteRequest
 
 
@@ -61,7 +60,8 @@ class ActivityStore:
         # failing with StoreUnavailableError, to connect, per statement, and for a write's turn.
         self._timeout = timeout
         self._reader: AsyncEngine | None = None
-        self._writer: GroupCommitWriter | ThreadGroupCommitWriter | None = None
+        self._runner: TransactionRunner | None = None
+        self._writer: GroupCommitWriter | None = None
 
     async def start(self, *, migrate: bool = True) -> None:
         """Connect, bring the schema up to date, and start the writer.
@@ -76,19 +76,15 @@ class ActivityStore:
             await self._dispose()
             reason = failure_reason(exc)
             raise StoreUnavailableError(f"cannot use the database at {self.url}: {reason}") from exc
+        queue_timeout: float | None = None
         if is_sqlite(reader.url):
-            self._writer = ThreadGroupCommitWriter(
-                create_sqlite_writer_engine(self._database_url),
-                on_commit=self._on_commit,
-                batch_size=self._batch_size,
-            )
+            self._runner = SqliteTransactionRunner(create_sqlite_writer_engine(self._database_url))
         else:
-            self._writer = GroupCommitWriter(
-                AsyncTransactionRunner(reader),
-                on_commit=self._on_commit,
-                batch_size=self._batch_size,
-                queue_timeout=self._timeout,
-            )
+            self._runner = AsyncTransactionRunner(reader)
+            queue_timeout = self._timeout
+        self._writer = GroupCommitWriter(
+            self._runner, on_commit=self._on_commit, batch_size=self._batch_size, queue_timeout=queue_timeout
+        )
         self._writer.start()
 
     async def _migrate(self, reader: AsyncEngine) -> None:
@@ -111,6 +107,9 @@ class ActivityStore:
         await self._dispose()
 
     async def _dispose(self) -> None:
+        if self._runner is not None:
+            await self._runner.close()
+            self._runner = None
         if self._reader is not None:
             await self._reader.dispose()
             self._reader = None

@@ -73,22 +73,26 @@ SQLITE_INSERT = (
 )
 
 
-def _sqlite_datetime(value: datetime) -> str:
-    # SQLAlchemy's SQLite DATETIME text ("2026-11-26 17:58:25.508149", microseconds always written),
-    # in UTC like `UtcDateTime`; the same text keeps the timestamp indexes in time order.
-    if value.tzinfo is not None and value.tzinfo is not UTC:
+def sqlite_datetime(value: datetime) -> str:
+    """SQLAlchemy's SQLite DATETIME text ("2026-11-26 17:58:25.508149", microseconds always written), in
+    UTC like `UtcDateTime` (naive is UTC); the same text keeps the timestamp indexes in time order."""
+    if value.tzinfo is None:
+        return value.isoformat(" ", "microseconds")
+    if value.tzinfo is not UTC:
         value = value.astimezone(UTC)
-    return value.replace(tzinfo=None).isoformat(" ", "microseconds")
+    return value.isoformat(" ", "microseconds")[:-6]  # without its "+00:00"
 
 
-def sqlite_values(row: Mapping[str, Any]) -> tuple[Any, ...]:
-    """`row` (every column of `activity_events`) as SQLite stores it, in `SQLITE_COLUMNS` order.
+def sqlite_values(row: Mapping[str, Any], *, updated_at: str | None = None) -> tuple[Any, ...]:
+    """`row` (every column of `activity_events`) as SQLite stores it, in `SQLITE_COLUMNS` order;
+    `updated_at`, when given, is the row's `updated_at` as `sqlite_datetime` writes it (every row of a
+    transaction has the same).
 
     tests/store/test_rows.py holds each value equal to what SQLAlchemy stores for the same row."""
     return (
         row["seq"],
         row["id"].hex,  # sa.Uuid on SQLite: 32 hex digits
-        _sqlite_datetime(row["timestamp"]),
+        sqlite_datetime(row["timestamp"]),
         row["tool_name"],
         row["user_source"],
         row["event_type"],
@@ -97,6 +101,6 @@ def sqlite_values(row: Mapping[str, Any]) -> tuple[Any, ...]:
         row["duration_ms"],
         row["error_message"],
         row["correlation_id"],
-        _sqlite_datetime(row["updated_at"]),
+        updated_at if updated_at is not None else sqlite_datetime(row["updated_at"]),
         row["change_seq"],
     )

@@ -24,6 +24,7 @@ from sqlalchemy import Connection
 from activity_feed.errors import StoreUnavailableError
 from activity_feed.ids import uuid7
 from activity_feed.schemas import (
+    ENUM_TEXT,
     ActivityCreate,
     ActivityPublic,
     ActivityUpdate,
@@ -33,7 +34,7 @@ from activity_feed.schemas import (
     EventStatus,
 )
 from activity_feed.store.engine import failure_reason, is_unavailable
-from activity_feed.store.rows import SQLITE_INSERT, sqlite_values, to_public
+from activity_feed.store.rows import SQLITE_INSERT, sqlite_datetime, sqlite_values, to_public
 from activity_feed.store.runner import TransactionRunner
 from activity_feed.store.schema import activity_change_counter, activity_deletions, activity_events
 
@@ -204,8 +205,8 @@ class _Transaction:
                 "timestamp": item.timestamp or self.now,
                 "tool_name": item.tool_name,
                 "user_source": item.user_source,
-                "event_type": item.event_type.value,
-                "status": item.status.value,
+                "event_type": ENUM_TEXT[item.event_type],
+                "status": ENUM_TEXT[item.status],
                 "data": item.data,
                 "duration_ms": item.duration_ms,
                 "error_message": item.error_message,
@@ -219,7 +220,10 @@ class _Transaction:
             outcome.created.append(event)
             self.changes.append(Change(seq=seq, type=ChangeType.LOGGED, event=event))
         if rows and self.on_sqlite:
-            self.conn.exec_driver_sql(SQLITE_INSERT, [sqlite_values(row) for row in rows])
+            updated_at = sqlite_datetime(self.now)
+            self.conn.exec_driver_sql(
+                SQLITE_INSERT, [sqlite_values(row, updated_at=updated_at) for row in rows]
+            )
         elif rows:
             self.conn.execute(_INSERT_ROWS, rows)
 
@@ -377,7 +381,8 @@ class GroupCommitWriter:
         settle(group, outcomes, changes, self._on_commit)
 
     async def _transact(self, group: list[WriteRequest]) -> tuple[list[WriteOutcome], list[Change]]:
-        return await self._run_transaction(partial(transact, group=group))
+        items = sum(request.size for request in group)
+        return await self._run_transaction(partial(transact, group=group), items=items)
 
 
 def one_at_a_time(group: Sequence[WriteRequest], exc: Exception) -> bool:

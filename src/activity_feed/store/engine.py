@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +47,11 @@ def _json_dumps(value: Any) -> str:
     return orjson.dumps(value).decode()
 
 
+# How long SQLite waits for another process's write lock (`activity-feed db upgrade`, a prune) before
+# failing with "database is locked".
+SQLITE_BUSY_TIMEOUT_MS = 5000
+
+
 def _set_sqlite_pragmas(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
     # WAL lets readers go on while the writer commits. synchronous=FULL fsyncs the log at every commit,
     # so a transaction that was acknowledged survives a process crash and a power cut alike; the group
@@ -56,7 +62,7 @@ def _set_sqlite_pragmas(dbapi_connection: Any, _record: ConnectionPoolEntry) -> 
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=FULL")
-    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
 
@@ -159,5 +165,19 @@ def create_sqlite_writer_engine(database_url: str) -> Engine:
         connect_args={"check_same_thread": False},
     )
     event.listen(engine, "connect", _set_sqlite_pragmas)
+    event.listen(engine, "connect", _fail_when_busy)
     event.listen(engine, "begin", _begin_immediate)
     return engine
+
+
+def _fail_when_busy(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
+    # The writer's transactions may run on the event loop (store/runner.py), which must never wait for
+    # another process's lock: they fail at once instead, and are run again, waiting, on the writer thread.
+    dbapi_connection.execute("PRAGMA busy_timeout=0")
+
+
+def is_sqlite_busy(exc: BaseException) -> bool:
+    """True when SQLite refused a lock another connection holds ("database is locked")."""
+    original = getattr(exc, "orig", exc)
+    code = getattr(original, "sqlite_errorcode", None)
+    return isinstance(code, int) and code & 0xFF == sqlite3.SQLITE_BUSY

@@ -11,6 +11,8 @@ from typing import Protocol, TypeVar
 from sqlalchemy import Connection, Engine
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from activity_feed.store.engine import SQLITE_BUSY_TIMEOUT_MS, is_sqlite_busy
+
 T = TypeVar("T")
 
 # The largest transaction, in items, that SQLite's runner commits on the event loop itself.
@@ -34,7 +36,11 @@ class SqliteTransactionRunner:
     threads passing the interpreter lock at every SQLite call. On the loop, ingest ran about a fifth
     faster and steadier. A large one (a batch of 1,000 events: tens of milliseconds) goes to the thread,
     so that the loop serves other requests meanwhile and SQLite's own work, which releases the lock, runs
-    beside it. One transaction at a time either way: the group-commit writer awaits each."""
+    beside it. One transaction at a time either way: the group-commit writer awaits each.
+
+    The loop never waits for another process's write lock (a migration, a prune): on the loop the
+    connection's busy timeout is 0, and a transaction that finds the database locked (at its BEGIN, before
+    any work) runs again on the thread, which waits for the lock as long as SQLite's busy timeout."""
 
     def __init__(self, engine: Engine, *, inline_max_items: int = INLINE_MAX_ITEMS) -> None:
         self._engine = engine
@@ -45,10 +51,26 @@ class SqliteTransactionRunner:
         with self._engine.begin() as connection:
             return work(connection)
 
+    def _run_waiting(self, work: Callable[[Connection], T]) -> T:
+        with self._engine.connect() as connection:
+            # On the driver's connection: through SQLAlchemy's, the PRAGMA would begin a transaction.
+            driver = connection.connection.dbapi_connection
+            assert driver is not None
+            driver.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+            try:
+                with connection.begin():
+                    return work(connection)
+            finally:
+                driver.execute("PRAGMA busy_timeout=0")
+
     async def __call__(self, work: Callable[[Connection], T], *, items: int) -> T:
         if items <= self._inline_max_items:
-            return self._run(work)
-        return await asyncio.get_running_loop().run_in_executor(self._thread, self._run, work)
+            try:
+                return self._run(work)
+            except Exception as exc:  # only to tell a lock held elsewhere from any other failure
+                if not is_sqlite_busy(exc):
+                    raise
+        return await asyncio.get_running_loop().run_in_executor(self._thread, self._run_waiting, work)
 
     async def close(self) -> None:
         await asyncio.get_running_loop().run_in_executor(self._thread, self._engine.dispose)

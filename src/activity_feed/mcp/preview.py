@@ -74,9 +74,12 @@ def content_text(result: Any) -> str | None:
 
 
 def _joined_text(content: list[Any]) -> str:
-    # Text blocks (the usual kind) are read directly; this runs inside every instrumented tool call.
+    # Text blocks (the usual kind) are read directly, as the wire dicts the SDK's middleware sees or as
+    # models; this runs inside every instrumented tool call.
     texts = [
-        text if isinstance(text := getattr(block, "text", None), str) else _block_text(block)
+        text
+        if isinstance(text := block.get("text") if type(block) is dict else getattr(block, "text", None), str)
+        else _block_text(block)
         for block in content
     ]
     return "\n".join(texts)

@@ -180,3 +180,23 @@ def test_cursor_round_trips(seq: int) -> None:
 def test_garbage_cursor_is_rejected(garbage: str) -> None:
     with pytest.raises(InvalidCursorError):
         decode_cursor(garbage)
+
+
+def test_a_notice_from_a_change_says_what_the_rest_api_says() -> None:
+    event = make_event(status=EventStatus.ERROR)
+    notice = notice_for(event, seq=12)
+
+    message = orjson.loads(notice.text)
+    assert message == {
+        "type": "activity_updated",
+        "event": orjson.loads(event.model_dump_json()),
+        "cursor": encode_cursor(12),
+    }
+    assert message["event"]["timestamp"].endswith("Z")
+    assert notice.event == message["event"]
+    assert (notice.seq, notice.type) == (12, "activity_updated")
+
+
+def test_a_notice_needs_its_text_or_its_change() -> None:
+    with pytest.raises(ValueError, match="text or its change"):
+        Notice(seq=1, type="activity_logged")

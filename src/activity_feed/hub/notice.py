@@ -22,6 +22,18 @@ def _uuid_subclass_as_text(value: object) -> str:
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
+def _encode(change: Change) -> str:
+    # A model's `__dict__` holds its fields as they are (UUID, datetime, enums), which orjson encodes as
+    # pydantic would, with OPT_UTC_Z writing UTC as "Z" like the REST answers do; iterating the model
+    # instead costs several times more, once per change.
+    message = {
+        "type": ENUM_TEXT[change.type],
+        "event": change.event.__dict__,
+        "cursor": encode_cursor(change.seq),
+    }
+    return orjson.dumps(message, option=orjson.OPT_UTC_Z, default=_uuid_subclass_as_text).decode()
+
+
 def encode_cursor(seq: int) -> str:
     return str(seq)
 
@@ -35,15 +47,38 @@ def decode_cursor(cursor: str) -> int:
 
 class Notice:
     """One stream message: `text` is what clients receive; `seq` and `type` are what dedup and filters
-    read, and `event` (parsed from `text` only when a filter needs it) the event's JSON fields."""
+    read, and `event` (parsed from `text` only when a filter needs it) the event's JSON fields.
 
-    __slots__ = ("_event", "seq", "text", "type")
+    A notice made from a committed change encodes its text on first use: with no client listening on
+    the in-process bus, nothing ever asks for it, and a batch of 1,000 events is not encoded for nobody.
+    """
 
-    def __init__(self, *, seq: int, type: str, text: str, event: dict[str, Any] | None = None) -> None:
+    __slots__ = ("_change", "_event", "_text", "seq", "type")
+
+    def __init__(
+        self,
+        *,
+        seq: int,
+        type: str,
+        text: str | None = None,
+        event: dict[str, Any] | None = None,
+        change: Change | None = None,
+    ) -> None:
+        if text is None and change is None:
+            raise ValueError("a notice needs its text or its change")
         self.seq = seq
         self.type = type
-        self.text = text
+        self._text = text
         self._event = event
+        self._change = change
+
+    @property
+    def text(self) -> str:
+        text = self._text
+        if text is None:
+            assert self._change is not None
+            text = self._text = _encode(self._change)
+        return text
 
     @property
     def event(self) -> dict[str, Any]:
@@ -53,17 +88,7 @@ class Notice:
 
     @classmethod
     def from_change(cls, change: Change) -> Notice:
-        # A model's `__dict__` holds its fields as they are (UUID, datetime, enums), which orjson encodes
-        # as pydantic would, with OPT_UTC_Z writing UTC as "Z" like the REST answers do; iterating the
-        # model instead costs several times more, once per change.
-        kind = ENUM_TEXT[change.type]
-        message = {
-            "type": kind,
-            "event": change.event.__dict__,
-            "cursor": encode_cursor(change.seq),
-        }
-        text = orjson.dumps(message, option=orjson.OPT_UTC_Z, default=_uuid_subclass_as_text).decode()
-        return cls(seq=change.seq, type=kind, text=text)
+        return cls(seq=change.seq, type=ENUM_TEXT[change.type], change=change)
 
     @classmethod
     def from_payload(cls, payload: bytes) -> Notice:

@@ -3,6 +3,7 @@ without SQLAlchemy's type processing: each must be indistinguishable from what t
 
 from __future__ import annotations
 
+import sqlite3
 import uuid
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -11,10 +12,12 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from activity_feed.schemas import ActivityPublic, EventStatus, EventType
-from activity_feed.store.engine import create_sqlite_writer_engine
+from activity_feed.schemas import ActivityCreate, ActivityPublic, EventStatus, EventType
+from activity_feed.store.engine import create_reader_engine, create_sqlite_writer_engine
+from activity_feed.store.migrate import upgrade
 from activity_feed.store.rows import PUBLIC_COLUMNS, SQLITE_COLUMNS, SQLITE_INSERT, sqlite_values, to_public
 from activity_feed.store.schema import activity_events, metadata
+from activity_feed.store.writer import WriteRequest, transact
 
 
 def _row(**overrides: Any) -> dict[str, Any]:
@@ -112,3 +115,43 @@ def test_sqlite_values_store_exactly_what_sqlalchemy_stores(
         k: v for k, v in core_values.items() if k not in differing
     }
     assert direct_row == {**core_row, "seq": 8, "id": direct["id"], "change_seq": 10}
+
+
+@pytest.mark.parametrize("variable_limit", [999, 32766])
+async def test_many_rows_per_insert_within_sqlite_parameter_limit(
+    tmp_path: Path, variable_limit: int
+) -> None:
+    # 999 parameters per statement is the cap of SQLite before 3.32, which some systems still have.
+    url = f"sqlite:///{tmp_path / 'many.db'}"
+    reader = create_reader_engine(url)
+    try:
+        await upgrade(reader)
+    finally:
+        await reader.dispose()
+    engine = create_sqlite_writer_engine(url)
+    sa.event.listen(
+        engine,
+        "connect",
+        lambda connection, _record: connection.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, variable_limit),
+    )
+    events = [
+        ActivityCreate(id=uuid.uuid4(), event_type=EventType.TOOL_CALL, tool_name=f"tool-{i}", data={"n": i})
+        for i in range(1000)
+    ]
+    try:
+        with engine.begin() as conn:
+            outcomes, changes = transact(conn, group=[WriteRequest(creates=events)])
+        with engine.connect() as conn:
+            stored = conn.execute(
+                sa.select(activity_events.c.seq, activity_events.c.id, activity_events.c.data).order_by(
+                    activity_events.c.seq
+                )
+            ).all()
+    finally:
+        engine.dispose()
+
+    assert len(outcomes[0].created) == 1000
+    assert [change.seq for change in changes] == list(range(1, 1001))
+    assert [(row.seq, row.id, row.data) for row in stored] == [
+        (i + 1, event.id, {"n": i}) for i, event in enumerate(events)
+    ]

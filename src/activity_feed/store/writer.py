@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -34,7 +35,14 @@ from activity_feed.schemas import (
     EventStatus,
 )
 from activity_feed.store.engine import failure_reason, is_unavailable
-from activity_feed.store.rows import SQLITE_INSERT, sqlite_datetime, sqlite_values, to_public
+from activity_feed.store.rows import (
+    SQLITE_COLUMNS,
+    SQLITE_INSERT,
+    sqlite_datetime,
+    sqlite_insert_rows,
+    sqlite_values,
+    to_public,
+)
 from activity_feed.store.runner import TransactionRunner
 from activity_feed.store.schema import activity_change_counter, activity_deletions, activity_events
 
@@ -86,6 +94,7 @@ _RAISE_REPLAY_FLOOR = (
     .values(replay_floor=sa.bindparam("b_floor"))
 )
 _IN_CHUNK = 500
+_SQLITE_ROWS_ONE_BY_ONE = 64  # up to this many rows, SQLite's insert is one executemany
 
 # How the pending timeout (store/maintenance.py) words its error. A completion that arrives later wins:
 # it replaces this message instead of leaving "no completion arrived" on a call that succeeded.
@@ -176,6 +185,30 @@ class _Transaction:
         self.changes: list[Change] = []
         self.on_sqlite = conn.dialect.name == "sqlite"
 
+    def _insert_on_sqlite(self, values: list[tuple[Any, ...]]) -> None:
+        if len(values) <= _SQLITE_ROWS_ONE_BY_ONE:
+            self.conn.exec_driver_sql(SQLITE_INSERT, values)
+            return
+        # A large insert (a batch, on the writer's thread) goes many rows per statement, in chunks of
+        # powers of two (a few distinct statements, which the driver keeps prepared): executemany steps
+        # once per row, and each step lets the event loop's thread take the interpreter lock, which this
+        # thread then waits to get back, up to milliseconds a row.
+        largest = self._sqlite_rows_per_statement()
+        start = 0
+        while start < len(values):
+            count = min(largest, 1 << ((len(values) - start).bit_length() - 1))
+            chunk = values[start : start + count]
+            self.conn.exec_driver_sql(sqlite_insert_rows(count), tuple(v for row in chunk for v in row))
+            start += count
+
+    def _sqlite_rows_per_statement(self) -> int:
+        # SQLite caps the parameters of one statement (32,766 since 3.32; 999 before): the largest power
+        # of two of whole rows under that cap, and at most 256.
+        driver = self.conn.connection.dbapi_connection
+        limit = driver.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) if driver is not None else 999
+        rows = max(1, min(256, limit // len(SQLITE_COLUMNS)))
+        return 1 << (rows.bit_length() - 1)
+
     def next_seq(self) -> int:
         self.seq += 1
         return self.seq
@@ -221,9 +254,7 @@ class _Transaction:
             self.changes.append(Change(seq=seq, type=ChangeType.LOGGED, event=event))
         if rows and self.on_sqlite:
             updated_at = sqlite_datetime(self.now)
-            self.conn.exec_driver_sql(
-                SQLITE_INSERT, [sqlite_values(row, updated_at=updated_at) for row in rows]
-            )
+            self._insert_on_sqlite([sqlite_values(row, updated_at=updated_at) for row in rows])
         elif rows:
             self.conn.execute(_INSERT_ROWS, rows)
 

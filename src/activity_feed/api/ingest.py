@@ -20,7 +20,7 @@ from fastapi.exception_handlers import http_exception_handler
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 from starlette.exceptions import HTTPException
-from starlette.requests import HTTPConnection, Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -94,21 +94,6 @@ async def _apply_batch(feed: ActivityFeed, body: bytes) -> Response:
 _ENDPOINTS = {"/activities/log": _log_activity, "/activities/batch": _apply_batch}
 
 
-async def _read_body(receive: Receive) -> bytes:
-    chunks = []
-    while True:
-        message = await receive()
-        if message["type"] != "http.request":  # the client went away
-            raise _Disconnected
-        chunks.append(message.get("body", b""))
-        if not message.get("more_body", False):
-            return b"".join(chunks)
-
-
-class _Disconnected(Exception):
-    pass
-
-
 class IngestMiddleware:
     """Serve `POST /activities/log` and `POST /activities/batch`; pass anything else on to `app`."""
 
@@ -120,14 +105,15 @@ class IngestMiddleware:
         if endpoint is None or scope["method"] != "POST":
             await self.app(scope, receive, send)
             return
+        request = Request(scope, receive)
         try:
-            body = await _read_body(receive)  # over the size limit: BodySizeLimitMiddleware answers 413
-        except _Disconnected:
+            body = await request.body()  # over the size limit: BodySizeLimitMiddleware answers 413
+        except ClientDisconnect:
             return
         try:
-            response = await endpoint(get_feed(HTTPConnection(scope)), body)
+            response = await endpoint(get_feed(request), body)
         except HTTPException as exc:  # data over the limit (api/limits.py), as routes.py's handlers see it
-            response = await http_exception_handler(Request(scope), exc)
+            response = await http_exception_handler(request, exc)
         except StoreUnavailableError as exc:
-            response = await store_unavailable(Request(scope), exc)
+            response = await store_unavailable(request, exc)
         await response(scope, receive, send)

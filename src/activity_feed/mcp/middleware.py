@@ -18,11 +18,9 @@ says `Error executing tool X: RuntimeError: ...`; the client still gets the SDK'
 from __future__ import annotations
 
 import logging
-import time
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
-from activity_feed.client.feed_client import FeedClient
 from activity_feed.mcp.recorder import CallRecorder, ToolCall, warn_once
 
 if TYPE_CHECKING:
@@ -86,23 +84,6 @@ class ActivityFeedServerMiddleware:
     async def __call__(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
         if ctx.method != TOOLS_CALL:
             return await call_next(ctx)
-        call = self._start(ctx)
-        if call is None:
-            return await call_next(ctx)
-        token = _current_call.set(call)
-        try:
-            result = await call_next(ctx)
-        except BaseException as exc:
-            call.raised(exc)
-            raise
-        finally:
-            _current_call.reset(token)
-        call.returned(result)
-        return result
-
-    def _start(self, ctx: ServerRequestContext[Any, Any]) -> ToolCall | None:
-        """The call's record, started; None when the feed is off or the request cannot be read."""
-        recorder = self.recorder
         try:
             params = ctx.params or {}
             name = params.get("name")
@@ -116,23 +97,24 @@ class ActivityFeedServerMiddleware:
                 "transport": "stdio" if ctx.request is None else "http",
                 "server_name": self.server_name,
             }
-            tool_name = name if type(name) is str else str(name)
-            if not isinstance(arguments, dict):
-                arguments = None
-            client = recorder.client
-            if type(client) is FeedClient:
-                # The common case, kept to the fewest steps: this runs inside every tool call.
-                if not client.enabled:
-                    return None
-                source = recorder.user_source if recorder.user_source is not None else client_source(ctx)
-                started = time.perf_counter()
-                handle = client.tool_call_started(
-                    tool_name, source, arguments if recorder.capture_arguments else None, {"mcp": mcp}
-                )
-                return ToolCall(recorder, client, handle, started)
-            return recorder.start(
-                tool_name, arguments=arguments, user_source=client_source(ctx), extra={"mcp": mcp}
+            call = self.recorder.start(
+                name if isinstance(name, str) else str(name),
+                arguments=arguments if isinstance(arguments, dict) else None,
+                user_source=client_source(ctx),
+                extra={"mcp": mcp},
             )
         except Exception:  # boundary: a context the instrumentation cannot read must not stop the call
             warn_once("read", "activity feed: could not read an MCP tools/call request")
-            return None
+            call = None
+        if call is None:
+            return await call_next(ctx)
+        token = _current_call.set(call)
+        try:
+            result = await call_next(ctx)
+        except BaseException as exc:
+            call.raised(exc)
+            raise
+        finally:
+            _current_call.reset(token)
+        call.returned(result)
+        return result

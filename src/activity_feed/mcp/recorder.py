@@ -122,14 +122,13 @@ class CallRecorder:
 class ToolCall:
     """One recorded call in flight; ends exactly once."""
 
-    __slots__ = ("_capture_results", "_cause", "_client", "_done", "_event", "_feed_client", "_started")
+    __slots__ = ("_capture_results", "_cause", "_client", "_done", "_event", "_started")
 
     def __init__(
         self, recorder: CallRecorder, client: ActivityClient, event: str | CreateCall, started: float
     ) -> None:
         self._capture_results = recorder.capture_results
         self._client = client
-        self._feed_client = client if type(client) is FeedClient else None
         self._event = event  # the id log() returned, or FeedClient's handle
         self._started = started
         self._done = False
@@ -145,21 +144,6 @@ class ToolCall:
     def returned(self, result: Any) -> None:
         """The call returned `result`: `success`, or `error` when it is an `isError` tool result."""
         try:
-            feed = self._feed_client
-            if (
-                feed is not None
-                and type(result) is dict
-                and result.get("isError") is not True
-                and not self._done
-            ):
-                # The SDK middleware's usual case (a FeedClient, a successful wire result), in the fewest
-                # steps: this runs inside every tool call. The same as `_finish("success", None, result)`.
-                self._done = True
-                duration_ms = (time.perf_counter() - self._started) * 1000.0
-                data = {"result": preview.result_preview(result)} if self._capture_results else None
-                assert feed is not None
-                feed.tool_call_ended(cast("CreateCall", self._event), "success", duration_ms, None, data)
-                return
             if preview.is_error_result(result):
                 message = preview.error_result_message(result)
                 if self._cause is not None and self._cause not in message:

@@ -403,51 +403,30 @@ class GroupCommitWriter:
         try:
             outcomes, changes = await self._transact(group)
         except Exception as exc:  # boundary: every failure must reach the waiting requests, never the loop
-            if one_at_a_time(group, exc):
+            if len(group) > 1 and not is_unavailable(exc):
+                # One bad request must not fail the others that happened to share its transaction.
                 for request in group:
                     await self._commit([request])
                 return
-            fail(group, exc)
+            error: Exception = exc
+            if is_unavailable(exc):
+                error = StoreUnavailableError(f"database unavailable: {failure_reason(exc)}")
+            for request in group:
+                if request.future is not None and not request.future.done():
+                    request.future.set_exception(error)
             return
-        settle(group, outcomes, changes, self._on_commit)
+        for request, outcome in zip(group, outcomes, strict=True):
+            if request.future is not None and not request.future.done():
+                request.future.set_result(outcome)
+        if changes and self._on_commit is not None:
+            try:
+                self._on_commit(changes)
+            except Exception:  # boundary: a failing listener must not stop the writer
+                log.exception("publishing committed changes failed")
 
     async def _transact(self, group: list[WriteRequest]) -> tuple[list[WriteOutcome], list[Change]]:
         items = sum(request.size for request in group)
         return await self._run_transaction(partial(transact, group=group), items=items)
-
-
-def one_at_a_time(group: Sequence[WriteRequest], exc: Exception) -> bool:
-    """Whether a group that failed with `exc` is to be committed again one request at a time: one bad
-    request must not fail the others that happened to share its transaction. Not when the database is
-    unavailable, which would fail them all again."""
-    return len(group) > 1 and not is_unavailable(exc)
-
-
-def fail(group: Sequence[WriteRequest], exc: Exception) -> None:
-    """Fail every request of `group` with `exc` (`StoreUnavailableError` when the database is away)."""
-    error: Exception = exc
-    if is_unavailable(exc):
-        error = StoreUnavailableError(f"database unavailable: {failure_reason(exc)}")
-    for request in group:
-        if request.future is not None and not request.future.done():
-            request.future.set_exception(error)
-
-
-def settle(
-    group: Sequence[WriteRequest],
-    outcomes: Sequence[WriteOutcome],
-    changes: Sequence[Change],
-    on_commit: OnCommit | None,
-) -> None:
-    """Answer every request of a committed `group`, then publish its changes."""
-    for request, outcome in zip(group, outcomes, strict=True):
-        if request.future is not None and not request.future.done():
-            request.future.set_result(outcome)
-    if changes and on_commit is not None:
-        try:
-            on_commit(changes)
-        except Exception:  # boundary: a failing listener must not stop the writer
-            log.exception("publishing committed changes failed")
 
 
 def transact(conn: Connection, *, group: Sequence[WriteRequest]) -> tuple[list[WriteOutcome], list[Change]]:

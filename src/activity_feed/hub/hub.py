@@ -70,8 +70,8 @@ class Hub:
     def publish(self, changes: Sequence[Change]) -> None:
         """Queue committed changes for the bus, in order. Never waits: the writer calls this.
 
-        Each change is encoded once, here, into the text every client receives; one bus message carries
-        all the changes of one transaction."""
+        Each change becomes a notice, whose text (what every client receives) is encoded once, when first
+        needed; one bus message carries all the changes of one transaction."""
         if changes:
             self._outbox.put_nowait([Notice.from_change(change) for change in changes])
 

@@ -43,7 +43,8 @@ def describe(url: URL) -> str:
     return url.render_as_string(hide_password=True)
 
 
-def _json_dumps(value: Any) -> str:
+def json_dumps(value: Any) -> str:
+    """JSON text as both engines store `data`."""
     return orjson.dumps(value).decode()
 
 
@@ -95,7 +96,7 @@ def create_reader_engine(
         if url.database and url.database != ":memory:":
             Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
         engine = create_async_engine(
-            url, json_serializer=_json_dumps, json_deserializer=orjson.loads, pool_size=4, max_overflow=4
+            url, json_serializer=json_dumps, json_deserializer=orjson.loads, pool_size=4, max_overflow=4
         )
         event.listen(engine.sync_engine, "connect", _set_sqlite_pragmas)
         event.listen(engine.sync_engine, "begin", _begin_deferred)
@@ -103,7 +104,7 @@ def create_reader_engine(
     connect_timeout = timeout if timeout is not None else DEFAULT_DATABASE_TIMEOUT_SECONDS
     engine = create_async_engine(
         url,
-        json_serializer=_json_dumps,
+        json_serializer=json_dumps,
         json_deserializer=orjson.loads,
         pool_size=10,
         max_overflow=10,
@@ -156,7 +157,7 @@ def create_sqlite_writer_engine(database_url: str) -> Engine:
     url = async_url(database_url).set(drivername="sqlite+pysqlite")
     engine = create_engine(
         url,
-        json_serializer=_json_dumps,
+        json_serializer=json_dumps,
         json_deserializer=orjson.loads,
         poolclass=QueuePool,
         pool_size=1,

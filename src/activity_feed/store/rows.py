@@ -8,9 +8,8 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-import orjson
-
 from activity_feed.schemas import ActivityPublic, EventStatus, EventType
+from activity_feed.store.engine import json_dumps
 from activity_feed.store.schema import activity_events
 
 PUBLIC_COLUMNS = (
@@ -79,7 +78,7 @@ _ONE_ROW = f"({', '.join('?' for _ in SQLITE_COLUMNS)})"
 
 @functools.cache
 def sqlite_insert_rows(count: int) -> str:
-    """SQLite's INSERT of `count` whole rows in one statement (`count * 13` parameters)."""
+    """SQLite's INSERT of `count` whole rows in one statement (a parameter per column of each)."""
     return SQLITE_INSERT.replace(f"VALUES {_ONE_ROW}", "VALUES " + ", ".join([_ONE_ROW] * count))
 
 
@@ -107,7 +106,7 @@ def sqlite_values(row: Mapping[str, Any], *, updated_at: str | None = None) -> t
         row["user_source"],
         row["event_type"],
         row["status"],
-        orjson.dumps(row["data"]).decode(),  # the engines' json_serializer
+        json_dumps(row["data"]),  # the engines' json_serializer
         row["duration_ms"],
         row["error_message"],
         row["correlation_id"],

@@ -1,6 +1,6 @@
 """The hand-off from the caller's thread to the worker's: redaction and serialisation run on the worker,
-updates fold into their creates as the server would apply them, and what a call recorded cannot be
-changed afterwards by replacing keys of the caller's `data`."""
+updates fold into their creates as the server would apply them, a tool call's record carries its own
+end, and what a call recorded cannot be changed afterwards by replacing keys of the caller's `data`."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from activity_feed.client import FeedClient
-from activity_feed.client.intake import Call, CreateCall, UpdateCall, fold_updates
+from activity_feed.client.intake import Call, CreateCall, Intake, ToolCallRecord, UpdateCall, fold_updates
 from activity_feed.redaction import Redactor
 from tests.client.remotes import get_event, wait_until
 from tests.support.server import LiveServer
@@ -127,17 +127,97 @@ def test_updates_fold_into_their_create_as_the_server_would_apply_them() -> None
     assert first.data == {"arguments": {"q": 1}, "step": 2, "result": "ok"}
 
 
-def test_a_tool_calls_end_folds_into_its_start_by_handle_until_the_start_is_admitted() -> None:
-    started = _create(None, started_ns=1_764_000_000_000_000_000, timestamp=None)
-    already_admitted = _create(None, timestamp=None)
-    already_admitted.id = "admitted-earlier"
-    calls: list[Call] = [
-        started,
-        _update(None, status="success", duration_ms=3.0, create=started),
-        _update(None, status="error", create=already_admitted),
-    ]
+class SearchCall(ToolCallRecord):
+    """A record with more `data`, as the MCP middleware's is."""
 
-    folded = fold_updates(calls)
+    __slots__ = ()
 
-    assert folded == [started, calls[2]]
-    assert (started.status, started.duration_ms) == ("success", 3.0)
+    def extra(self) -> Mapping[str, Any]:
+        return {"mcp": {"transport": "stdio"}}
+
+
+def test_a_tool_call_that_ended_before_the_worker_saw_it_is_sent_as_one_finished_create(
+    sqlite_feed: LiveServer, make_client: Callable[..., FeedClient]
+) -> None:
+    client = make_client(sqlite_feed.url, flush_interval=60.0)  # nothing is admitted before flush()
+    call = SearchCall("search", "Claude Desktop 1.0", {"city": "Leeds", "password": "hunter2"})
+
+    client.tool_call_started(call)
+    client.tool_call_ended(call, "success", 12.5, None, "3 properties")
+    assert client.flush(timeout=5)
+
+    assert client.sent == 1  # the start and the end made one item
+    event = get_event(sqlite_feed.url, str(call.id))
+    assert (event["status"], event["duration_ms"], event["tool_name"]) == ("success", 12.5, "search")
+    assert event["user_source"] == "Claude Desktop 1.0"
+    assert event["data"]["arguments"]["city"] == "Leeds"
+    assert event["data"]["arguments"]["password"] != "hunter2"  # redacted on the worker
+    assert event["data"]["mcp"] == {"transport": "stdio"}
+    assert event["data"]["result"] == "3 properties"
+    assert call.arguments is None  # the host's arguments are not kept once copied
+
+
+def test_a_tool_call_seen_in_flight_is_created_pending_and_then_finished(
+    sqlite_feed: LiveServer, make_client: Callable[..., FeedClient]
+) -> None:
+    client = make_client(sqlite_feed.url, flush_interval=60.0)
+    call = SearchCall("schedule_viewing", None, {"property_id": 7})
+
+    client.tool_call_started(call)
+    assert client.flush(timeout=5)
+    pending = get_event(sqlite_feed.url, str(call.id))
+    assert (pending["status"], pending["duration_ms"]) == ("pending", None)
+
+    client.tool_call_ended(call, "error", 40.0, "ValueError: no slot left", None)
+    assert client.flush(timeout=5)
+
+    assert client.sent == 2
+    ended = get_event(sqlite_feed.url, str(call.id))
+    assert (ended["status"], ended["duration_ms"]) == ("error", 40.0)
+    assert ended["error_message"] == "ValueError: no slot left"
+    assert ended["data"] == {"arguments": {"property_id": 7}, "mcp": {"transport": "stdio"}}
+    assert ended["timestamp"] == pending["timestamp"]  # the moment the call started
+
+
+def test_a_tool_calls_end_handed_off_again_is_sent_once(
+    sqlite_feed: LiveServer, make_client: Callable[..., FeedClient]
+) -> None:
+    client = make_client(sqlite_feed.url, flush_interval=60.0)
+    call = SearchCall("search", None, None)
+    client.tool_call_started(call)
+    assert client.flush(timeout=5)
+    client.tool_call_ended(call, "success", 1.0, None, "ok")
+
+    client._hand_off(call)  # the record is queued at its end; any later sight of it changes nothing
+    assert client.flush(timeout=5)
+
+    assert client.sent == 2
+    assert get_event(sqlite_feed.url, str(call.id))["data"]["result"] == "ok"
+
+
+def test_a_reader_waits_for_calls_another_thread_is_still_admitting() -> None:
+    admitted: list[Call] = []
+    admitting = threading.Event()
+    release = threading.Event()
+
+    def slow_admit(call: Call) -> None:
+        admitting.set()
+        release.wait(timeout=5)
+        admitted.append(call)
+
+    intake = Intake(slow_admit)
+    call = _update("a", status="success")
+    intake.calls.append(call)
+    worker = threading.Thread(target=intake.admit_all)
+    worker.start()
+    assert admitting.wait(timeout=5)  # the worker has taken the call and is admitting it
+    seen_by_reader: list[list[Call]] = []
+    reader = threading.Thread(target=lambda: (intake.admit_all(), seen_by_reader.append(list(admitted))))
+    reader.start()
+
+    reader.join(timeout=0.2)
+    assert reader.is_alive()  # flush() and the counters wait rather than miss the call
+    release.set()
+    reader.join(timeout=5)
+    worker.join(timeout=5)
+    assert seen_by_reader == [[call]]

@@ -10,15 +10,13 @@ from __future__ import annotations
 
 import os
 import threading
-import time
 from collections import OrderedDict
-from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, Literal
 
 from activity_feed.client import lifecycle
 from activity_feed.client.counters import Counters, DropReason, Warnings, logger
-from activity_feed.client.intake import Call, CreateCall, Intake, UpdateCall
+from activity_feed.client.intake import Call, CreateCall, Intake, ToolCallRecord, UpdateCall
 from activity_feed.client.payload import (
     ENVELOPE_BYTES,
     EVENT_TYPES,
@@ -38,7 +36,6 @@ from activity_feed.redaction import Redactor
 from activity_feed.schemas import MAX_BATCH_ITEMS
 
 MiB = 1024 * 1024
-_ns = time.time_ns
 _REMEMBERED_REDACTIONS = 4096
 _warned_no_url = False
 
@@ -272,49 +269,30 @@ class FeedClient:
     # Internals.
 
     # The instrumentation's own log() and update() (mcp/recorder.py), which run inside every tool call:
-    # the same records, minus the checks its arguments never need (its statuses are valid), with the id,
-    # the timestamp and the copy of the arguments left to the worker.
+    # one record per call (`ToolCallRecord`), handed off twice and never checked (its statuses are
+    # valid), with the id, the timestamp and `data` left to the worker.
 
-    def tool_call_started(
-        self,
-        tool_name: str,
-        user_source: str | None,
-        arguments: Mapping[str, Any] | None,
-        extra: Mapping[str, Any],
-    ) -> CreateCall:
-        """Log a `pending` `tool_call` event whose `data` holds a copy of `arguments` (when not None) and
-        the keys of `extra`; return the handle `tool_call_ended` takes. The id, the timestamp and the
-        copy are made by the worker (from the moment of this call), and `extra` is owned by the event."""
-        call = CreateCall(
-            None,
-            "tool_call",
-            "pending",
-            tool_name,
-            user_source,
-            None,
-            None,
-            None,
-            None,
-            None,
-            _ns(),
-            arguments,
-            extra,
-        )
+    def tool_call_started(self, call: ToolCallRecord) -> None:
+        """Log a `pending` `tool_call` event for `call` (its id, timestamp and `data` are made by the
+        worker, from the moment the record was made)."""
         if self.enabled:
             self._hand_off(call)
-        return call
 
     def tool_call_ended(
         self,
-        started: CreateCall,
+        call: ToolCallRecord,
         status: Literal["success", "error"],
         duration_ms: float,
         error_message: str | None,
-        data: dict[str, Any] | None,
+        result_preview: str | None,
     ) -> None:
-        """Finish the event `tool_call_started` returned; `data` is owned by the event from now on."""
+        """Finish the event of `call`; `result_preview` goes into `data.result`."""
         if self.enabled:
-            self._hand_off(UpdateCall(None, status, duration_ms, error_message, data, started))
+            call.duration_ms = duration_ms
+            call.error_message = error_message
+            call.result_preview = result_preview
+            call.status = status  # last: see ToolCallRecord
+            self._hand_off(call)
 
     def _hand_off(self, call: Call) -> None:
         if self._closed:
@@ -340,46 +318,83 @@ class FeedClient:
         """Redact, serialise and queue one call (on the worker's thread, or a reader's; in call order)."""
         try:
             if type(call) is CreateCall:
-                if call.id is None:  # a tool call's start: stamped when it was made, named now
-                    call.id = new_event_id(call.started_ns // 1_000_000)
-                    call.timestamp = datetime.fromtimestamp(call.started_ns / 1e9, UTC)
-                clean, paths = self._redacted(call.data_of())
-                if paths:
-                    self._remember(call.id, paths)
                 fields = create_fields(
                     event_id=call.id,
                     event_type=call.event_type,
                     tool_name=call.tool_name,
                     user_source=call.user_source,
                     status=call.status,
-                    data=clean,
+                    data=self._created_data(call.id, call.data),
                     duration_ms=call.duration_ms,
                     error_message=call.error_message,
                     correlation_id=call.correlation_id,
                     timestamp=call.timestamp,
                 )
                 self._enqueue(call.id, dumps(fields), create=True)
+            elif type(call) is UpdateCall:
+                self._admit_update(call.id, call.status, call.duration_ms, call.error_message, call.data)
             else:
-                assert type(call) is UpdateCall
-                target = call.id if call.create is None else call.create.id
-                if target is None:  # its start was never admitted (the client closed): nothing to finish
-                    return
-                clean, paths = self._redacted(call.data)
-                if paths:
-                    clean["redacted"] = self._remember(target, paths)
-                fields = update_fields(
-                    event_id=target,
-                    status=call.status,
-                    duration_ms=call.duration_ms,
-                    error_message=call.error_message,
-                    data=clean or None,
-                )
-                if len(fields) > 1:
-                    self._enqueue(target, dumps(fields), create=False)
+                assert isinstance(call, ToolCallRecord)
+                self._admit_tool_call(call)
         except InvalidItem as exc:
             self._drop("rejected", "activity feed: event not sent: %s", exc)
         except Exception:  # boundary: one call that cannot be serialised must not stop the others
             self._drop("rejected", "activity feed: could not queue an event", exc_info=True)
+
+    def _admit_tool_call(self, call: ToolCallRecord) -> None:
+        status = call.status  # first: the end's other fields are written before it
+        if call.id is None:  # the start, with the end when the call has already ended
+            call.id = new_event_id(call.started_ns // 1_000_000)
+            data = call.start_data()
+            ended = status is not None
+            if ended and call.result_preview is not None:
+                data["result"] = call.result_preview
+            call.end_admitted = ended
+            fields = create_fields(
+                event_id=call.id,
+                event_type="tool_call",
+                tool_name=call.tool_name,
+                user_source=call.user_source,
+                status=status if ended else "pending",
+                data=self._created_data(call.id, data),
+                duration_ms=call.duration_ms if ended else None,
+                error_message=call.error_message if ended else None,
+                correlation_id=None,
+                timestamp=datetime.fromtimestamp(call.started_ns / 1e9, UTC),
+            )
+            self._enqueue(call.id, dumps(fields), create=True)
+        elif status is not None and not call.end_admitted:  # the end of a call admitted in flight
+            call.end_admitted = True
+            preview = call.result_preview
+            end_data = {"result": preview} if preview is not None else None
+            self._admit_update(call.id, status, call.duration_ms, call.error_message, end_data)
+
+    def _created_data(self, target: str, data: dict[str, Any] | None) -> dict[str, Any]:
+        clean, paths = self._redacted(data)
+        if paths:
+            self._remember(target, paths)
+        return clean
+
+    def _admit_update(
+        self,
+        target: str,
+        status: str | None,
+        duration_ms: object,
+        error_message: object,
+        data: dict[str, Any] | None,
+    ) -> None:
+        clean, paths = self._redacted(data)
+        if paths:
+            clean["redacted"] = self._remember(target, paths)
+        fields = update_fields(
+            event_id=target,
+            status=status,
+            duration_ms=duration_ms,
+            error_message=error_message,
+            data=clean or None,
+        )
+        if len(fields) > 1:
+            self._enqueue(target, dumps(fields), create=False)
 
     def _redacted(self, data: dict[str, Any] | None) -> tuple[dict[str, Any], list[str]]:
         if not data:

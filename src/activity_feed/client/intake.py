@@ -15,6 +15,7 @@ at the call: replacing a key afterwards changes nothing, though mutating a neste
 from __future__ import annotations
 
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -24,9 +25,7 @@ from typing import Any
 
 @dataclass(slots=True)
 class CreateCall:
-    # None for a tool call's start (`FeedClient.tool_call_started`): the id and the timestamp are made
-    # from `started_ns` when the call is admitted, and the call itself is the handle its end refers to.
-    id: str | None
+    id: str
     event_type: str
     status: str
     tool_name: object
@@ -36,56 +35,91 @@ class CreateCall:
     error_message: object
     correlation_id: object
     timestamp: datetime | str | None
-    started_ns: int = 0
-    # A tool call's start keeps its arguments and extra fields as given: `data` is built from them
-    # when the call is admitted (`data_of`), off the tool call's path.
-    arguments: Mapping[str, Any] | None = None
-    extra: Mapping[str, Any] | None = None
-
-    def data_of(self) -> dict[str, Any] | None:
-        if self.arguments is None and self.extra is None:
-            return self.data
-        data = {**(self.data or {})}
-        if self.arguments is not None:
-            data["arguments"] = dict(self.arguments)
-        if self.extra:
-            data.update(self.extra)
-        self.data, self.arguments, self.extra = data, None, None
-        return data
 
 
 @dataclass(slots=True)
 class UpdateCall:
-    id: str | None  # None: the event of `create`, whose id is known once it is admitted
+    id: str
     status: str | None
     duration_ms: object
     error_message: object
     data: dict[str, Any] | None
-    create: CreateCall | None = None
 
 
-Call = CreateCall | UpdateCall
+class ToolCallRecord:
+    """A tool call's start and end in one object (`FeedClient.tool_call_started` and `tool_call_ended`),
+    handed off at the start and again at the end.
+
+    One object per call, and nothing built on the tool call's path that could wait for the worker:
+    whatever a call leaves alive until the worker reads it costs the host more than the work itself (the
+    host's next allocations land in colder memory). `data` (the arguments, `extra()` and the result
+    preview), the id and the timestamp are made on the worker's thread, when it admits the record.
+
+    The end's fields are written before `status`, and `status` is read first: the worker either sees a
+    finished call, whose end then goes into the create, or a call in flight, which is created `pending`
+    and updated when the end is handed off. Subclasses add fields (in their own `__slots__`) and say
+    what goes into `data` besides the arguments by overriding `extra`.
+    """
+
+    __slots__ = (
+        "arguments",
+        "duration_ms",
+        "end_admitted",
+        "error_message",
+        "id",
+        "result_preview",
+        "started_ns",
+        "status",
+        "tool_name",
+        "user_source",
+    )
+
+    def __init__(self, tool_name: str, user_source: str | None, arguments: Mapping[str, Any] | None) -> None:
+        self.tool_name = tool_name
+        self.user_source = user_source
+        self.arguments = arguments
+        self.started_ns = time.time_ns()
+        self.id: str | None = None  # set when the worker admits the start
+        self.status: str | None = None  # set last, when the call ends
+        self.duration_ms: float | None = None
+        self.error_message: str | None = None
+        self.result_preview: str | None = None
+        self.end_admitted = False
+
+    def extra(self) -> Mapping[str, Any] | None:
+        """More keys for the event's `data` (read on the worker's thread, once)."""
+        return None
+
+    def start_data(self) -> dict[str, Any]:
+        """The create's `data`: a copy of the arguments, `extra()`, and the preview when already ended."""
+        data: dict[str, Any] = {}
+        if self.arguments is not None:
+            data["arguments"] = dict(self.arguments)
+        extra = self.extra()
+        if extra:
+            data.update(extra)
+        self.arguments = None  # the worker's copy is the event's now; the host's dict can go
+        return data
+
+
+Call = CreateCall | UpdateCall | ToolCallRecord
 
 
 def fold_updates(calls: list[Call]) -> list[Call]:
     """`calls` with each update folded into its event's create when both are among them, as the server
-    would apply it (fields replaced, `data` merged key by key): a tool call's start and end usually
-    arrive together, and are then redacted and serialised once."""
+    would apply it (fields replaced, `data` merged key by key): an event logged and finished moments
+    apart is then redacted and serialised once. (A tool call's record folds its own end.)"""
     creates: dict[str, CreateCall] = {}
     kept: list[Call] = []
     for call in calls:
         if type(call) is CreateCall:
-            if call.id is not None:  # a second create of an id changes nothing on the server
-                creates.setdefault(call.id, call)
+            creates.setdefault(call.id, call)  # a second create of an id changes nothing on the server
             kept.append(call)
             continue
-        assert type(call) is UpdateCall
-        if call.create is not None:
-            # A handle not admitted yet (no id) is among these calls: the end of a tool call whose start
-            # the worker has not seen either.
-            create = call.create if call.create.id is None else None
-        else:
-            create = creates.get(call.id) if call.id is not None else None
+        if type(call) is not UpdateCall:
+            kept.append(call)
+            continue
+        create = creates.get(call.id)
         if create is None:
             kept.append(call)
             continue
@@ -96,7 +130,7 @@ def fold_updates(calls: list[Call]) -> list[Call]:
         if call.error_message is not None:
             create.error_message = call.error_message
         if call.data:
-            data = create.data_of()
+            data = create.data
             create.data = {**data, **call.data} if data else call.data
     return kept
 
@@ -114,8 +148,8 @@ class Intake:
         return len(self.calls)
 
     def admit_all(self) -> None:
-        if not self.calls:
-            return
+        # The lock is taken even when nothing waits: another thread may have taken the calls and still be
+        # admitting them, and a reader (flush(), the counters) must see those queued before it goes on.
         with self._admitting:
             waiting = self.calls
             calls = [waiting.popleft() for _ in range(len(waiting))]

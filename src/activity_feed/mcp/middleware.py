@@ -18,6 +18,7 @@ says `Error executing tool X: RuntimeError: ...`; the client still gets the SDK'
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
@@ -74,6 +75,28 @@ def client_source(ctx: ServerRequestContext[Any, Any]) -> str | None:
 _last_source: tuple[object, object, str | None] = (None, None, None)
 
 
+class McpToolCall(ToolCall):
+    """A `tools/call` request's call: its `data.mcp` is built from these fields on the client's worker,
+    not inside the call."""
+
+    __slots__ = ("protocol_version", "request_id", "server_name", "transport")
+    request_id: object
+    protocol_version: str | None
+    transport: str
+    server_name: str | None
+
+    def extra(self) -> Mapping[str, Any]:
+        return {
+            "mcp": {
+                "method": TOOLS_CALL,
+                "request_id": self.request_id,
+                "protocol_version": self.protocol_version,
+                "transport": self.transport,
+                "server_name": self.server_name,
+            }
+        }
+
+
 class ActivityFeedServerMiddleware:
     """Records every `tools/call` through `recorder`; `server_name` goes into `data.mcp`."""
 
@@ -84,28 +107,7 @@ class ActivityFeedServerMiddleware:
     async def __call__(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
         if ctx.method != TOOLS_CALL:
             return await call_next(ctx)
-        try:
-            params = ctx.params or {}
-            name = params.get("name")
-            arguments = params.get("arguments")
-            mcp = {
-                "method": ctx.method,
-                "request_id": ctx.request_id,
-                "protocol_version": ctx.protocol_version,
-                # The SDK's middleware context does not name the transport; it carries the HTTP request
-                # for the HTTP transports (streamable HTTP, SSE) and nothing for stdio (or in process).
-                "transport": "stdio" if ctx.request is None else "http",
-                "server_name": self.server_name,
-            }
-            call = self.recorder.start(
-                name if isinstance(name, str) else str(name),
-                arguments=arguments if isinstance(arguments, dict) else None,
-                user_source=client_source(ctx),
-                extra={"mcp": mcp},
-            )
-        except Exception:  # boundary: a context the instrumentation cannot read must not stop the call
-            warn_once("read", "activity feed: could not read an MCP tools/call request")
-            call = None
+        call = self._start(ctx)
         if call is None:
             return await call_next(ctx)
         token = _current_call.set(call)
@@ -118,3 +120,30 @@ class ActivityFeedServerMiddleware:
             _current_call.reset(token)
         call.returned(result)
         return result
+
+    def _start(self, ctx: ServerRequestContext[Any, Any]) -> ToolCall | None:
+        try:
+            recorder = self.recorder
+            client = recorder.client_for_call()
+            if client is None:
+                return None
+            params = ctx.params or {}
+            name = params.get("name")
+            arguments = params.get("arguments")
+            call = McpToolCall(
+                recorder,
+                client,
+                name if isinstance(name, str) else str(name),
+                client_source(ctx),
+                arguments if isinstance(arguments, dict) else None,
+            )
+            call.request_id = ctx.request_id
+            call.protocol_version = ctx.protocol_version
+            # The SDK's middleware context does not name the transport; it carries the HTTP request for
+            # the HTTP transports (streamable HTTP, SSE) and nothing for stdio (or in process).
+            call.transport = "stdio" if ctx.request is None else "http"
+            call.server_name = self.server_name
+        except Exception:  # boundary: a context the instrumentation cannot read must not stop the call
+            warn_once("read", "activity feed: could not read an MCP tools/call request")
+            return None
+        return recorder.begin(call)

@@ -13,10 +13,10 @@ import logging
 import threading
 import time
 from collections.abc import Mapping
-from typing import Any, Literal, Protocol, cast
+from typing import Any, Literal, Protocol
 
 from activity_feed.client.feed_client import FeedClient
-from activity_feed.client.intake import CreateCall
+from activity_feed.client.intake import ToolCallRecord
 from activity_feed.mcp import preview
 from activity_feed.redaction import Redactor
 
@@ -81,6 +81,11 @@ class CallRecorder:
         self.capture_arguments = capture_arguments
         self.capture_results = capture_results
 
+    def client_for_call(self) -> ActivityClient | None:
+        """The client to record a call through; None when the feed is disabled (no URL)."""
+        client = self.client if self.client is not None else _default_client()
+        return None if getattr(client, "enabled", True) is False else client
+
     def start(
         self,
         tool_name: str,
@@ -91,48 +96,66 @@ class CallRecorder:
     ) -> ToolCall | None:
         """Log the call as `pending`; None when the feed is disabled or logging failed."""
         try:
-            client = self.client if self.client is not None else _default_client()
-            if getattr(client, "enabled", True) is False:
+            client = self.client_for_call()
+            if client is None:
                 return None  # no URL: skip building an event nobody will send
-            if not self.capture_arguments:
-                arguments = None
-            source = self.user_source if self.user_source is not None else user_source
-            started = time.perf_counter()
-            if type(client) is FeedClient:  # copies the arguments on its worker's thread
-                event: str | CreateCall = client.tool_call_started(tool_name, source, arguments, extra or {})
+            call = ToolCall(self, client, tool_name, user_source, arguments)
+            call.extra_data = extra
+        except Exception:  # boundary: the tool runs whatever happens to its record
+            warn_once("start", "activity feed: could not record the start of a tool call")
+            return None
+        return self.begin(call)
+
+    def begin(self, call: ToolCall) -> ToolCall | None:
+        """Log the start of `call` (made with this recorder); None when logging failed."""
+        try:
+            client = call.client
+            if type(client) is FeedClient:
+                client.tool_call_started(call)
             else:
-                data: dict[str, Any] = {}
-                if arguments is not None:
-                    data["arguments"] = dict(arguments)
-                if extra:
-                    data.update(extra)
-                event = client.log(
+                call.event = client.log(
                     event_type="tool_call",
-                    tool_name=tool_name,
-                    user_source=source,
+                    tool_name=call.tool_name,
+                    user_source=call.user_source,
                     status="pending",
-                    data=data,
+                    data=call.start_data(),
                 )
-            return ToolCall(self, client, event, started)
+            return call
         except Exception:  # boundary: the tool runs whatever happens to its record
             warn_once("start", "activity feed: could not record the start of a tool call")
             return None
 
 
-class ToolCall:
-    """One recorded call in flight; ends exactly once."""
+class ToolCall(ToolCallRecord):
+    """One recorded call in flight; ends exactly once. For a `FeedClient` it is also the record the
+    client queues, so a call leaves one object behind it until the worker reads it."""
 
-    __slots__ = ("_capture_results", "_cause", "_client", "_done", "_event", "_started")
+    __slots__ = ("_capture_results", "_cause", "_done", "_started", "client", "event", "extra_data")
 
     def __init__(
-        self, recorder: CallRecorder, client: ActivityClient, event: str | CreateCall, started: float
+        self,
+        recorder: CallRecorder,
+        client: ActivityClient,
+        tool_name: str,
+        user_source: str | None,
+        arguments: Mapping[str, Any] | None,
     ) -> None:
+        ToolCallRecord.__init__(
+            self,
+            tool_name,
+            recorder.user_source if recorder.user_source is not None else user_source,
+            arguments if recorder.capture_arguments else None,
+        )
         self._capture_results = recorder.capture_results
-        self._client = client
-        self._event = event  # the id log() returned, or FeedClient's handle
-        self._started = started
+        self._started = time.perf_counter()
         self._done = False
         self._cause: str | None = None
+        self.client = client
+        self.event: str | None = None  # the id log() returned, for a client other than FeedClient
+        self.extra_data: Mapping[str, Any] | None = None
+
+    def extra(self) -> Mapping[str, Any] | None:
+        return self.extra_data
 
     def note_cause(self, exc: BaseException) -> None:
         """Remember the exception the SDK logged while turning it into an `isError` result."""
@@ -170,21 +193,23 @@ class ToolCall:
             return
         self._done = True
         duration_ms = (time.perf_counter() - self._started) * 1000.0
-        client = self._client
+        client = self.client
         if error_message is not None:
             error_message = _redact_text(client, error_message)
-        # Previewed here even for a FeedClient, which serialises on its worker: keeping the result object
-        # alive until then costs the host more (memory that stays cold) than the preview itself.
-        data = (
-            {"result": preview.result_preview(result)}
-            if self._capture_results and result is not None
-            else None
+        # Previewed here even for a FeedClient, whose worker could do it: keeping the result alive until
+        # then would cost the host more than the preview (and hold results of any size).
+        result_preview = (
+            preview.result_preview(result) if self._capture_results and result is not None else None
         )
         if type(client) is FeedClient:
-            client.tool_call_ended(cast("CreateCall", self._event), status, duration_ms, error_message, data)
+            client.tool_call_ended(self, status, duration_ms, error_message, result_preview)
         else:
             client.update(
-                self._event, status=status, duration_ms=duration_ms, error_message=error_message, data=data
+                self.event,
+                status=status,
+                duration_ms=duration_ms,
+                error_message=error_message,
+                data={"result": result_preview} if result_preview is not None else None,
             )
 
 

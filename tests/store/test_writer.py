@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 import sqlalchemy as sa
+from sqlalchemy import Connection
 
 from activity_feed.errors import StoreUnavailableError
 from activity_feed.schemas import (
@@ -26,8 +27,13 @@ from activity_feed.schemas import (
     EventType,
 )
 from activity_feed.store import ActivityStore
+from activity_feed.store.engine import create_reader_engine
+from activity_feed.store.migrate import upgrade
+from activity_feed.store.runner import AsyncTransactionRunner, TransactionRunner
+from activity_feed.store.writer import GroupCommitWriter, WriteRequest
 
 WAIT_SECONDS = 20
+T = TypeVar("T")
 
 
 @dataclass
@@ -354,3 +360,53 @@ async def test_close_commits_every_queued_write_and_later_writes_fail_cleanly(da
             assert await reopened.get(event_id=event.id) is not None
     finally:
         await reopened.close()
+
+
+class StartSignallingRunner:
+    """The real runner, telling when a transaction starts."""
+
+    def __init__(self, runner: TransactionRunner) -> None:
+        self.runner = runner
+        self.started = asyncio.Event()
+
+    async def __call__(self, work: Callable[[Connection], T], *, items: int) -> T:
+        self.started.set()
+        return await self.runner(work, items=items)
+
+    async def close(self) -> None:
+        await self.runner.close()
+
+
+async def test_a_write_that_no_transaction_takes_in_time_fails_and_is_never_written(
+    database_url: str,
+) -> None:
+    # PostgreSQL only: there the writer gives up on a request left waiting behind a transaction that
+    # does not finish (SQLite's own busy timeout bounds its transactions instead).
+    if database_url.startswith("sqlite"):
+        pytest.skip("the queue timeout applies to PostgreSQL")
+    reader = create_reader_engine(database_url, timeout=WAIT_SECONDS)
+    await upgrade(reader)
+    runner = StartSignallingRunner(AsyncTransactionRunner(reader))
+    writer = GroupCommitWriter(runner, queue_timeout=0.3)
+    writer.start()
+    held, waiting = make(tool_name="held"), make(tool_name="withdrawn")
+    try:
+        async with reader.connect() as blocker:
+            # Another session holds the change counter, so the first transaction waits for it.
+            await blocker.execute(sa.text("BEGIN"))
+            await blocker.execute(sa.text("SELECT value FROM activity_change_counter FOR UPDATE"))
+            first = asyncio.create_task(writer.submit(WriteRequest(creates=[held])))
+            # The writer's transaction has taken it, and waits for the counter.
+            await asyncio.wait_for(runner.started.wait(), WAIT_SECONDS)
+            with pytest.raises(StoreUnavailableError, match=r"no write committed within 0\.3 s"):
+                await asyncio.wait_for(writer.submit(WriteRequest(creates=[waiting])), WAIT_SECONDS)
+            assert not first.done()  # the 503 came while the transaction ahead still waited
+            await blocker.execute(sa.text("ROLLBACK"))
+        outcome = await asyncio.wait_for(first, WAIT_SECONDS)
+        assert [event.tool_name for event in outcome.created] == ["held"]
+        async with reader.connect() as conn:
+            names = (await conn.execute(sa.text("SELECT tool_name FROM activity_events"))).scalars().all()
+        assert names == ["held"]
+    finally:
+        await writer.close()
+        await reader.dispose()

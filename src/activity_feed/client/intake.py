@@ -91,7 +91,8 @@ class ToolCallRecord:
         return None
 
     def start_data(self) -> dict[str, Any]:
-        """The create's `data`: a copy of the arguments, `extra()`, and the preview when already ended."""
+        """The create's `data`: a copy of the arguments and `extra()` (the worker adds the result's
+        preview when the call has already ended)."""
         data: dict[str, Any] = {}
         if self.arguments is not None:
             data["arguments"] = dict(self.arguments)

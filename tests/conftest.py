@@ -75,9 +75,15 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """The URL of an empty database, once on SQLite and once on PostgreSQL."""
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'feed.db'}"
-    url: str = request.getfixturevalue("postgres_database")
-    asyncio.run(_reset_postgres(url))
+    url: str = request.getfixturevalue("postgres_url")
     return url
+
+
+@pytest.fixture
+def postgres_url(postgres_database: str) -> str:
+    """The URL of an empty PostgreSQL database, for behaviour that only PostgreSQL has."""
+    asyncio.run(_reset_postgres(postgres_database))
+    return postgres_database
 
 
 @pytest.fixture

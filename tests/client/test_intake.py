@@ -188,7 +188,7 @@ def test_a_tool_calls_end_handed_off_again_is_sent_once(
     assert client.flush(timeout=5)
     client.tool_call_ended(call, "success", 1.0, None, "ok")
 
-    client._hand_off(call)  # the record is queued at its end; any later sight of it changes nothing
+    client.tool_call_ended(call, "success", 1.0, None, "ok")  # its end, handed off once more
     assert client.flush(timeout=5)
 
     assert client.sent == 2

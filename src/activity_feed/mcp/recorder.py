@@ -99,8 +99,7 @@ class CallRecorder:
             client = self.client_for_call()
             if client is None:
                 return None  # no URL: skip building an event nobody will send
-            call = ToolCall(self, client, tool_name, user_source, arguments)
-            call.extra_data = extra
+            call = ToolCall(self, client, tool_name, user_source, arguments, extra)
         except Exception:  # boundary: the tool runs whatever happens to its record
             warn_once("start", "activity feed: could not record the start of a tool call")
             return None
@@ -139,6 +138,7 @@ class ToolCall(ToolCallRecord):
         tool_name: str,
         user_source: str | None,
         arguments: Mapping[str, Any] | None,
+        extra: Mapping[str, Any] | None = None,
     ) -> None:
         ToolCallRecord.__init__(
             self,
@@ -152,7 +152,7 @@ class ToolCall(ToolCallRecord):
         self._cause: str | None = None
         self.client = client
         self.event: str | None = None  # the id log() returned, for a client other than FeedClient
-        self.extra_data: Mapping[str, Any] | None = None
+        self.extra_data = extra
 
     def extra(self) -> Mapping[str, Any] | None:
         return self.extra_data

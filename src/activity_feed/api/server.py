@@ -4,6 +4,7 @@ benchmarks share."""
 from __future__ import annotations
 
 import copy
+import gc
 import ipaddress
 import logging
 import re
@@ -84,6 +85,26 @@ def server_config(app: FastAPI, *, host: str, port: int, log_level: str = "info"
         # Clients have nothing to send on the stream; a large message is an abuse, not a request.
         ws_max_size=WS_MAX_MESSAGE_BYTES,
     )
+
+
+# Python's default is a young-generation collection every 700 net allocations of container objects.
+GC_YOUNG_THRESHOLD = 50_000
+
+
+def tune_garbage_collector() -> None:
+    """Set the cyclic garbage collector up for the service's own process (`serve`); never called for an
+    app that embeds the feed, whose process belongs to its owner.
+
+    Why: a batch of 1,000 events allocates tens of thousands of objects that live until its commit. With
+    the default thresholds they outlive young collections, get promoted, and trigger full collections
+    that walk every object of the app (some 130,000 after start). Measured under `bench batch`: 20 full
+    collections of 78 ms each in 9 s, and 2 s of the run in the collector. Freezing what exists at start
+    (imported modules, the app) takes it out of every collection; the higher young threshold means a
+    collection runs only once 50,000 objects are alive that refcounting has not freed (reference cycles
+    among them are still collected then). Batch went from 21,000 to 28,000 events/s."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, 10, 10)
 
 
 class ServerStartError(ActivityFeedError):

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry, QueuePool
 
 from activity_feed.errors import ConfigurationError
+from activity_feed.store.checkpoint import WRITER_AUTOCHECKPOINT_PAGES
 
 _ASYNC_DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg"}
 _ALIASES = {"postgres": "postgresql", "sqlite3": "sqlite"}
@@ -167,6 +168,7 @@ def create_sqlite_writer_engine(database_url: str) -> Engine:
     )
     event.listen(engine, "connect", _set_sqlite_pragmas)
     event.listen(engine, "connect", _fail_when_busy)
+    event.listen(engine, "connect", _checkpoint_elsewhere)
     event.listen(engine, "begin", _begin_immediate)
     return engine
 
@@ -175,6 +177,12 @@ def _fail_when_busy(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None
     # The writer's transactions may run on the event loop (store/runner.py), which must never wait for
     # another process's lock: they fail at once instead, and are run again, waiting, on the writer thread.
     dbapi_connection.execute("PRAGMA busy_timeout=0")
+
+
+def _checkpoint_elsewhere(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
+    # WalCheckpointer (store/checkpoint.py) copies the log into the database file on its own thread; the
+    # writer's own automatic checkpoint stays only as a backstop for when it falls behind.
+    dbapi_connection.execute(f"PRAGMA wal_autocheckpoint={WRITER_AUTOCHECKPOINT_PAGES}")
 
 
 def is_sqlite_busy(exc: BaseException) -> bool:

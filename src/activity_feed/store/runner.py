@@ -11,6 +11,7 @@ from typing import Protocol, TypeVar
 from sqlalchemy import Connection, Engine
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from activity_feed.store.checkpoint import WalCheckpointer
 from activity_feed.store.engine import SQLITE_BUSY_TIMEOUT_MS, is_sqlite_busy
 
 T = TypeVar("T")
@@ -46,10 +47,21 @@ class SqliteTransactionRunner:
         self._engine = engine
         self._inline_max_items = inline_max_items
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="activity-feed-writer")
+        # The file as SQLite itself resolved it (empty for an in-memory database, which has no log).
+        with engine.connect() as connection:
+            main = connection.exec_driver_sql("PRAGMA database_list").fetchone()
+        path = main[2] if main is not None else ""
+        self._checkpointer = WalCheckpointer(path) if path else None
+
+    def _committed(self) -> None:
+        if self._checkpointer is not None:
+            self._checkpointer.committed()
 
     def _run(self, work: Callable[[Connection], T]) -> T:
         with self._engine.begin() as connection:
-            return work(connection)
+            result = work(connection)
+        self._committed()
+        return result
 
     def _run_waiting(self, work: Callable[[Connection], T]) -> T:
         with self._engine.connect() as connection:
@@ -59,7 +71,9 @@ class SqliteTransactionRunner:
             driver.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
             try:
                 with connection.begin():
-                    return work(connection)
+                    result = work(connection)
+                self._committed()
+                return result
             finally:
                 driver.execute("PRAGMA busy_timeout=0")
 
@@ -73,6 +87,8 @@ class SqliteTransactionRunner:
         return await asyncio.get_running_loop().run_in_executor(self._thread, self._run_waiting, work)
 
     async def close(self) -> None:
+        if self._checkpointer is not None:
+            self._checkpointer.close()
         await asyncio.get_running_loop().run_in_executor(self._thread, self._engine.dispose)
         self._thread.shutdown(wait=True)
 

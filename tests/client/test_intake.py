@@ -5,8 +5,11 @@ end, and what a call recorded cannot be changed afterwards by replacing keys of 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
+
+import httpx
 
 from activity_feed.client import FeedClient
 from activity_feed.client.intake import Call, CreateCall, Intake, ToolCallRecord, UpdateCall, fold_updates
@@ -221,3 +224,74 @@ def test_a_reader_waits_for_calls_another_thread_is_still_admitting() -> None:
     reader.join(timeout=5)
     worker.join(timeout=5)
     assert seen_by_reader == [[call]]
+
+
+INTAKE_BOUND = 5
+
+
+@contextmanager
+def worker_busy_admitting(client: FeedClient) -> Iterator[None]:
+    """Hold the intake as the worker does while it admits (for long, when the host starves it). The
+    counters admit what waits before they answer: read them after, not inside."""
+    with client._intake._admitting:
+        yield
+
+
+def in_thread(work: Callable[[], None]) -> threading.Thread:
+    thread = threading.Thread(target=work)
+    thread.start()
+    thread.join(timeout=5)
+    return thread
+
+
+def test_a_full_intake_refuses_calls_without_waiting_for_the_worker(
+    sqlite_feed: LiveServer, make_client: Callable[..., FeedClient]
+) -> None:
+    client = make_client(sqlite_feed.url, max_queue_events=INTAKE_BOUND)
+    ids: list[str] = []
+    with worker_busy_admitting(client):
+        caller = in_thread(lambda: ids.extend(client.log(tool_name=f"call-{i}") for i in range(8)))
+        assert not caller.is_alive()  # every call returned while the worker still held the intake
+    assert client.flush(timeout=5)
+
+    assert client.dropped["queue_full"] == 3
+
+    assert client.sent == INTAKE_BOUND
+    assert [get_event(sqlite_feed.url, event_id)["tool_name"] for event_id in ids[:INTAKE_BOUND]] == [
+        f"call-{i}" for i in range(INTAKE_BOUND)
+    ]
+    assert httpx.get(f"{sqlite_feed.url}/activities/{ids[-1]}", timeout=5).status_code == 404
+
+
+def test_a_tool_call_refused_at_its_start_is_counted_once(
+    sqlite_feed: LiveServer, make_client: Callable[..., FeedClient]
+) -> None:
+    client = make_client(sqlite_feed.url, max_queue_events=INTAKE_BOUND)
+    call = SearchCall("search", None, None)
+    with worker_busy_admitting(client):
+        filler = in_thread(lambda: [client.log(tool_name="filler") for _ in range(INTAKE_BOUND)])
+        assert not filler.is_alive()
+        client.tool_call_started(call)
+        client.tool_call_ended(call, "success", 2.0, None, "ok")
+    assert client.flush(timeout=5)
+
+    assert client.sent == INTAKE_BOUND
+    assert client.dropped["queue_full"] == 1
+    assert call.id is None  # never admitted
+
+
+def test_the_end_of_a_call_whose_start_waits_in_a_full_intake_goes_with_it(
+    sqlite_feed: LiveServer, make_client: Callable[..., FeedClient]
+) -> None:
+    client = make_client(sqlite_feed.url, max_queue_events=INTAKE_BOUND)
+    call = SearchCall("search", None, None)
+    with worker_busy_admitting(client):
+        filler = in_thread(lambda: [client.log(tool_name="filler") for _ in range(INTAKE_BOUND - 1)])
+        assert not filler.is_alive()
+        client.tool_call_started(call)  # the last place in the intake
+        client.tool_call_ended(call, "success", 2.0, None, "ok")  # refused, but nothing is lost
+    assert client.flush(timeout=5)
+
+    assert client.dropped["queue_full"] == 0
+    event = get_event(sqlite_feed.url, str(call.id))
+    assert (event["status"], event["duration_ms"], event["data"]["result"]) == ("success", 2.0, "ok")

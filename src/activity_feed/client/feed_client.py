@@ -299,20 +299,38 @@ class FeedClient:
             self._drop("gave_up", "activity feed: the client is closed; events are not sent")
             return
         try:
-            self._intake_calls.append(call)
-            waiting = len(self._intake_calls)
+            calls = self._intake_calls
+            if len(calls) >= self.max_queue_events:
+                # The worker has fallen this far behind: a host whose event loop never waits starves it of
+                # the interpreter lock (README, "Saturated hosts"). Refused here, at no cost to the host:
+                # doing the worker's job on the host's thread, or waiting on its lock, stalled a tool call
+                # for up to 0.9 s.
+                self._refuse(call)
+                return
+            calls.append(call)
+            waiting = len(calls)
             worker = self._worker
             # Whether the worker still runs is checked once per batch rather than on every call.
             if worker is None or (waiting == 1 and not worker.alive):
                 worker = self._start_worker()
-            if waiting > self.max_queue_events:
-                # The worker has fallen this far behind (a host saturating every core, say): admit
-                # here, so that the bounds hold and overflow is counted as it happens.
-                self._intake.admit_all()
-            elif worker is not None and (worker.idle or waiting == self._config.batch_size):
+            if worker is not None and (worker.idle or waiting == self._config.batch_size):
                 worker.wake()
         except Exception:  # boundary: as in log()
             self._drop("rejected", "activity feed: could not queue an event", exc_info=True)
+
+    def _refuse(self, call: Call) -> None:
+        """Count `call` as dropped for a full intake, once per event."""
+        if isinstance(call, ToolCallRecord):
+            if call.end_admitted:
+                return  # refused at its start (and counted then), or its end is already queued
+            if call.id is None and call.status is not None:
+                # The end of a call whose start still waits in the intake (the worker sets `id` before it
+                # reads `status`): the end goes with the start, and nothing is lost.
+                return
+            # Nothing more of this call is queued. (Should the worker read the end in the instant after
+            # setting the id, the call still arrives whole and this drop is counted one too many.)
+            call.end_admitted = True
+        self._drop("queue_full", "activity feed: queue full (%d events); dropping", self.max_queue_events)
 
     def _admit(self, call: Call) -> None:
         """Redact, serialise and queue one call (on the worker's thread, or a reader's; in call order)."""
@@ -342,32 +360,37 @@ class FeedClient:
             self._drop("rejected", "activity feed: could not queue an event", exc_info=True)
 
     def _admit_tool_call(self, call: ToolCallRecord) -> None:
-        status = call.status  # first: the end's other fields are written before it
-        if call.id is None:  # the start, with the end when the call has already ended
-            call.id = new_event_id(call.started_ns // 1_000_000)
+        event_id = call.id
+        first = event_id is None
+        if event_id is None:
+            # `id` before `status` is read: a host thread that finds no id after writing the end knows
+            # the start has not been read yet, and that the end will go with it (see _refuse).
+            call.id = event_id = new_event_id(call.started_ns // 1_000_000)
+        status = call.status  # before the end's other fields, which are written before it
+        if first:  # the start, with the end when the call has already ended
             data = call.start_data()
             ended = status is not None
             if ended and call.result_preview is not None:
                 data["result"] = call.result_preview
             call.end_admitted = ended
             fields = create_fields(
-                event_id=call.id,
+                event_id=event_id,
                 event_type="tool_call",
                 tool_name=call.tool_name,
                 user_source=call.user_source,
                 status=status if ended else "pending",
-                data=self._created_data(call.id, data),
+                data=self._created_data(event_id, data),
                 duration_ms=call.duration_ms if ended else None,
                 error_message=call.error_message if ended else None,
                 correlation_id=None,
                 timestamp=datetime.fromtimestamp(call.started_ns / 1e9, UTC),
             )
-            self._enqueue(call.id, dumps(fields), create=True)
+            self._enqueue(event_id, dumps(fields), create=True)
         elif status is not None and not call.end_admitted:  # the end of a call admitted in flight
             call.end_admitted = True
             preview = call.result_preview
             end_data = {"result": preview} if preview is not None else None
-            self._admit_update(call.id, status, call.duration_ms, call.error_message, end_data)
+            self._admit_update(event_id, status, call.duration_ms, call.error_message, end_data)
 
     def _created_data(self, target: str, data: dict[str, Any] | None) -> dict[str, Any]:
         clean, paths = self._redacted(data)

@@ -112,6 +112,29 @@ async def test_batch_counts_created_existing_updated_and_missing(recorder: Recor
     assert await recorder.store.get(event_id=new_id) is not None
 
 
+async def test_a_large_batch_finds_stored_ids_wherever_they_fall_in_it(recorder: Recorder) -> None:
+    # Ids are looked up 500 at a time: stored ones at both ends of each chunk, and one named twice.
+    ids = [uuid.uuid4() for _ in range(1000)]
+    stored_at = (0, 499, 500, 999)
+    await recorder.store.apply_batch(
+        creates=[make(id=ids[i], tool_name=f"stored-{i}") for i in stored_at], updates=[]
+    )
+
+    result = await recorder.store.apply_batch(
+        creates=[make(id=event_id, tool_name="replayed") for event_id in ids] + [make(id=ids[499])],
+        updates=[],
+    )
+
+    assert result == BatchResult(created=996, existing=5)
+    for i in stored_at:
+        stored = await recorder.store.get(event_id=ids[i])
+        assert stored is not None
+        assert stored.tool_name == f"stored-{i}"
+    created = await recorder.store.get(event_id=ids[1])
+    assert created is not None
+    assert created.tool_name == "replayed"
+
+
 async def test_batch_applies_creates_before_updates(recorder: Recorder) -> None:
     event_id = uuid.uuid4()
 

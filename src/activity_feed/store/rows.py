@@ -82,6 +82,11 @@ def sqlite_insert_rows(count: int) -> str:
     return SQLITE_INSERT.replace(f"VALUES {_ONE_ROW}", "VALUES " + ", ".join([_ONE_ROW] * count))
 
 
+def sqlite_ids_present(count: int) -> str:
+    """SQLite's SELECT of which of `count` ids (each as `sa.Uuid` stores it: 32 hex digits) are stored."""
+    return f"SELECT id FROM activity_events WHERE id IN ({', '.join(['?'] * count)})"
+
+
 def sqlite_datetime(value: datetime) -> str:
     """SQLAlchemy's SQLite DATETIME text ("2026-11-26 17:58:25.508149", microseconds always written), in
     UTC like `UtcDateTime` (naive is UTC); the same text keeps the timestamp indexes in time order."""

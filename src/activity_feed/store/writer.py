@@ -39,6 +39,7 @@ from activity_feed.store.rows import (
     SQLITE_COLUMNS,
     SQLITE_INSERT,
     sqlite_datetime,
+    sqlite_ids_present,
     sqlite_insert_rows,
     sqlite_values,
     to_public,
@@ -223,9 +224,24 @@ class _Transaction:
                 found[row["id"]] = dict(row)
         return found
 
+    def _stored_on_sqlite(self, ids: list[uuid.UUID]) -> list[uuid.UUID]:
+        # Which of the ids creates name exist, asked with the driver's own values (a FeedClient gives
+        # every event its id, so a batch asks about 1,000): SQLAlchemy's expanding IN compiles the
+        # statement and binds every id, 1.13 ms of the writer's thread per 1,000 absent ids against 0.53
+        # here. Whole rows are then loaded for the ids found, which are few: replays.
+        stored: list[uuid.UUID] = []
+        for start in range(0, len(ids), _IN_CHUNK):
+            chunk = ids[start : start + _IN_CHUNK]
+            result = self.conn.exec_driver_sql(sqlite_ids_present(len(chunk)), tuple(i.hex for i in chunk))
+            stored.extend(uuid.UUID(hex=found) for (found,) in result)
+        return stored
+
     def create(self, items: Sequence[tuple[ActivityCreate, WriteOutcome]]) -> None:
         ids = [item.id or uuid7() for item, _ in items]
-        stored = self.load([i for (item, _), i in zip(items, ids, strict=True) if item.id is not None])
+        given = [i for (item, _), i in zip(items, ids, strict=True) if item.id is not None]
+        if self.on_sqlite and given:
+            given = self._stored_on_sqlite(list(dict.fromkeys(given)))
+        stored = self.load(given)
         rows: list[dict[str, Any]] = []
         for (item, outcome), event_id in zip(items, ids, strict=True):
             if event_id in stored:

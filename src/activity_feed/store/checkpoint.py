@@ -37,7 +37,6 @@ class WalCheckpointer:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="activity-feed-checkpoint", daemon=True)
-        self.checkpoints = 0
         self._thread.start()
 
     def committed(self) -> None:
@@ -68,8 +67,6 @@ class WalCheckpointer:
             connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
         except sqlite3.Error as exc:  # boundary: the writer's backstop checkpoints while this cannot
             log.warning("WAL checkpoint of %s failed: %s", self._path, exc)
-            return
-        self.checkpoints += 1
 
     def close(self) -> None:
         self._stop.set()

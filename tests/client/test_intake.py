@@ -244,6 +244,12 @@ def in_thread(work: Callable[[], None]) -> threading.Thread:
     return thread
 
 
+def fill_intake(client: FeedClient, count: int) -> None:
+    """Log `count` events from another thread, which must return while the intake is held."""
+    filler = in_thread(lambda: [client.log(tool_name="filler") for _ in range(count)])
+    assert not filler.is_alive()
+
+
 def test_a_full_intake_refuses_calls_without_waiting_for_the_worker(
     sqlite_feed: LiveServer, make_client: Callable[..., FeedClient]
 ) -> None:
@@ -269,8 +275,7 @@ def test_a_tool_call_refused_at_its_start_is_counted_once(
     client = make_client(sqlite_feed.url, max_queue_events=INTAKE_BOUND)
     call = SearchCall("search", None, None)
     with worker_busy_admitting(client):
-        filler = in_thread(lambda: [client.log(tool_name="filler") for _ in range(INTAKE_BOUND)])
-        assert not filler.is_alive()
+        fill_intake(client, INTAKE_BOUND)
         client.tool_call_started(call)
         client.tool_call_ended(call, "success", 2.0, None, "ok")
     assert client.flush(timeout=5)
@@ -286,8 +291,7 @@ def test_the_end_of_a_call_whose_start_waits_in_a_full_intake_goes_with_it(
     client = make_client(sqlite_feed.url, max_queue_events=INTAKE_BOUND)
     call = SearchCall("search", None, None)
     with worker_busy_admitting(client):
-        filler = in_thread(lambda: [client.log(tool_name="filler") for _ in range(INTAKE_BOUND - 1)])
-        assert not filler.is_alive()
+        fill_intake(client, INTAKE_BOUND - 1)
         client.tool_call_started(call)  # the last place in the intake
         client.tool_call_ended(call, "success", 2.0, None, "ok")  # refused, but nothing is lost
     assert client.flush(timeout=5)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import sqlite3
@@ -14,6 +15,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from activity_feed.store.engine import create_reader_engine
+from activity_feed.store.migrate import upgrade
 from tests.support.server import free_port
 
 SCRIPT = Path(sys.executable).with_name("activity-feed")
@@ -92,6 +95,26 @@ def test_db_upgrade_creates_the_schema_and_is_safe_to_repeat(tmp_path: Path) -> 
     with sqlite3.connect(db) as conn:
         assert len(conn.execute("SELECT * FROM alembic_version").fetchall()) == 1
         assert conn.execute("SELECT count(*) FROM activity_events").fetchone() == (0,)
+
+
+async def _migrate_to(url: str, revision: str) -> None:
+    engine = create_reader_engine(url)
+    try:
+        await upgrade(engine, revision)
+    finally:
+        await engine.dispose()
+
+
+def test_db_upgrade_says_when_sqlite_copies_the_table(tmp_path: Path) -> None:
+    db = tmp_path / "x.db"
+    asyncio.run(_migrate_to(f"sqlite:///{db}", "0002"))
+
+    result = run_cli(["db", "upgrade", "--database-url", f"sqlite:///{db}"], tmp_path)
+
+    assert result.returncode == 0, result.stderr
+    assert "activity-feed: rewriting two checks of activity_events: SQLite copies the table" in result.stderr
+    again = run_cli(["db", "upgrade", "--database-url", f"sqlite:///{db}"], tmp_path)
+    assert "rewriting" not in again.stderr
 
 
 @pytest.mark.parametrize(

@@ -15,6 +15,7 @@ from activity_feed.cli.prune import add_prune, run_prune
 from activity_feed.errors import ActivityFeedError
 from activity_feed.settings import Settings
 from activity_feed.store import ActivityStore
+from activity_feed.store.migrate import progress_to
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -114,12 +115,17 @@ def _settings(args: argparse.Namespace) -> Settings:
     return Settings(**overrides)
 
 
-async def _migrate(settings: Settings) -> str:
-    store = ActivityStore(settings.database_url)
+async def _start_and_close(store: ActivityStore) -> None:
     try:
         await store.start(migrate=True)
     finally:
         await store.close()
+
+
+def _migrate(settings: Settings) -> str:
+    store = ActivityStore(settings.database_url)
+    with progress_to(sys.stderr):
+        asyncio.run(_start_and_close(store))
     return store.url
 
 
@@ -132,7 +138,7 @@ def _serve(settings: Settings) -> None:
     # The app first: it connects nothing, and a setting it cannot use (a bus URL of an unknown kind, the
     # Redis extra missing) is reported before the database is touched.
     app = create_app(settings.model_copy(update={"migrate_on_start": False}))
-    url = asyncio.run(_migrate(settings))
+    url = _migrate(settings)
     print(f"activity-feed: database {url} is up to date", file=sys.stderr)
     tune_garbage_collector()
     uvicorn.Server(
@@ -164,7 +170,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "prune":
             return run_prune(args, settings)
         elif args.command == "db":
-            url = asyncio.run(_migrate(settings))
+            url = _migrate(settings)
             print(f"activity-feed: database {url} is up to date")
     except ValidationError as exc:
         first = exc.errors()[0]

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import TextIO
 
 from alembic import command
 from alembic.config import Config
@@ -14,6 +18,25 @@ from activity_feed.store.engine import is_sqlite
 _MIGRATIONS = Path(__file__).with_name("migrations")
 # Any fixed number: instances that start together on one PostgreSQL take turns migrating.
 _PG_MIGRATION_LOCK = 0x4163_7446
+# Where a migration that takes a while (a table copy on SQLite) says so.
+PROGRESS_LOGGER = "activity_feed.store.migrations"
+
+
+@contextmanager
+def progress_to(stream: TextIO) -> Iterator[None]:
+    """Print the migrations' progress lines on `stream` while the block runs (the CLI's commands; an app
+    that embeds the feed sees them through its own logging instead)."""
+    logger = logging.getLogger(PROGRESS_LOGGER)
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter("activity-feed: %(message)s"))
+    previous_level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(previous_level)
 
 
 def alembic_config() -> Config:

@@ -15,7 +15,14 @@ import sqlalchemy as sa
 from activity_feed.schemas import ActivityCreate, ActivityPublic, EventStatus, EventType
 from activity_feed.store.engine import create_reader_engine, create_sqlite_writer_engine
 from activity_feed.store.migrate import upgrade
-from activity_feed.store.rows import PUBLIC_COLUMNS, SQLITE_COLUMNS, SQLITE_INSERT, sqlite_values, to_public
+from activity_feed.store.rows import (
+    PUBLIC_COLUMNS,
+    SQLITE_COLUMNS,
+    SQLITE_INSERT,
+    sqlite_text,
+    sqlite_values,
+    to_public,
+)
 from activity_feed.store.schema import activity_events, metadata
 from activity_feed.store.writer import WriteRequest, transact
 
@@ -115,6 +122,38 @@ def test_sqlite_values_store_exactly_what_sqlalchemy_stores(
         k: v for k, v in core_values.items() if k not in differing
     }
     assert direct_row == {**core_row, "seq": 8, "id": direct["id"], "change_seq": 10}
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {},
+        {"timestamp": datetime(2026, 1, 2, 3, 4, 5, 6, tzinfo=timezone(timedelta(hours=-5)))},
+        {"timestamp": datetime(2026, 1, 2, 3, 4, 5)},  # naive: UTC
+        {"data": {"text": 'é " \\ \n \u2028 😀', "big": 2**63 - 1}},
+    ],
+    ids=["every-field", "other-zone", "naive", "odd-json"],
+)
+def test_values_encoded_when_submitted_equal_those_encoded_in_the_transaction(
+    overrides: dict[str, Any],
+) -> None:
+    row = _row(**overrides)
+    event = ActivityCreate.model_validate({column: row[column] for column in PUBLIC_COLUMNS})
+
+    text = sqlite_text(event)
+
+    assert text.id == row["id"]
+    assert sqlite_values(row, text=text) == sqlite_values(row)
+
+
+def test_an_event_without_id_or_timestamp_gets_a_new_id_and_its_transaction_time() -> None:
+    first, second = (sqlite_text(ActivityCreate(event_type=EventType.TOOL_CALL)) for _ in range(2))
+    row = _row(id=first.id, timestamp=datetime(2026, 11, 27, 1, 2, 3, 4, tzinfo=UTC))
+
+    assert first.id != second.id
+    assert first.id_hex == first.id.hex
+    assert first.timestamp is None
+    assert sqlite_values(row, text=first)[2] == "2026-11-27 01:02:03.000004"
 
 
 @pytest.mark.parametrize("variable_limit", [999, 32766])

@@ -113,7 +113,8 @@ async def test_batch_counts_created_existing_updated_and_missing(recorder: Recor
 
 
 async def test_a_large_batch_finds_stored_ids_wherever_they_fall_in_it(recorder: Recorder) -> None:
-    # Ids are looked up 500 at a time: stored ones at both ends of each chunk, and one named twice.
+    # On SQLite the ids are looked up in one statement padded to a power of two with the last id: stored
+    # ones at both ends and in the middle (the last one is also the padding), and one named twice.
     ids = [uuid.uuid4() for _ in range(1000)]
     stored_at = (0, 499, 500, 999)
     await recorder.store.apply_batch(

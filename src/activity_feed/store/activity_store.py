@@ -83,7 +83,11 @@ class ActivityStore:
             self._runner = AsyncTransactionRunner(reader)
             queue_timeout = self._timeout
         self._writer = GroupCommitWriter(
-            self._runner, on_commit=self._on_commit, batch_size=self._batch_size, queue_timeout=queue_timeout
+            self._runner,
+            on_commit=self._on_commit,
+            batch_size=self._batch_size,
+            queue_timeout=queue_timeout,
+            encode_for_sqlite=is_sqlite(reader.url),
         )
         self._writer.start()
 

@@ -9,6 +9,7 @@ commit in order across processes and instances, and then publishes its changes, 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import sqlite3
 import uuid
@@ -38,9 +39,11 @@ from activity_feed.store.engine import failure_reason, is_unavailable
 from activity_feed.store.rows import (
     SQLITE_COLUMNS,
     SQLITE_INSERT,
+    SqliteText,
     sqlite_datetime,
     sqlite_ids_present,
     sqlite_insert_rows,
+    sqlite_text,
     sqlite_values,
     to_public,
 )
@@ -50,6 +53,8 @@ from activity_feed.store.schema import activity_change_counter, activity_deletio
 log = logging.getLogger(__name__)
 
 OnCommit = Callable[[Sequence[Change]], None]
+# A create waiting for its transaction: the event, its request's outcome, and its SQLite encoding if made.
+PendingCreate = tuple[ActivityCreate, "WriteOutcome", SqliteText | None]
 
 _events = activity_events
 _UPDATE_ROW = (
@@ -96,6 +101,7 @@ _RAISE_REPLAY_FLOOR = (
 )
 _IN_CHUNK = 500
 _SQLITE_ROWS_ONE_BY_ONE = 64  # up to this many rows, SQLite's insert is one executemany
+_SQLITE_MOST_ROWS_PER_STATEMENT = 2048
 
 # How the pending timeout (store/maintenance.py) words its error. A completion that arrives later wins:
 # it replaces this message instead of leaving "no completion arrived" on a call that succeeded.
@@ -137,6 +143,8 @@ class WriteRequest:
     # that would grow the stored `data` past `max_data_bytes` is refused (`WriteOutcome.too_large`).
     max_data_bytes: int | None = None
     drop_tombstones: DropTombstones | None = None
+    # On SQLite, `creates` encoded when submitted (`sqlite_text`), one per create, in order.
+    sqlite_texts: Sequence[SqliteText] = ()
     future: asyncio.Future[WriteOutcome] | None = None
     # Set by the writer when a transaction takes the request, and by `submit` when it gives up waiting
     # for that: a withdrawn request is skipped, so its caller's 503 means that nothing was written.
@@ -191,9 +199,10 @@ class _Transaction:
             self.conn.exec_driver_sql(SQLITE_INSERT, values)
             return
         # A large insert (a batch, on the writer's thread) goes many rows per statement, in chunks of
-        # powers of two (a few distinct statements, which the driver keeps prepared): executemany steps
-        # once per row, and each step lets the event loop's thread take the interpreter lock, which this
-        # thread then waits to get back, up to milliseconds a row.
+        # powers of two (a few distinct statements, which the driver keeps prepared). Each statement
+        # hands the interpreter lock to the event loop's thread while SQLite works, and waits for it
+        # back, up to the switch interval (5 ms) when the loop is busy: executemany would do that once a
+        # row, and even 256 rows a statement left a fifth of the writer's time in those waits.
         largest = self._sqlite_rows_per_statement()
         start = 0
         while start < len(values):
@@ -202,12 +211,16 @@ class _Transaction:
             self.conn.exec_driver_sql(sqlite_insert_rows(count), tuple(v for row in chunk for v in row))
             start += count
 
-    def _sqlite_rows_per_statement(self) -> int:
-        # SQLite caps the parameters of one statement (32,766 since 3.32; 999 before): the largest power
-        # of two of whole rows under that cap, and at most 256.
+    def _sqlite_parameter_limit(self) -> int:
+        # SQLite caps the parameters of one statement: 32,766 since 3.32, 999 before.
         driver = self.conn.connection.dbapi_connection
-        limit = driver.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) if driver is not None else 999
-        rows = max(1, min(256, limit // len(SQLITE_COLUMNS)))
+        return driver.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) if driver is not None else 999
+
+    def _sqlite_rows_per_statement(self) -> int:
+        # The largest power of two of whole rows under the cap, and at most 2,048 (a whole group).
+        rows = max(
+            1, min(_SQLITE_MOST_ROWS_PER_STATEMENT, self._sqlite_parameter_limit() // len(SQLITE_COLUMNS))
+        )
         return 1 << (rows.bit_length() - 1)
 
     def next_seq(self) -> int:
@@ -224,55 +237,81 @@ class _Transaction:
                 found[row["id"]] = dict(row)
         return found
 
-    def _stored_on_sqlite(self, ids: list[uuid.UUID]) -> list[uuid.UUID]:
+    def _stored_on_sqlite(self, ids: list[str]) -> list[uuid.UUID]:
         # Which of the ids creates name exist, asked with the driver's own values (a FeedClient gives
         # every event its id, so a batch asks about 1,000): SQLAlchemy's expanding IN compiles the
         # statement and binds every id, 1.13 ms of the writer's thread per 1,000 absent ids against 0.53
         # here. Whole rows are then loaded for the ids found, which are few: replays.
+        # As few statements as the parameter cap allows, for the interpreter lock's sake (see
+        # `_insert_on_sqlite`), each padded to a power of two (the last id again) so that few distinct
+        # statements are ever prepared.
         stored: list[uuid.UUID] = []
-        for start in range(0, len(ids), _IN_CHUNK):
-            chunk = ids[start : start + _IN_CHUNK]
-            result = self.conn.exec_driver_sql(sqlite_ids_present(len(chunk)), tuple(i.hex for i in chunk))
+        per_statement = self._sqlite_parameter_limit()
+        for start in range(0, len(ids), per_statement):
+            chunk = ids[start : start + per_statement]
+            size = min(per_statement, 1 << (len(chunk) - 1).bit_length())
+            chunk += [chunk[-1]] * (size - len(chunk))
+            result = self.conn.exec_driver_sql(sqlite_ids_present(size), tuple(chunk))
             stored.extend(uuid.UUID(hex=found) for (found,) in result)
         return stored
 
-    def create(self, items: Sequence[tuple[ActivityCreate, WriteOutcome]]) -> None:
-        ids = [item.id or uuid7() for item, _ in items]
-        given = [i for (item, _), i in zip(items, ids, strict=True) if item.id is not None]
-        if self.on_sqlite and given:
-            given = self._stored_on_sqlite(list(dict.fromkeys(given)))
-        stored = self.load(given)
+    def create(self, items: Sequence[PendingCreate]) -> None:
+        if self.on_sqlite:
+            self._create_on_sqlite(items)
+            return
+        ids = [item.id or uuid7() for item, _, _ in items]
+        stored = self.load([i for (item, _, _), i in zip(items, ids, strict=True) if item.id is not None])
         rows: list[dict[str, Any]] = []
-        for (item, outcome), event_id in zip(items, ids, strict=True):
+        for (item, outcome, _), event_id in zip(items, ids, strict=True):
             if event_id in stored:
                 outcome.existing.append(to_public(stored[event_id]))
                 continue
-            seq = self.next_seq()
-            row = {
-                "seq": seq,
-                "id": event_id,
-                "timestamp": item.timestamp or self.now,
-                "tool_name": item.tool_name,
-                "user_source": item.user_source,
-                "event_type": ENUM_TEXT[item.event_type],
-                "status": ENUM_TEXT[item.status],
-                "data": item.data,
-                "duration_ms": item.duration_ms,
-                "error_message": item.error_message,
-                "correlation_id": item.correlation_id,
-                "updated_at": self.now,
-                "change_seq": seq,
-            }
-            stored[event_id] = row  # a second create of the same id in this transaction finds it
+            row = stored[event_id] = self._created(item, event_id, outcome)
             rows.append(row)
-            event = to_public(row)
-            outcome.created.append(event)
-            self.changes.append(Change(seq=seq, type=ChangeType.LOGGED, event=event))
-        if rows and self.on_sqlite:
-            updated_at = sqlite_datetime(self.now)
-            self._insert_on_sqlite([sqlite_values(row, updated_at=updated_at) for row in rows])
-        elif rows:
+        if rows:
             self.conn.execute(_INSERT_ROWS, rows)
+
+    def _create_on_sqlite(self, items: Sequence[PendingCreate]) -> None:
+        texts = [text or sqlite_text(item) for item, _, text in items]
+        # Keyed by the ids' hex text, which the encoding made already: a UUID hashes in Python code.
+        given = [text.id_hex for (item, _, _), text in zip(items, texts, strict=True) if item.id is not None]
+        stored: dict[str, dict[str, Any]] = {}
+        if given:
+            found = self._stored_on_sqlite(list(dict.fromkeys(given)))
+            stored = {event_id.hex: row for event_id, row in self.load(found).items()}
+        updated_at = sqlite_datetime(self.now)
+        values: list[tuple[Any, ...]] = []
+        for (item, outcome, _), text in zip(items, texts, strict=True):
+            if (existing := stored.get(text.id_hex)) is not None:
+                outcome.existing.append(to_public(existing))
+                continue
+            row = stored[text.id_hex] = self._created(item, text.id, outcome)
+            values.append(sqlite_values(row, updated_at=updated_at, text=text))
+        if values:
+            self._insert_on_sqlite(values)
+
+    def _created(self, item: ActivityCreate, event_id: uuid.UUID, outcome: WriteOutcome) -> dict[str, Any]:
+        """The row of a new event, numbered; its public form goes to `outcome` and to the changes."""
+        seq = self.next_seq()
+        row = {
+            "seq": seq,
+            "id": event_id,
+            "timestamp": item.timestamp or self.now,
+            "tool_name": item.tool_name,
+            "user_source": item.user_source,
+            "event_type": ENUM_TEXT[item.event_type],
+            "status": ENUM_TEXT[item.status],
+            "data": item.data,
+            "duration_ms": item.duration_ms,
+            "error_message": item.error_message,
+            "correlation_id": item.correlation_id,
+            "updated_at": self.now,
+            "change_seq": seq,
+        }
+        event = to_public(row)
+        outcome.created.append(event)
+        self.changes.append(Change(seq=seq, type=ChangeType.LOGGED, event=event))
+        return row
 
     def update(
         self,
@@ -352,8 +391,10 @@ class GroupCommitWriter:
         on_commit: OnCommit | None = None,
         batch_size: int = 2000,
         queue_timeout: float | None = None,
+        encode_for_sqlite: bool = False,
     ):
         self._run_transaction = run
+        self._encode_for_sqlite = encode_for_sqlite
         self._on_commit = on_commit
         self._batch_size = batch_size
         self._queue_timeout = queue_timeout
@@ -382,6 +423,8 @@ class GroupCommitWriter:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[WriteOutcome] = loop.create_future()
         request.future = future
+        if self._encode_for_sqlite and request.creates and not request.sqlite_texts:
+            request.sqlite_texts = [sqlite_text(item) for item in request.creates]
         self._queue.put_nowait(request)
         if self._queue_timeout is None:
             return await future
@@ -461,9 +504,10 @@ def transact(conn: Connection, *, group: Sequence[WriteRequest]) -> tuple[list[W
     tx = _Transaction(conn, last_seq)
     # Creates of consecutive requests share one INSERT; a request with updates or deletes closes the run
     # first, so each request still sees the effect of every request before it.
-    pending: list[tuple[ActivityCreate, WriteOutcome]] = []
+    pending: list[PendingCreate] = []
     for request, outcome in zip(group, outcomes, strict=True):
-        pending.extend((item, outcome) for item in request.creates)
+        texts = request.sqlite_texts or itertools.repeat(None)
+        pending.extend((item, outcome, text) for item, text in zip(request.creates, texts, strict=False))
         if request.updates or request.deletes or request.drop_tombstones:
             if pending:
                 tx.create(pending)

@@ -193,9 +193,21 @@ class Poster:
         # The server closes connections idle for a while (uvicorn: 5 s); those are left behind.
         while self.idle and self.idle[-1].closed:
             self.idle.pop()
-        connection = self.idle.pop() if self.idle else await self._open()
+        reused = bool(self.idle)
+        connection = self.idle.pop() if reused else await self._open()
+        request = self.head + str(len(body)).encode() + b"\r\n\r\n" + body
         started = time.monotonic()
-        status, answer = await connection.request(self.head + str(len(body)).encode() + b"\r\n\r\n" + body)
+        try:
+            status, answer = await connection.request(request)
+        except ConnectionError:
+            if not reused or connection.buffer:
+                raise
+            # The server closed this idle connection as the request went out (its close had not
+            # arrived yet): it read nothing, so the request goes again on a new connection, as HTTP
+            # clients do with a stale keep-alive connection.
+            connection = await self._open()
+            started = time.monotonic()
+            status, answer = await connection.request(request)
         self.idle.append(connection)
         return started, status, answer
 

@@ -21,7 +21,7 @@ class WalCheckpointer:
     """Copies committed pages from the write-ahead log into the database file, on a daemon thread.
 
     By default SQLite does this itself, inside the commit that takes the log past 1,000 pages: inside the
-    writer's transaction, which for a small one runs on the event loop (store/runner.py). Measured under
+    writer's commit, which every request of its group waits for (store/runner.py). Measured under
     `bench batch`: 2.8 ms of every 1,000 events' 7.4 ms commit. Here the copy runs beside the writer: its
     own connection, a PASSIVE checkpoint (it never waits for a lock, and never blocks the writer or a
     reader), at most every `MIN_INTERVAL_SECONDS` while commits go on, and not at all when none do.

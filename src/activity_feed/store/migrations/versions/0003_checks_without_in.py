@@ -16,6 +16,8 @@ from collections.abc import Callable
 
 from alembic import op
 
+from activity_feed.store.migrate import PROGRESS_LOGGER
+
 revision = "0003"
 down_revision = "0002"
 branch_labels = None
@@ -25,7 +27,7 @@ depends_on = None
 EVENT_TYPES = ("tool_call", "tool_result", "voice_command", "system_event", "api_request")
 STATUSES = ("pending", "success", "error")
 
-log = logging.getLogger("activity_feed.store.migrations")  # migrate.PROGRESS_LOGGER
+log = logging.getLogger(PROGRESS_LOGGER)
 
 
 def _with_or(column: str, values: tuple[str, ...]) -> str:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import re
 import uuid
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
@@ -195,10 +194,20 @@ class StreamMessage(BaseModel):
     cursor: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
 class Change:
-    """A committed change to one event, numbered in commit order by the store's change counter."""
+    """A committed change to one event, numbered in commit order by the store's change counter; `event`
+    is the event as the change left it. (The writer's `Created` makes its event on first use.)"""
 
-    seq: int
-    type: ChangeType
-    event: ActivityPublic | DeletedEvent
+    __slots__ = ("_event", "seq", "type")
+
+    def __init__(self, *, seq: int, type: ChangeType, event: ActivityPublic | DeletedEvent) -> None:
+        self.seq = seq
+        self.type = type
+        self._event = event
+
+    @property
+    def event(self) -> ActivityPublic | DeletedEvent:
+        return self._event
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(seq={self.seq}, type={self.type.value})"

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import pytest
@@ -71,6 +71,15 @@ async def then_nothing_but(subscription: Subscription, store: ActivityStore) -> 
     assert notice.event["id"] == str(sentinel), f"unexpected {notice.text}"
 
 
+async def take_until(subscription: Subscription, event_id: uuid.UUID) -> list[Notice]:
+    """Every notice up to and including the one of `event_id`."""
+    notices: list[Notice] = []
+    async with asyncio.timeout(WAIT_SECONDS):
+        while not notices or notices[-1].event["id"] != str(event_id):
+            notices.append(await subscription.queue.get())
+    return notices
+
+
 def ids(notices: list[Notice]) -> list[str]:
     return [notice.event["id"] for notice in notices]
 
@@ -106,6 +115,32 @@ async def test_no_database_read_while_the_bus_has_every_change(instances: Instan
         assert notices[-1].type == "tool_completed"
         assert_in_change_order(notices)
         assert instances.hub.recoveries == 0
+
+
+async def test_changes_nobody_listens_to_need_no_database_read(instances: Instances) -> None:
+    for n in range(5):
+        await create(instances.here, f"a{n}")
+    batch = [ActivityCreate(event_type=EventType.API_REQUEST, tool_name=f"GET /{n}") for n in range(50)]
+    await instances.here.apply_batch(creates=batch, updates=[])
+
+    async with instances.hub.subscribe(ChangeFilter(), queue_size=500) as subscription:
+        after = await create(instances.here, "after")
+        notices = await take_until(subscription, after)
+
+    assert_in_change_order(notices)
+    assert instances.hub.recoveries == 0
+
+
+async def test_a_gap_while_nobody_listens_is_still_read_from_the_database(instances: Instances) -> None:
+    await create(instances.elsewhere, "lost")  # its notice never comes
+    await create(instances.here, "next")
+
+    async with asyncio.timeout(WAIT_SECONDS):
+        while instances.hub.recoveries == 0:
+            await asyncio.sleep(0.01)
+    async with instances.hub.subscribe(ChangeFilter(), queue_size=100) as subscription:
+        await then_nothing_but(subscription, instances.here)
+    assert instances.hub.recoveries == 1
 
 
 async def test_notices_out_of_order_are_delivered_once_in_order(instances: Instances) -> None:
@@ -155,7 +190,7 @@ async def test_a_notice_from_another_database_is_ignored(
         await create(instances.elsewhere, "real")
         (change,) = await instances.here.changes_since(cursor=head, limit=10)
         # Numbered far above this database's head: it cannot be this database's.
-        instances.hub.publish([replace(change, seq=change.seq + 1_000_000)])
+        instances.hub.publish([Change(seq=change.seq + 1_000_000, type=change.type, event=change.event)])
         await create(instances.here, "after")
 
         notices = await take(subscription, 2)

@@ -136,6 +136,23 @@ async def test_a_large_batch_finds_stored_ids_wherever_they_fall_in_it(recorder:
     assert created.tool_name == "replayed"
 
 
+async def test_each_created_event_is_published_as_it_was_stored(recorder: Recorder) -> None:
+    # The writer makes a created event's public form only when it is first asked for.
+    creates = [make(id=uuid.uuid4(), tool_name=f"tool-{i}", data={"i": i}) for i in range(100)]
+    creates.append(make(tool_name="no id, no timestamp", status=EventStatus.SUCCESS, duration_ms=3.5))
+
+    result = await recorder.store.apply_batch(creates=creates, updates=[])
+
+    assert result == BatchResult(created=101)
+    assert recorder.seqs == list(range(1, 102))
+    for change, sent in zip(recorder.changes, creates, strict=True):
+        assert change.type == ChangeType.LOGGED
+        assert change.event is change.event
+        assert change.event == await recorder.store.get(event_id=change.event.id)
+        assert change.event.tool_name == sent.tool_name
+        assert sent.id is None or change.event.id == sent.id
+
+
 async def test_batch_applies_creates_before_updates(recorder: Recorder) -> None:
     event_id = uuid.uuid4()
 
@@ -423,7 +440,7 @@ async def test_a_write_no_transaction_takes_in_time_fails_and_is_never_written(p
             assert not first.done()  # the 503 came while the transaction ahead still waited
             await blocker.execute(sa.text("ROLLBACK"))
         outcome = await asyncio.wait_for(first, WAIT_SECONDS)
-        assert [event.tool_name for event in outcome.created] == ["held"]
+        assert [created.event.tool_name for created in outcome.created] == ["held"]
         async with reader.connect() as conn:
             names = (await conn.execute(sa.text("SELECT tool_name FROM activity_events"))).scalars().all()
         assert names == ["held"]

@@ -146,7 +146,7 @@ class ActivityStore:
         """Create `event`; return it and True, or the stored event and False when its id exists."""
         outcome = await self._submit(WriteRequest(creates=[event]))
         if outcome.created:
-            return outcome.created[0], True
+            return outcome.created[0].event, True
         return outcome.existing[0], False
 
     async def apply_batch(

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from activity_feed.ids import uuid7
-from activity_feed.schemas import ActivityCreate, ActivityPublic, EventStatus, EventType
+from activity_feed.schemas import ENUM_TEXT, ActivityCreate, ActivityPublic, EventStatus, EventType
 from activity_feed.store.engine import json_dumps
 from activity_feed.store.schema import activity_events
 
@@ -43,10 +43,7 @@ def to_public(row: Mapping[Any, Any]) -> ActivityPublic:
     What `ActivityPublic.model_construct` does for a model with every field given, minus its per-field
     search for aliases and defaults, which cost more than the rest of a create on the batch path.
     tests/store/test_rows.py holds the result equal to a validated model, field set included."""
-    event = _new_public(ActivityPublic)
-    _set(
-        event,
-        "__dict__",
+    return _public(
         {
             "id": row["id"],
             "timestamp": row["timestamp"],
@@ -58,8 +55,31 @@ def to_public(row: Mapping[Any, Any]) -> ActivityPublic:
             "duration_ms": row["duration_ms"],
             "error_message": row["error_message"],
             "correlation_id": row["correlation_id"],
-        },
+        }
     )
+
+
+def new_public(event: ActivityCreate, event_id: uuid.UUID, timestamp: datetime) -> ActivityPublic:
+    """The public form of `event`, created with `event_id` at `timestamp` (as `to_public` builds it)."""
+    return _public(
+        {
+            "id": event_id,
+            "timestamp": timestamp,
+            "tool_name": event.tool_name,
+            "user_source": event.user_source,
+            "event_type": event.event_type,
+            "status": event.status,
+            "data": event.data,
+            "duration_ms": event.duration_ms,
+            "error_message": event.error_message,
+            "correlation_id": event.correlation_id,
+        }
+    )
+
+
+def _public(fields: dict[str, Any]) -> ActivityPublic:
+    event = _new_public(ActivityPublic)
+    _set(event, "__dict__", fields)
     _set(event, "__pydantic_fields_set__", set(_ALL_FIELDS))
     _set(event, "__pydantic_extra__", None)
     _set(event, "__pydantic_private__", None)
@@ -67,7 +87,7 @@ def to_public(row: Mapping[Any, Any]) -> ActivityPublic:
 
 
 # SQLite's INSERT of a whole row, with the values as SQLAlchemy's SQLite dialect stores them (see
-# `sqlite_values`). Given to the driver directly, it skips SQLAlchemy's per-value bind processing, which
+# `sqlite_row`). Given to the driver directly, it skips SQLAlchemy's per-value bind processing, which
 # for a batch of 1,000 events costs more than SQLite's own work for them.
 SQLITE_COLUMNS = tuple(column.name for column in activity_events.columns)
 SQLITE_INSERT = (
@@ -100,9 +120,9 @@ def sqlite_datetime(value: datetime) -> str:
     return value.isoformat(" ", "microseconds")[:-6]  # without its "+00:00"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class SqliteText:
-    """The values of a new event's row that its transaction does not decide, as SQLite stores them.
+    """A new event's row as SQLite stores it, but for what its transaction decides (`sqlite_row`).
 
     Encoded when the create is submitted, on the event loop's thread (`sqlite_text`): a batch's
     transaction runs on the writer's thread, the batch path's bottleneck, while the loop's thread has
@@ -110,42 +130,39 @@ class SqliteText:
 
     id: uuid.UUID
     id_hex: str  # sa.Uuid on SQLite: 32 hex digits
-    timestamp: str | None  # None: the event takes its transaction's time
-    data: str
+    # The columns from `id` to `correlation_id`, in `SQLITE_COLUMNS` order; the timestamp is None when
+    # the event takes its transaction's time.
+    values: tuple[Any, ...]
 
 
 def sqlite_text(event: ActivityCreate) -> SqliteText:
-    """`event`'s id (a new one when it names none), timestamp and data, encoded for SQLite."""
+    """`event`'s row (a new id when it names none), but for what its transaction decides."""
     event_id = event.id or uuid7()
-    timestamp = sqlite_datetime(event.timestamp) if event.timestamp is not None else None
-    return SqliteText(event_id, event_id.hex, timestamp, json_dumps(event.data))
-
-
-def sqlite_values(
-    row: Mapping[str, Any], *, updated_at: str | None = None, text: SqliteText | None = None
-) -> tuple[Any, ...]:
-    """`row` (every column of `activity_events`) as SQLite stores it, in `SQLITE_COLUMNS` order.
-
-    `updated_at`, when given, is the row's `updated_at` as `sqlite_datetime` writes it (every row of a
-    transaction has the same); `text`, when given, holds its id, timestamp and data already encoded.
-    tests/store/test_rows.py holds each value equal to what SQLAlchemy stores for the same row."""
-    if text is None:
-        id_hex, data, timestamp = row["id"].hex, json_dumps(row["data"]), sqlite_datetime(row["timestamp"])
-    else:
-        id_hex, data = text.id_hex, text.data
-        timestamp = text.timestamp if text.timestamp is not None else sqlite_datetime(row["timestamp"])
-    return (
-        row["seq"],
+    id_hex = event_id.hex
+    return SqliteText(
+        event_id,
         id_hex,
-        timestamp,
-        row["tool_name"],
-        row["user_source"],
-        row["event_type"],
-        row["status"],
-        data,  # the engines' json_serializer
-        row["duration_ms"],
-        row["error_message"],
-        row["correlation_id"],
-        updated_at if updated_at is not None else sqlite_datetime(row["updated_at"]),
-        row["change_seq"],
+        (
+            id_hex,
+            sqlite_datetime(event.timestamp) if event.timestamp is not None else None,
+            event.tool_name,
+            event.user_source,
+            ENUM_TEXT[event.event_type],
+            ENUM_TEXT[event.status],
+            json_dumps(event.data),  # the engines' json_serializer
+            event.duration_ms,
+            event.error_message,
+            event.correlation_id,
+        ),
     )
+
+
+def sqlite_row(text: SqliteText, *, seq: int, now: str) -> tuple[Any, ...]:
+    """The whole row of a new event, in `SQLITE_COLUMNS` order: its change number `seq` (both `seq` and
+    `change_seq`), and `now`, its transaction's time as `sqlite_datetime` writes it (`updated_at`, and
+    the timestamp when the event gave none). tests/store/test_rows.py holds each value equal to what
+    SQLAlchemy stores for the same row."""
+    values = text.values
+    if values[1] is None:
+        return (seq, values[0], now, *values[2:], now, seq)
+    return (seq, *values, now, seq)

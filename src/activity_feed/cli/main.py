@@ -133,14 +133,14 @@ def _serve(settings: Settings) -> None:
     import uvicorn
 
     from activity_feed.api import create_app
-    from activity_feed.api.server import server_config, tune_garbage_collector
+    from activity_feed.api.server import server_config, tune_interpreter
 
     # The app first: it connects nothing, and a setting it cannot use (a bus URL of an unknown kind, the
     # Redis extra missing) is reported before the database is touched.
     app = create_app(settings.model_copy(update={"migrate_on_start": False}))
     url = _migrate(settings)
     print(f"activity-feed: database {url} is up to date", file=sys.stderr)
-    tune_garbage_collector()
+    tune_interpreter()
     uvicorn.Server(
         server_config(app, host=settings.host, port=settings.port, log_level=settings.log_level)
     ).run()

@@ -29,6 +29,7 @@ from activity_feed.schemas import (
 from activity_feed.store import ActivityStore
 from activity_feed.store.engine import create_reader_engine
 from activity_feed.store.migrate import upgrade
+from activity_feed.store.reads import RecentQuery
 from activity_feed.store.runner import AsyncTransactionRunner, TransactionRunner
 from activity_feed.store.writer import GroupCommitWriter, WriteRequest
 
@@ -134,6 +135,28 @@ async def test_a_large_batch_finds_stored_ids_wherever_they_fall_in_it(recorder:
     created = await recorder.store.get(event_id=ids[1])
     assert created is not None
     assert created.tool_name == "replayed"
+
+
+async def test_a_replayed_id_at_the_end_of_a_large_batch_leaves_no_half_inserted_rows(
+    recorder: Recorder,
+) -> None:
+    # On SQLite a batch goes in as new events first, several statements for 1,000 of them: the stored id
+    # in the last one is found after the earlier ones went in, and those must not stay in twice.
+    ids = [uuid.uuid4() for _ in range(1000)]
+    await recorder.store.apply_batch(creates=[make(id=ids[-1], tool_name="stored")], updates=[])
+
+    result = await recorder.store.apply_batch(
+        creates=[make(id=event_id, tool_name="batch") for event_id in ids], updates=[]
+    )
+
+    assert result == BatchResult(created=999, existing=1)
+    assert recorder.seqs == list(range(1, 1001))
+    assert await recorder.store.last_change() == 1000
+    stored = await recorder.store.get(event_id=ids[-1])
+    assert stored is not None
+    assert stored.tool_name == "stored"
+    every_event = await recorder.store.recent(query=RecentQuery(limit=2000))
+    assert sorted(str(event.id) for event in every_event) == sorted(str(event_id) for event_id in ids)
 
 
 async def test_each_created_event_is_published_as_it_was_stored(recorder: Recorder) -> None:

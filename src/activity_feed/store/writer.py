@@ -101,6 +101,7 @@ _RAISE_REPLAY_FLOOR = (
     .values(replay_floor=sa.bindparam("b_floor"))
 )
 _IN_CHUNK = 500
+_SQLITE_DELETE_ABOVE = f"DELETE FROM {_events.name} WHERE seq > ?"
 _SQLITE_ROWS_ONE_BY_ONE = 64  # up to this many rows, SQLite's insert is one executemany
 _SQLITE_MOST_ROWS_PER_STATEMENT = 2048
 
@@ -181,6 +182,14 @@ class WriteRequest:
     def size(self) -> int:
         dropped = self.drop_tombstones.limit if self.drop_tombstones is not None else 0
         return len(self.creates) + len(self.updates) + len(self.deletes) + dropped
+
+
+def _is_stored_id(exc: sa.exc.IntegrityError) -> bool:
+    """Whether SQLite refused a row because its `id` is stored already (or was inserted just before)."""
+    original = exc.orig
+    return getattr(original, "sqlite_errorname", None) == "SQLITE_CONSTRAINT_UNIQUE" and str(
+        original
+    ).endswith(f"{_events.name}.id")
 
 
 def _merged_size(row: dict[str, Any], update: ActivityUpdate) -> int:
@@ -314,6 +323,33 @@ class _Transaction:
 
     def _create_on_sqlite(self, items: Sequence[PendingCreate]) -> None:
         texts = [text or sqlite_text(item) for item, _, text in items]
+        if not self._insert_all_on_sqlite(items, texts):
+            self._create_on_sqlite_checking(items, texts)
+
+    def _insert_all_on_sqlite(self, items: Sequence[PendingCreate], texts: list[SqliteText]) -> bool:
+        """Insert every event as new; False, with nothing inserted, when an id is stored already.
+
+        Replays are rare, and the unique index on `id` finds them anyway: asking first which ids exist
+        took the writer's thread 5 ms of a 40 ms transaction of 2,000 events under `bench batch`."""
+        first = self.seq
+        now = sqlite_datetime(self.now)
+        try:
+            self._insert_on_sqlite(
+                [sqlite_row(text, seq=first + n, now=now) for n, text in enumerate(texts, start=1)]
+            )
+        except sa.exc.IntegrityError as exc:
+            if not _is_stored_id(exc):
+                raise
+            # Earlier statements of this insert may have gone in: these are the only rows numbered
+            # above `first` (the change counter is locked), and the checking way numbers them again.
+            self.conn.exec_driver_sql(_SQLITE_DELETE_ABOVE, (first,))
+            return False
+        for (item, outcome, _), text in zip(items, texts, strict=True):
+            self._created(item, text.id, outcome)
+        return True
+
+    def _create_on_sqlite_checking(self, items: Sequence[PendingCreate], texts: list[SqliteText]) -> None:
+        """Create the events whose ids are not stored (nor named earlier in `items`)."""
         # Keyed by the ids' hex text, which the encoding made already: a UUID hashes in Python code.
         given = [text.id_hex for (item, _, _), text in zip(items, texts, strict=True) if item.id is not None]
         stored: dict[str, ActivityPublic | Created] = {}

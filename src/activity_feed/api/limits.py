@@ -93,8 +93,11 @@ def check_batch_data_sizes(
     *,
     max_bytes: int,
 ) -> None:
-    """`check_data_size` for every item; the first item over the limit refuses the whole batch, by index."""
-    for index, data in enumerate(creates):
-        check_data_size(data, max_bytes=max_bytes, where=f"events[{index}].data")
-    for index, data in enumerate(updates):
-        check_data_size(data, max_bytes=max_bytes, where=f"updates[{index}].data")
+    """`check_data_size` for every item; the first item over the limit refuses the whole batch, by index.
+
+    The item's place is written out only for the one refused: for each of a batch's 1,000 items, it
+    cost more than measuring them."""
+    for part, items in (("events", creates), ("updates", updates)):
+        for index, data in enumerate(items):
+            if data and len(orjson.dumps(data)) > max_bytes:
+                check_data_size(data, max_bytes=max_bytes, where=f"{part}[{index}].data")

@@ -21,6 +21,10 @@ _PUBLISH_RETRY = (0.1, 2.0)  # first delay and cap, in seconds
 _RECOVERY_RETRY = (0.1, 5.0)
 
 
+def _notices(changes: Sequence[Change]) -> list[Notice]:
+    return [Notice.from_change(change) for change in changes]
+
+
 class Hub:
     """One listener task reads the bus and offers each notice to every subscriber's bounded queue; a
     subscriber that is full is dropped, so no client can slow the others or the writer.
@@ -31,7 +35,7 @@ class Hub:
     def __init__(self, backend: BroadcastBackend) -> None:
         self._backend = backend
         self._subscribers: set[Subscription] = set()
-        self._outbox: asyncio.Queue[list[Notice]] = asyncio.Queue()
+        self._outbox: asyncio.Queue[Sequence[Change]] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
         self._changes: ChangeLog | None = None
         # The number of the last change delivered; None without a change log (nothing to check against).
@@ -71,9 +75,10 @@ class Hub:
         """Queue committed changes for the bus, in order. Never waits: the writer calls this.
 
         Each change becomes a notice, whose text (what every client receives) is encoded once, when first
-        needed; one bus message carries all the changes of one transaction."""
+        needed; one bus message carries all the changes of one transaction. The notices are made by the
+        publishing task, not here: the writer takes its next transaction only once this returns."""
         if changes:
-            self._outbox.put_nowait([Notice.from_change(change) for change in changes])
+            self._outbox.put_nowait(changes)
 
     @asynccontextmanager
     async def subscribe(self, change_filter: ChangeFilter, *, queue_size: int) -> AsyncIterator[Subscription]:
@@ -88,7 +93,7 @@ class Hub:
         backoff = Backoff(*_PUBLISH_RETRY)
         failing_since: float | None = None
         while True:
-            notices = await self._outbox.get()
+            notices = _notices(await self._outbox.get())
             while True:
                 try:
                     await self._backend.publish(notices)
@@ -106,7 +111,7 @@ class Hub:
                     # Only the newest message is retried: when it reaches the other instances, they see
                     # the gap below it and read the rest from the database.
                     while not self._outbox.empty():
-                        notices = self._outbox.get_nowait()
+                        notices = _notices(self._outbox.get_nowait())
                     continue
                 if failing_since is not None:
                     log.warning(

@@ -49,11 +49,14 @@ CONTRAST_CALLS = {"up": 200, "refused": 200, "hanging": 5}
 SYNC_TIMEOUT_SECONDS = 1.0
 FLUSH_SECONDS = 5.0  # feed up: everything must arrive within this
 CLOSE_SECONDS = 0.5  # feed refused or hanging: what is still queued is given up after this
-# Room for every event of a run (5,200 of about 1.6 kB). The calls here run back to back, a host that
-# never waits, whose client's worker may send nothing until the run ends (README, "Saturated hosts"):
-# the default bound of 8 MiB then dropped the last hundred events, as designed, in 1 run of 3 on a
-# 2-core machine. What that costs the tool call is measured all the same; the check that every event
-# arrived (`_finish`) is for the events a run makes, not the bound.
+# The client's bounds, with room for every call of a run. The calls run back to back, a host that never
+# waits, whose client's worker may get no turn at all until the run ends (README, "Saturated hosts"): in
+# 1 run of 3 on a 2-core machine it admitted nothing for 4 s, and the default bound of 10,000 unread
+# calls (a call counts at its start and at its end) refused the last hundred, as designed. What the
+# tool call costs is measured all the same; the check that every event arrived (`_finish`) is for the
+# events of the run, not for the bounds.
+RUN_CALLS = SERVERS_PER_SIDE * WARMUP_CALLS + ROUNDS * CALLS_PER_BLOCK
+QUEUE_EVENTS = 4 * RUN_CALLS
 QUEUE_BYTES = 32 * 1024 * 1024
 TOOL = "search_properties"
 CLIENT_NAME = "bench-assistant"
@@ -226,7 +229,7 @@ async def _measure(situation: Situation, url: str) -> Figures:
     from activity_feed.mcp import instrument
 
     info = Implementation(name=CLIENT_NAME, version="1.0")
-    feed = FeedClient(url, max_queue_bytes=QUEUE_BYTES)
+    feed = FeedClient(url, max_queue_events=QUEUE_EVENTS, max_queue_bytes=QUEUE_BYTES)
     instrumented_servers = [_server(f"property-{situation}-instrumented") for _ in range(SERVERS_PER_SIDE)]
     plain_servers = [_server(f"property-{situation}") for _ in range(SERVERS_PER_SIDE)]
     for server in instrumented_servers:

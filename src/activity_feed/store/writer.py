@@ -370,8 +370,7 @@ class _Transaction:
 
     def _created(self, item: ActivityCreate, event_id: uuid.UUID, outcome: WriteOutcome) -> Created:
         """Number a new event, and record its creation in `outcome` and in the changes."""
-        self.seq += 1
-        created = Created(self.seq, item, event_id, item.timestamp or self.now)
+        created = Created(self.next_seq(), item, event_id, item.timestamp or self.now)
         outcome.created.append(created)
         self.changes.append(created)
         return created

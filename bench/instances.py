@@ -1,6 +1,6 @@
 """instances: latency from a `POST /activities/log` on instance A to 100 WebSocket clients spread over two
 instances, A and B (`activity-feed serve` on one PostgreSQL database, Redis as the bus), against the same
-load on one instance with the memory bus (issue 6, point 5). Targets: p99 over A and B at most 50 ms, and
+load on one instance with the memory bus. Targets: p99 over A and B at most 50 ms, and
 at most twice the single instance's.
 
 Latency is per client per event, as `bench/delivery_probe.py` measures it: probe events posted open-loop

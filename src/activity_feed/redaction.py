@@ -1,4 +1,4 @@
-"""Redaction of secrets before an event leaves the process (DESIGN.md section 3).
+"""Redaction of secrets before an event leaves the process.
 
 Two rules, applied to a deep copy of the event's `data`:
 

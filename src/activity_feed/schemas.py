@@ -1,6 +1,6 @@
 """The event as every layer sees it: enums, create/update/public shapes and the change notices.
 
-These are the wire shapes of DESIGN.md section 1 and 2. They live below every other module so that the
+These are the wire shapes of docs/api.md. They live below every other module so that the
 store, the hub, the API and the client all speak the same types.
 """
 
@@ -36,7 +36,7 @@ class EventStatus(StrEnum):
 
 
 class ChangeType(StrEnum):
-    """The `type` of a stream message (DESIGN.md section 2)."""
+    """The `type` of a stream message."""
 
     LOGGED = "activity_logged"
     COMPLETED = "tool_completed"

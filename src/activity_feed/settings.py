@@ -21,7 +21,7 @@ def _default_database_url() -> str:
 
 
 class Settings(BaseSettings):
-    """Everything the service reads from its environment (DESIGN.md section 4)."""
+    """Everything the service reads from its environment."""
 
     model_config = SettingsConfigDict(env_prefix="ACTIVITY_FEED_", extra="ignore")
 
@@ -54,7 +54,7 @@ class Settings(BaseSettings):
         "for its write's turn) before it is answered 503",
     )
 
-    # Security (issue 5, points 1-2). Tokens are SecretStr so that a printed or logged Settings hides them.
+    # Security. Tokens are SecretStr so that a printed or logged Settings hides them.
     token: SecretStr | None = Field(
         default=None, description="write token: every endpoint but /health then needs `Bearer <token>`"
     )
@@ -91,7 +91,7 @@ class Settings(BaseSettings):
             raise ValueError("ACTIVITY_FEED_READ_TOKEN is set without ACTIVITY_FEED_TOKEN (the write token)")
         return self
 
-    # Retention and stale calls (issue 5, points 3-4): run by store/maintenance.py every
+    # Retention and stale calls: run by store/maintenance.py every
     # `maintenance_interval`. Durations take a number of seconds or a number with s, m, h or d (`10m`).
     retention_days: float = Field(
         default=0, ge=0, description="delete events older than this many days; 0 keeps them forever"

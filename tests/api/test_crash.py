@@ -1,6 +1,6 @@
 """Crash safety: writers post as fast as they can while the service, a real separate process, is killed
 with SIGKILL at random moments; after each restart on the same database every event that got a 2xx is
-there and the database opens cleanly (issue 5, point 5)."""
+there and the database opens cleanly."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Database outage (issue 5, point 5): PostgreSQL goes away under load, behind a TCP proxy the test
+"""Database outage: PostgreSQL goes away under load, behind a TCP proxy the test
 controls, and comes back. While it is away every request is answered promptly with 503 and
 `Retry-After` (never 500, never a hang) and `/health` says so; once it is back the same service serves
 again, every event that was acknowledged is stored exactly once, writers that retried their 503s end

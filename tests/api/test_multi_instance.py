@@ -1,4 +1,4 @@
-"""Several instances (issue 6): two `activity-feed serve` processes on different ports sharing one PostgreSQL
+"""Several instances: two `activity-feed serve` processes on different ports sharing one PostgreSQL
 database and one Redis (a `redis-server` of this module's own, so that a test can crash and restart it).
 Stream clients on either instance see every change made through either, exactly once and in change order;
 a client that moves to the other instance with its cursor misses nothing; a Redis restart loses nothing a

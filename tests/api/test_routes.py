@@ -1,4 +1,4 @@
-"""Every REST endpoint through a real server (DESIGN.md section 2): answers, shapes and refusals."""
+"""Every REST endpoint through a real server: answers, shapes and refusals."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import pytest
 from tests.support.server import LiveServer
 
 TIMEOUT = httpx.Timeout(20.0)
-# DESIGN.md section 1: every event, in every answer, has exactly these fields.
+# The documented event shape: every event, in every answer, has exactly these fields.
 EVENT_FIELDS = {"id", "timestamp", "tool_name", "user_source", "event_type", "status", "data", "duration_ms"}
 EVENT_FIELDS |= {"error_message", "correlation_id"}
 UTC_ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|\+00:00)$")

@@ -1,5 +1,5 @@
 """`/activities/ws` through a real server: message types and shape, filters, order, replay by cursor,
-resync, and the slow-consumer rule (DESIGN.md section 2, "Live stream")."""
+resync, and the slow-consumer rule."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The web feed at `/` in a real headless Chromium against the real service (issue 4, point 8)."""
+"""The web feed at `/` in a real headless Chromium against the real service."""
 
 from __future__ import annotations
 

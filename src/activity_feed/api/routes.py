@@ -1,4 +1,4 @@
-"""The REST endpoints under `/activities` and `/health` (DESIGN.md section 2). Thin: they call the store."""
+"""The REST endpoints under `/activities` and `/health`. Thin: they call the store."""
 
 from __future__ import annotations
 

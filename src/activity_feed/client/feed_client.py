@@ -1,4 +1,4 @@
-"""`FeedClient`: the non-blocking sender that runs inside the user's process (DESIGN.md section 3).
+"""`FeedClient`: the non-blocking sender that runs inside the user's process.
 
 `log()` and `update()` check their arguments, record them (`intake.py`) and return: a microsecond or
 two, no I/O, no exception ever. One background worker redacts, serialises and sends. See `worker.py`

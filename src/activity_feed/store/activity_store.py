@@ -220,7 +220,7 @@ def _counts(outcome: WriteOutcome) -> BatchResult:
         updated=len(outcome.updated),
         missing=len(outcome.missing),
     )
-    # Set only when some update was refused, so the usual answer keeps DESIGN.md's four counts.
+    # Set only when some update was refused, so the usual answer keeps its four documented counts.
     if outcome.too_large:
         result.too_large = len(outcome.too_large)
     return result

@@ -10,8 +10,8 @@ HTTP/1.1 client on raw asyncio protocols, like `bench/loadgen.py`, so that the p
 starts each POST on time.
 
 `measure_delivery` is the entry point: any list of stream URLs (the clients are spread over them in
-turn) and a post URL, at any rate. For several instances (a POST on instance A delivered to clients spread over A
-and B through the Redis bus, against a single instance with the memory bus)::
+turn) and a post URL, at any rate. For several instances (a POST on instance A delivered to clients
+spread over A and B through the Redis bus, against a single instance with the memory bus)::
 
     a, b, single = ...  # http://127.0.0.1:<port> of each server (bench.harness.ServerProcess)
     spread, _ = run_async(measure_delivery([stream_url(a), stream_url(b)], f"{a}/activities/log", rate=500))

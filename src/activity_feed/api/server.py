@@ -98,19 +98,14 @@ def tune_interpreter() -> None:
     """Set the interpreter up for the service's own process (`serve`): the cyclic garbage collector and
     the switch interval. Never called for an app that embeds the feed, whose process belongs to its owner.
 
-    The collector: a batch of 1,000 events allocates tens of thousands of objects that live until its
-    commit. With the default thresholds they outlive young collections, get promoted, and trigger full
-    collections that walk every object of the app (some 130,000 after start). Measured under `bench
-    batch`: 20 full collections of 78 ms each in 9 s, and 2 s of the run in the collector. Freezing what
-    exists at start (imported modules, the app) takes it out of every collection; the higher young
-    threshold means a collection runs only once 50,000 objects are alive that refcounting has not freed
-    (reference cycles among them are still collected then). Batch went from 21,000 to 28,000 events/s.
+    The collector: a batch allocates tens of thousands of objects that live until its commit; with the
+    default thresholds they get promoted and trigger full collections that walk every object of the app.
+    Freezing what exists at start takes it out of every collection, and the higher young threshold makes
+    collections rarer (reference cycles are still collected). `bench batch` shows the difference.
 
-    The switch interval: a batch's transaction runs on the writer's thread, which lets go of the lock
-    at every SQLite call and then waits to get it back, for up to the interval while the loop's thread
-    runs Python (parsing the next requests). Under `bench batch`, three runs each on one machine:
-    39,200 to 41,200 events/s at 5 ms, 44,400 to 46,800 at 0.5 ms (45,600 to 46,400 at 0.2 ms); `bench
-    ingest`, whose small transactions run on the loop, stayed at 8,100 to 8,250 requests/s."""
+    The switch interval: a batch's transaction runs on the writer's thread, which lets go of the lock at
+    every SQLite call and then waits to get it back for up to the interval while the loop's thread runs
+    Python; a shorter interval gives it back sooner (`bench batch`; `bench ingest` is unaffected)."""
     gc.collect()
     gc.freeze()
     gc.set_threshold(GC_YOUNG_THRESHOLD, 10, 10)

@@ -11,8 +11,8 @@ log = logging.getLogger(__name__)
 # The writer's own automatic checkpoint, left as a backstop for a checkpointer that falls behind: SQLite
 # checkpoints in the commit that takes the log past this many pages (about 40 MB at 4 KiB a page).
 WRITER_AUTOCHECKPOINT_PAGES = 10_000
-# Checkpoints follow commits, at most this often: each ends in an fsync of the database file, and under
-# `bench ingest` one every 0.1 s was slower than SQLite's own; 0.5 s and 1 s were 4-6% faster than it.
+# Checkpoints follow commits, at most this often: each ends in an fsync of the database file, so much
+# more often than this costs ingest more than SQLite's own checkpoints do (`bench ingest`).
 MIN_INTERVAL_SECONDS = 0.5
 CLOSE_TIMEOUT_SECONDS = 10.0
 
@@ -21,12 +21,11 @@ class WalCheckpointer:
     """Copies committed pages from the write-ahead log into the database file, on a daemon thread.
 
     By default SQLite does this itself, inside the commit that takes the log past 1,000 pages: inside the
-    writer's commit, which every request of its group waits for (store/runner.py). Measured under
-    `bench batch`: 2.8 ms of every 1,000 events' 7.4 ms commit. Here the copy runs beside the writer: its
-    own connection, a PASSIVE checkpoint (it never waits for a lock, and never blocks the writer or a
-    reader), at most every `MIN_INTERVAL_SECONDS` while commits go on, and not at all when none do.
-    `bench batch` went from 30,000 to 31,600-32,000 events/s, `bench ingest` from 7,400-7,600 to 7,900
-    requests/s.
+    writer's commit, which every request of its group waits for (store/runner.py), and a large share of
+    a batch's commit. Here the copy runs beside the writer: its own connection, a PASSIVE checkpoint (it
+    never waits for a lock, and never blocks the writer or a reader), at most every
+    `MIN_INTERVAL_SECONDS` while commits go on, and not at all when none do (`bench batch`, `bench
+    ingest`).
 
     What a crash loses is unchanged: a commit is durable once its log frames are synced, whether or not
     they have been copied yet."""

@@ -126,7 +126,7 @@ class SqliteText:
 
     Encoded when the create is submitted, on the event loop's thread (`sqlite_text`): a batch's
     transaction runs on the writer's thread, the batch path's bottleneck, while the loop's thread has
-    time to spare (py-spy under `bench batch`: the writer busy 92% of the time, the loop about 50%)."""
+    time to spare (`bench batch`)."""
 
     id: uuid.UUID
     id_hex: str  # sa.Uuid on SQLite: 32 hex digits

@@ -47,11 +47,10 @@ class SqliteTransactionRunner:
     A small transaction's statements take a fraction of a millisecond, and on a thread they would cost
     more than that in hand-offs: to the thread and back, a turn of the busy loop each way, and the two
     threads passing the interpreter lock at every SQLite call. Its commit is another matter: the fsync
-    of the log (synchronous=FULL) took 0.9 ms on a 2-core VM, and on the loop it stopped every request
-    meanwhile. On the thread, which releases the interpreter lock while it syncs, the loop goes on
-    reading requests, and the next group is larger: ingest went from 1,526 to 1,946 requests/s there
-    (groups of 11 requests a transaction before). A large transaction (a batch of 1,000 events: tens of
-    milliseconds) goes to the thread whole, so that the loop serves other requests meanwhile and
+    of the log (synchronous=FULL) is slower, and on the loop it would stop every request meanwhile. On
+    the thread, which releases the interpreter lock while it syncs, the loop goes on reading requests,
+    and the next group is larger (`bench ingest`). A large transaction (a batch: tens of milliseconds)
+    goes to the thread whole, so that the loop serves other requests meanwhile and
     SQLite's own work, which releases the lock, runs beside it. One transaction at a time either way:
     the group-commit writer awaits each, commit included, before it answers any of its requests.
 

@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test test-web chromium bench lint format
+.PHONY: run test test-web chromium bench lint format check-wheel
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -42,3 +42,7 @@ lint: $(VENV)/.installed-test
 format: $(VENV)/.installed-test
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+
+# The wheel is the product: build it, install it in a fresh virtualenv, and use it as a user would.
+check-wheel:
+	bash .ci/check-wheel

@@ -1,7 +1,7 @@
 """Measure the web feed at scale: 10,000 events in the database, then 200 events/s for 10 s (half of them
 tool calls that start `pending` and finish a moment later), in headless Chromium.
 
-    .venv/bin/python -m tests.web.measure [--seconds 10] [--rate 200] [--history 10000]
+    .venv/bin/python -m bench.web_page [--seconds 10] [--rate 200] [--history 10000]
 
 Prints DOM size, JS heap (CDP Performance.getMetrics) and frame timing (requestAnimationFrame deltas).
 """

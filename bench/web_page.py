@@ -19,10 +19,10 @@ from pathlib import Path
 from typing import Any
 
 from playwright.sync_api import sync_playwright
-
-from activity_feed.settings import Settings
 from tests.support.server import LiveServer, free_port
 from tests.web.support import CHROMIUM_ARGS, Api, chromium_path
+
+from activity_feed.settings import Settings
 
 FRAME_PROBE = """
 window.__frames = [];

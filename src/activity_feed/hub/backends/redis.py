@@ -220,7 +220,7 @@ class RedisBackend:
         if pubsub is not None:
             # Closing a connection that is already gone may fail; there is nothing left to do then.
             with suppress(*_OUTAGE_ERRORS):
-                await pubsub.aclose()  # type: ignore[no-untyped-call]  # redis-py leaves it unannotated
+                await pubsub.aclose()  # type: ignore[no-untyped-call,unused-ignore]  # annotated only in newer redis-py
 
     async def _pause(self, seconds: float) -> None:
         """Sleep `seconds`, or less if the backend is closed meanwhile."""

@@ -127,3 +127,13 @@ class Settings(BaseSettings):
     maintenance_batch_size: int = Field(
         default=500, ge=1, description="most events deleted or expired in one transaction"
     )
+    # A client whose clock or time zone is off would otherwise pin its events atop `recent` and keep its
+    # calls from ever timing out. 0 turns the check off, as it turns off retention and the timeout: even
+    # synchronised clocks differ by milliseconds, so refusing every timestamp ahead would refuse at random.
+    max_clock_skew: DurationSetting = Field(
+        default=timedelta(minutes=5),
+        ge=timedelta(0),
+        le=timedelta(days=365),
+        description="refuse (422) events whose timestamp is more than this ahead of the server's clock; "
+        "0 accepts any timestamp",
+    )

@@ -21,6 +21,8 @@ TOO_LARGE = [
     ("ACTIVITY_FEED_MAINTENANCE_INTERVAL", "9" * 400, "maintenance_interval: Value error, too long a"),
     ("ACTIVITY_FEED_MAINTENANCE_INTERVAL", "400d", "maintenance_interval: Input should be less than or"),
     ("ACTIVITY_FEED_DATABASE_TIMEOUT", "99999999d", "database_timeout: Input should be less than or equal"),
+    ("ACTIVITY_FEED_MAX_CLOCK_SKEW", "99999999d", "max_clock_skew: Input should be less than or equal"),
+    ("ACTIVITY_FEED_MAX_CLOCK_SKEW", "nan", "max_clock_skew: Value error, not a duration: 'nan'"),
 ]
 
 

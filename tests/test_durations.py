@@ -34,6 +34,18 @@ def test_parse_duration_refuses_anything_else_and_says_what_works(text: str) -> 
         parse_duration(text)
 
 
+@pytest.mark.parametrize("text", ["99999999999d", "1000000000d", "9" * 400, "9" * 400 + "s"])
+def test_parse_duration_refuses_a_duration_too_long_to_hold_with_a_clear_message(text: str) -> None:
+    with pytest.raises(ValueError, match=r"^too long a duration: '\d+.*' \(at most 999999999d\)$"):
+        parse_duration(text)
+
+
+@pytest.mark.parametrize("text", ["1e400s", "nan", "inf", "-inf", "infs"])
+def test_parse_duration_refuses_exponents_and_non_numbers(text: str) -> None:
+    with pytest.raises(ValueError, match="not a duration"):
+        parse_duration(text)
+
+
 @pytest.mark.parametrize(
     ("seconds", "text"), [(600, "10m"), (86400 * 30, "30d"), (7200, "2h"), (90, "90s"), (0.5, "0.5s")]
 )

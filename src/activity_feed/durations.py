@@ -15,7 +15,11 @@ def parse_duration(text: str) -> timedelta:
     if match is None:
         raise ValueError(f"not a duration: {text!r} (use a number with s, m, h or d, such as 30d or 10m)")
     number, unit = match.groups()
-    return timedelta(seconds=float(number) * _UNITS[unit.lower() or "s"])
+    try:
+        return timedelta(seconds=float(number) * _UNITS[unit.lower() or "s"])
+    except OverflowError:  # past timedelta's range, or so many digits that the number is infinite
+        shown = text if len(text) <= 40 else f"{text[:37]}..."
+        raise ValueError(f"too long a duration: {shown!r} (at most 999999999d)") from None
 
 
 def coerce_duration(value: object) -> object:

@@ -103,7 +103,11 @@ class ActivityCreate(_Strict):
     """What a client sends to create an event; everything but `event_type` has a default."""
 
     id: uuid.UUID | None = None
-    timestamp: UtcDatetime | None = None
+    timestamp: UtcDatetime | None = Field(
+        default=None,
+        description="when it happened (a time without a zone is UTC; absent: the server's time); a time more "
+        "than ACTIVITY_FEED_MAX_CLOCK_SKEW (5 minutes by default) ahead of the server's clock is refused",
+    )
     tool_name: ShortText | None = None
     user_source: ShortText | None = None
     event_type: EventType

@@ -15,6 +15,11 @@ from activity_feed.durations import coerce_duration
 # Parsed before pydantic sees it, so that `10m` and `30d` work as well as a plain number of seconds.
 DurationSetting = Annotated[timedelta, BeforeValidator(coerce_duration)]
 
+# Upper bounds of the retention settings (and of `prune`'s options): beyond them a cutoff cannot be
+# computed from the current time, or the database cannot hold the number; no deployment needs more.
+MAX_RETENTION_DAYS = 36_500  # 100 years
+MAX_RETENTION_EVENTS = 10**12
+
 
 def _default_database_url() -> str:
     return f"sqlite:///{Path.cwd() / 'activity_feed.db'}"
@@ -50,6 +55,7 @@ class Settings(BaseSettings):
     database_timeout: DurationSetting = Field(
         default=timedelta(seconds=5),
         gt=timedelta(0),
+        le=timedelta(hours=1),
         description="PostgreSQL: how long a request waits on the database (to connect, for one statement, "
         "for its write's turn) before it is answered 503",
     )
@@ -94,19 +100,40 @@ class Settings(BaseSettings):
     # Retention and stale calls: run by store/maintenance.py every
     # `maintenance_interval`. Durations take a number of seconds or a number with s, m, h or d (`10m`).
     retention_days: float = Field(
-        default=0, ge=0, description="delete events older than this many days; 0 keeps them forever"
+        default=0,
+        ge=0,
+        le=MAX_RETENTION_DAYS,
+        allow_inf_nan=False,
+        description="delete events whose timestamp is older than this many days; 0 keeps them forever",
     )
     retention_max_events: int = Field(
-        default=0, ge=0, description="keep only the newest this many events; 0 keeps them all"
+        default=0,
+        ge=0,
+        le=MAX_RETENTION_EVENTS,
+        description="keep only this many events, the last to arrive (not by timestamp); 0 keeps them all",
     )
     pending_timeout: DurationSetting = Field(
         default=timedelta(minutes=10),
         ge=timedelta(0),
+        le=timedelta(days=365),
         description="mark `pending` events older than this `error` (no completion arrived); 0 disables",
     )
     maintenance_interval: DurationSetting = Field(
-        default=timedelta(seconds=60), gt=timedelta(0), description="how often retention and the timeout run"
+        default=timedelta(seconds=60),
+        gt=timedelta(0),
+        le=timedelta(days=1),
+        description="how often retention and the timeout run",
     )
     maintenance_batch_size: int = Field(
         default=500, ge=1, description="most events deleted or expired in one transaction"
+    )
+    # A client whose clock or time zone is off would otherwise pin its events atop `recent` and keep its
+    # calls from ever timing out. 0 turns the check off, as it turns off retention and the timeout: even
+    # synchronised clocks differ by milliseconds, so refusing every timestamp ahead would refuse at random.
+    max_clock_skew: DurationSetting = Field(
+        default=timedelta(minutes=5),
+        ge=timedelta(0),
+        le=timedelta(days=365),
+        description="refuse (422) events whose timestamp is more than this ahead of the server's clock; "
+        "0 accepts any timestamp",
     )

@@ -91,8 +91,17 @@ def test_prune_drops_tombstones_beyond_the_replay_limit(db: Path) -> None:
     [
         (["--older-than", "30x"], "activity-feed: --older-than: not a duration: '30x' (use a number with"),
         (["--older-than=-1d"], "activity-feed: --older-than: not a duration: '-1d'"),
-        (["--keep", "-1"], "activity-feed: --keep: must be 0 or more, not -1"),
-        ([], "activity-feed: prune needs --older-than, --keep or both"),
+        (["--keep", "-1"], "activity-feed: --keep: must be from 1 to 1000000000000, not -1"),
+        (
+            ["--keep", "0"],
+            "activity-feed: --keep: must be 1 or more, not 0 (to delete every event, use --all)",
+        ),
+        (["--keep", "1" + "0" * 25], "activity-feed: --keep: must be from 1 to 1000000000000, not 1000"),
+        (["--older-than", "99999999d"], "activity-feed: --older-than: at most 36500d (100 years), not '9"),
+        (["--older-than", "99999999999d"], "activity-feed: --older-than: too long a duration: '9"),
+        (["--all", "--keep", "3"], "activity-feed: --all deletes every event: it cannot be combined with"),
+        (["--all", "--older-than", "1d"], "activity-feed: --all deletes every event: it cannot be combined"),
+        ([], "activity-feed: prune needs --older-than, --keep or both (or --all to delete every event)"),
     ],
 )
 def test_prune_usage_errors_are_one_line_and_exit_2(db: Path, args: list[str], message: str) -> None:
@@ -103,6 +112,15 @@ def test_prune_usage_errors_are_one_line_and_exit_2(db: Path, args: list[str], m
     assert result.stderr.count("\n") == 1
     assert result.stderr.startswith(message)
     assert count(db, "activity_events") == 5
+
+
+def test_prune_all_deletes_every_event_and_leaves_their_tombstones(db: Path) -> None:
+    result = run_cli(["prune", "--all", "--database-url", f"sqlite:///{db}"], db.parent)
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"activity-feed: removed 5 events from sqlite+aiosqlite:///{db}\n"
+    assert count(db, "activity_events") == 0
+    assert count(db, "activity_deletions") == 5
 
 
 def test_prune_on_an_unreachable_database_is_one_line_and_exit_1(tmp_path: Path) -> None:
@@ -119,5 +137,5 @@ def test_prune_help_documents_its_options(tmp_path: Path) -> None:
     result = run_cli(["prune", "--help"], tmp_path)
 
     assert result.returncode == 0
-    for option in ("--older-than", "--keep", "--database-url"):
+    for option in ("--older-than", "--keep", "--all", "--database-url"):
         assert option in result.stdout

@@ -94,18 +94,50 @@ async def test_prune_by_age_deletes_only_events_older_than_the_window(recorder: 
     ]
 
 
-async def test_prune_by_count_keeps_the_newest_by_timestamp_then_insertion(recorder: Recorder) -> None:
+async def test_prune_by_count_keeps_the_last_to_arrive_whatever_their_timestamps(recorder: Recorder) -> None:
     store = recorder.store
-    # Inserted out of timestamp order, and two share a timestamp: insertion order breaks the tie.
-    middle, oldest = await create_at(store, *days(5, 9))
-    tied_first, tied_second = await create_at(store, *days(2, 2))
-    newest = (await create_at(store, *days(1)))[0]
+    # Arrival order is not timestamp order here: arrival decides, and the first to arrive go first.
+    first, second, third = await create_at(store, *days(5, 9, 1))
+    fourth, fifth = await create_at(store, *days(7, 2))
 
     deleted = await prune(store, retention=Retention(keep=2), now=NOW)
 
     assert deleted == 3
-    assert await remaining(store) == [tied_second.id, newest.id]
-    assert [c.event.id for c in recorder.changes[-3:]] == [oldest.id, middle.id, tied_first.id]
+    assert set(await remaining(store)) == {fourth.id, fifth.id}
+    assert [c.event.id for c in recorder.changes[-3:]] == [first.id, second.id, third.id]
+
+
+async def test_events_stamped_in_the_future_never_push_out_the_events_that_arrived_after_them(
+    recorder: Recorder,
+) -> None:
+    store = recorder.store
+    # What a database from before ingest refused such timestamps may hold: a client's clock hours
+    # ahead, another's in the year 9999, then real events arriving after them.
+    await create_at(store, *days(3, 2))
+    for stamp in (NOW + timedelta(hours=5), datetime(9999, 12, 31, tzinfo=UTC)):
+        await store.create(event=ActivityCreate(event_type=EventType.TOOL_CALL, timestamp=stamp))
+    real = await create_at(store, timedelta(hours=2), timedelta(minutes=1), timedelta(0))
+
+    deleted = await prune(store, retention=Retention(keep=3), now=NOW)
+
+    assert deleted == 4
+    assert set(await remaining(store)) == {event.id for event in real}
+    assert await prune(store, retention=Retention(keep=3), now=NOW) == 0
+
+
+async def test_prune_by_age_goes_by_timestamp_and_by_count_by_arrival(recorder: Recorder) -> None:
+    store = recorder.store
+    first = (await create_at(store, *days(1)))[0]
+    backfilled = (await create_at(store, *days(40)))[0]  # arrived second, stamped long ago
+    last = (await create_at(store, *days(2)))[0]
+
+    deleted = await prune(store, retention=Retention(older_than=timedelta(days=30), keep=2), now=NOW)
+
+    # The age rule takes the backfilled event; the count rule, which keeps the two that arrived last
+    # (the backfilled one and the last), takes the first.
+    assert deleted == 2
+    assert await remaining(store) == [last.id]
+    assert [c.event.id for c in recorder.changes[-2:]] == [backfilled.id, first.id]
 
 
 async def test_prune_by_age_and_count_deletes_what_either_rule_says(recorder: Recorder) -> None:
@@ -239,6 +271,19 @@ async def test_expire_pending_uses_the_time_it_is_given(recorder: Recorder) -> N
     stored = await store.get(event_id=event.id)
     assert stored is not None
     assert stored.error_message == "no completion arrived within 5s (the pending timeout)"
+
+
+async def test_a_pending_call_stamped_ahead_times_out_at_most_that_much_later(recorder: Recorder) -> None:
+    store = recorder.store
+    # Five minutes ahead, as the default clock skew allows: the timeout counts from the timestamp.
+    event = (await create_at(store, -timedelta(minutes=5), status=EventStatus.PENDING))[0]
+    timeout = timedelta(minutes=10)
+
+    assert await expire_pending(store, older_than=timeout, now=NOW + timedelta(minutes=14)) == 0
+    assert await expire_pending(store, older_than=timeout, now=NOW + timedelta(minutes=15, seconds=1)) == 1
+    stored = await store.get(event_id=event.id)
+    assert stored is not None
+    assert stored.status == EventStatus.ERROR
 
 
 async def test_a_completion_after_the_timeout_wins(recorder: Recorder) -> None:

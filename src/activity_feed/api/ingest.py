@@ -24,6 +24,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from activity_feed.api.clock_skew import refuse_event_ahead, refuse_events_ahead
 from activity_feed.api.deps import get_feed
 from activity_feed.api.errors import store_unavailable
 from activity_feed.api.limits import check_batch_data_sizes, check_data_size
@@ -59,6 +60,8 @@ def _parse(body: bytes, model: type[ModelT]) -> ModelT | JSONResponse:
 
 async def record(feed: ActivityFeed, event: ActivityCreate) -> Response:
     """Store one event: 201, or 200 with the stored event when its id exists (what routes.py declares)."""
+    if (refusal := refuse_event_ahead(event, max_skew=feed.settings.max_clock_skew)) is not None:
+        return refusal
     check_data_size(event.data, max_bytes=feed.settings.max_data_bytes)
     stored, created = await feed.store.create(event=event)
     # Serialised here rather than by FastAPI, which would validate the event it was just handed again.
@@ -68,6 +71,8 @@ async def record(feed: ActivityFeed, event: ActivityCreate) -> Response:
 
 async def record_batch(feed: ActivityFeed, batch: BatchRequest) -> Response:
     """Apply a batch: the counts, with `too_large` only when some update was refused."""
+    if (refusal := refuse_events_ahead(batch.events, max_skew=feed.settings.max_clock_skew)) is not None:
+        return refusal
     check_batch_data_sizes(
         [event.data for event in batch.events],
         [update.data for update in batch.updates],

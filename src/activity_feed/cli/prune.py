@@ -1,14 +1,16 @@
-"""`activity-feed prune`: delete old events once, by age, by count or both (store/maintenance.py)."""
+"""`activity-feed prune`: delete old events once, by age, by count or both, or every event with `--all`
+(store/maintenance.py)."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import sys
+from datetime import timedelta
 from typing import Any
 
 from activity_feed.durations import parse_duration
-from activity_feed.settings import Settings
+from activity_feed.settings import MAX_RETENTION_DAYS, MAX_RETENTION_EVENTS, Settings
 from activity_feed.store import ActivityStore
 from activity_feed.store.maintenance import Retention, drop_tombstones, prune
 
@@ -18,9 +20,10 @@ EXIT_USAGE = 2
 def add_prune(commands: Any) -> None:
     parser = commands.add_parser(
         "prune",
-        help="delete old events: --older-than 30d, --keep N, or both",
-        description="Delete events older than --older-than, and all but the newest --keep, oldest first, "
-        "in small transactions, then print how many were removed. Each deletion leaves a tombstone, so "
+        help="delete old events: --older-than 30d, --keep N, or both; or --all",
+        description="Delete events whose timestamp is older than --older-than, and all but the --keep "
+        "that arrived last, oldest first, in small transactions (or every event, with --all), then print "
+        "how many were removed. Each deletion leaves a tombstone, so "
         "stream clients that reconnect with a cursor learn of it. To prune continuously, set "
         "ACTIVITY_FEED_RETENTION_DAYS or ACTIVITY_FEED_RETENTION_MAX_EVENTS on the service instead.",
     )
@@ -29,7 +32,12 @@ def add_prune(commands: Any) -> None:
         metavar="DURATION",
         help="delete events whose timestamp is older than this: a number with s, m, h or d (30d, 12h)",
     )
-    parser.add_argument("--keep", metavar="N", type=int, help="keep only the newest N events")
+    parser.add_argument(
+        "--keep", metavar="N", type=int, help="keep only the N events that arrived last (N is 1 or more)"
+    )
+    parser.add_argument(
+        "--all", action="store_true", help="delete every event (not with --keep or --older-than)"
+    )
     parser.add_argument(
         "--database-url",
         help="sqlite:///path or postgresql://user@host/db (default: sqlite file activity_feed.db in the "
@@ -39,15 +47,9 @@ def add_prune(commands: Any) -> None:
 
 def run_prune(args: argparse.Namespace, settings: Settings) -> int:
     """Prune as `args` say; print the count. Usage errors are one line on stderr and exit status 2."""
-    if args.older_than is None and args.keep is None:
-        return _usage("prune needs --older-than, --keep or both")
-    if args.keep is not None and args.keep < 0:
-        return _usage(f"--keep: must be 0 or more, not {args.keep}")
-    try:
-        older_than = parse_duration(args.older_than) if args.older_than is not None else None
-    except ValueError as exc:
-        return _usage(f"--older-than: {exc}")
-    retention = Retention(older_than=older_than, keep=args.keep)
+    retention = _retention(args)
+    if isinstance(retention, str):
+        return _usage(retention)
     url, deleted, dropped = asyncio.run(_prune(settings, retention))
     noun = "event" if deleted == 1 else "events"
     extra = f"; dropped {dropped} old tombstones" if dropped else ""
@@ -66,6 +68,31 @@ async def _prune(settings: Settings, retention: Retention) -> tuple[str, int, in
     finally:
         await store.close()
     return store.url, deleted, dropped
+
+
+def _retention(args: argparse.Namespace) -> Retention | str:
+    """What `args` ask to delete, or what is wrong with them."""
+    if args.all:
+        if args.older_than is not None or args.keep is not None:
+            return "--all deletes every event: it cannot be combined with --keep or --older-than"
+        return Retention(keep=0)
+    if args.older_than is None and args.keep is None:
+        return "prune needs --older-than, --keep or both (or --all to delete every event)"
+    if args.keep == 0:
+        # As ACTIVITY_FEED_RETENTION_MAX_EVENTS=0 means "keep them all", --keep 0 must not mean the
+        # opposite: deleting every event is asked for by name.
+        return "--keep: must be 1 or more, not 0 (to delete every event, use --all)"
+    if args.keep is not None and not 1 <= args.keep <= MAX_RETENTION_EVENTS:
+        return f"--keep: must be from 1 to {MAX_RETENTION_EVENTS}, not {args.keep}"
+    older_than = None
+    if args.older_than is not None:
+        try:
+            older_than = parse_duration(args.older_than)
+        except ValueError as exc:
+            return f"--older-than: {exc}"
+        if older_than > timedelta(days=MAX_RETENTION_DAYS):
+            return f"--older-than: at most {MAX_RETENTION_DAYS}d (100 years), not {args.older_than!r}"
+    return Retention(older_than=older_than, keep=args.keep)
 
 
 def _usage(message: str) -> int:

@@ -14,6 +14,7 @@ import logging
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -30,11 +31,13 @@ log = logging.getLogger(__name__)
 DEFAULT_BATCH_SIZE = 500
 _events = activity_events
 _OLDEST_FIRST = (_events.c.timestamp, _events.c.seq)
+_FIRST_ARRIVED = (_events.c.seq,)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Retention:
-    """What to delete: events older than `older_than`, and all but the newest `keep` (either or both)."""
+    """What to delete: events whose timestamp is older than `older_than`, and all but the `keep` that
+    arrived last (either or both; `keep=0` deletes every event)."""
 
     older_than: timedelta | None = None
     keep: int | None = None
@@ -51,13 +54,52 @@ async def prune(
     now: datetime | None = None,
     batch_size: int = DEFAULT_BATCH_SIZE,
 ) -> int:
-    """Delete what `retention` says, oldest first (by timestamp, then insertion), `batch_size` events per
-    transaction; return how many were deleted."""
-    condition = await _beyond_retention(store, retention, now or datetime.now(UTC))
-    if condition is None:
-        return 0
+    """Delete what `retention` says, `batch_size` events per transaction; return how many were deleted.
+
+    The age rule goes by timestamp, oldest first. The count rule goes by arrival (insertion order), first
+    arrived first: a client whose clock runs ahead must not push out the events that arrived after it."""
+    # The newest event the count rule removes, fixed before anything is deleted, so that events arriving
+    # while it runs are never counted against the ones it keeps.
+    last_beyond_count = (
+        await _last_beyond_count(store, retention.keep) if retention.keep is not None else None
+    )
     deleted = 0
-    while ids := await _oldest_ids(store, condition, batch_size):
+    if retention.older_than is not None:
+        too_old = _events.c.timestamp < (now or datetime.now(UTC)) - retention.older_than
+        deleted += await _delete_in_batches(store, too_old, _OLDEST_FIRST, batch_size)
+    if last_beyond_count is not None:
+        beyond_count = _events.c.seq <= last_beyond_count
+        deleted += await _delete_in_batches(store, beyond_count, _FIRST_ARRIVED, batch_size)
+    return deleted
+
+
+async def _last_beyond_count(store: ActivityStore, keep: int) -> int | None:
+    """The `seq` of the newest event beyond the `keep` that arrived last (None: nothing is beyond)."""
+    seq = _events.c.seq
+    async with store.connect() as conn:
+        if conn.dialect.name != "sqlite":
+            # A backward walk of the primary key's index, reading only the index.
+            stmt = sa.select(seq).order_by(seq.desc()).offset(keep).limit(1)
+            return (await conn.execute(stmt)).scalar()
+        # SQLite's primary key is the table itself, so that walk would read every kept row whole; a count
+        # reads a small index, and the walk then covers only the rows that go. One read transaction, so
+        # both see the same events.
+        total = (await conn.execute(sa.select(sa.func.count()).select_from(_events))).scalar_one()
+        if total <= keep:
+            return None
+        return (await conn.execute(sa.select(seq).order_by(seq).offset(total - keep - 1).limit(1))).scalar()
+
+
+async def _delete_in_batches(
+    store: ActivityStore,
+    condition: sa.ColumnElement[bool],
+    order: tuple[sa.ColumnElement[Any], ...],
+    batch_size: int,
+) -> int:
+    # Each rule is one range of an index (the primary key, or the (timestamp, seq) one) walked in its
+    # order, so a pass with nothing to delete finds that out at once.
+    deleted = 0
+    while ids := await _oldest_ids(store, condition, batch_size, order):
         outcome = await store.submit(WriteRequest(deletes=ids))
         deleted += len(outcome.deleted)
         if len(ids) < batch_size:
@@ -65,29 +107,13 @@ async def prune(
     return deleted
 
 
-async def _beyond_retention(
-    store: ActivityStore, retention: Retention, now: datetime
-) -> sa.ColumnElement[bool] | None:
-    """What goes, as one range of the (timestamp, seq) index: both rules cut the same order, so their
-    union is whichever cut is later, and a range (unlike an OR) stays an index range scan that finds
-    nothing quickly on the passes where there is nothing to delete."""
-    cutoff = now - retention.older_than if retention.older_than is not None else None
-    edge = None
-    if retention.keep is not None:
-        # The newest event that must go: it and everything older go. Fixed once per prune, so events
-        # that arrive while it runs are never counted against the ones it keeps.
-        stmt = sa.select(*_OLDEST_FIRST).order_by(*(column.desc() for column in _OLDEST_FIRST))
-        async with store.connect() as conn:
-            edge = (await conn.execute(stmt.offset(retention.keep).limit(1))).first()
-    if edge is not None and (cutoff is None or edge.timestamp >= cutoff):
-        return sa.tuple_(*_OLDEST_FIRST) <= sa.tuple_(edge.timestamp, edge.seq)
-    if cutoff is not None:
-        return _events.c.timestamp < cutoff
-    return None
-
-
-async def _oldest_ids(store: ActivityStore, condition: sa.ColumnElement[bool], limit: int) -> list[uuid.UUID]:
-    stmt = sa.select(_events.c.id).where(condition).order_by(*_OLDEST_FIRST).limit(limit)
+async def _oldest_ids(
+    store: ActivityStore,
+    condition: sa.ColumnElement[bool],
+    limit: int,
+    order: tuple[sa.ColumnElement[Any], ...] = _OLDEST_FIRST,
+) -> list[uuid.UUID]:
+    stmt = sa.select(_events.c.id).where(condition).order_by(*order).limit(limit)
     async with store.connect() as conn:
         return list((await conn.execute(stmt)).scalars())
 

@@ -12,6 +12,7 @@ from starlette.middleware.cors import CORSMiddleware
 
 from activity_feed.api import routes, stream
 from activity_feed.api.auth import TokenAuthMiddleware, document_bearer_auth
+from activity_feed.api.content_type import FEED_BODY_TYPES, ContentTypeMiddleware
 from activity_feed.api.errors import add_feed_error_handlers
 from activity_feed.api.ingest import IngestMiddleware
 from activity_feed.api.limits import BodySizeLimitMiddleware
@@ -86,6 +87,7 @@ class ActivityFeed:
         app.add_middleware(
             BodySizeLimitMiddleware, max_bytes=self.settings.max_body_bytes, path_prefix="/activities"
         )
+        app.add_middleware(ContentTypeMiddleware, accepted=FEED_BODY_TYPES)
         self._add_security_middleware(app)
         app_lifespan = app.router.lifespan_context
 

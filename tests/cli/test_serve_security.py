@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -112,3 +113,40 @@ def test_serve_on_all_addresses_with_a_token_starts_and_requires_it(
 
     assert without.status_code == 401
     assert with_token.status_code == 200
+
+
+def test_serve_on_all_addresses_without_a_token_answers_loopback_and_allowed_hosts_only(
+    tmp_path: Path, serve: list[Serve]
+) -> None:
+    # Reached by the machine's name, an open feed could be reached by a DNS-rebinding page's name too:
+    # `serve` says at start what to set, and the refusal says it again.
+    name = socket.gethostname()
+    (tmp_path / "open").mkdir()
+    serve.append(Serve(tmp_path / "open", ["--host", "0.0.0.0", "--insecure"], clean_env()))
+    wait_until_healthy(serve[0].url, serve[0].process)
+
+    by_name = httpx.get(
+        f"{serve[0].url}/activities/recent", headers={"Host": f"{name}:{serve[0].port}"}, timeout=5
+    )
+    by_loopback = httpx.get(f"{serve[0].url}/activities/recent", timeout=5)
+    serve[0].stderr.seek(0)
+    start_up = serve[0].stderr.read()
+
+    assert by_name.status_code == 421, by_name.text
+    assert "ACTIVITY_FEED_ALLOWED_HOSTS" in by_name.json()["detail"]
+    assert by_loopback.status_code == 200
+    assert "activity-feed: no token: only requests addressed to localhost" in start_up, start_up
+    assert f"set ACTIVITY_FEED_ALLOWED_HOSTS={name}" in start_up, start_up
+
+    (tmp_path / "allowed").mkdir()
+    env = clean_env(ACTIVITY_FEED_ALLOWED_HOSTS=name)
+    serve.append(Serve(tmp_path / "allowed", ["--host", "0.0.0.0", "--insecure"], env))
+    wait_until_healthy(serve[1].url, serve[1].process)
+
+    allowed = httpx.get(
+        f"{serve[1].url}/activities/recent", headers={"Host": f"{name}:{serve[1].port}"}, timeout=5
+    )
+    serve[1].stderr.seek(0)
+
+    assert allowed.status_code == 200, allowed.text
+    assert "ACTIVITY_FEED_ALLOWED_HOSTS" not in serve[1].stderr.read()

@@ -55,6 +55,10 @@ _FORBIDDEN: dict[int | str, dict[str, Any]] = {
 _NOT_FOUND: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorDetail, "description": "No event with this id"}
 }
+# Only without a token: a request addressed to a host the feed does not answer to (api/host_check.py).
+_MISDIRECTED: dict[int | str, dict[str, Any]] = {
+    421: {"model": ErrorDetail, "description": "Not a loopback or allowed host (only when there is no token)"}
+}
 # Every endpoint that takes a body (api/content_type.py).
 _UNSUPPORTED_TYPE: dict[int | str, dict[str, Any]] = {
     415: {"model": ErrorDetail, "description": "The body is not declared `Content-Type: application/json`"}
@@ -76,9 +80,9 @@ router = APIRouter(
     prefix="/activities",
     tags=["activities"],
     route_class=OrjsonRoute,
-    responses={**_UNAUTHORISED, **_TOO_LARGE, **_UNAVAILABLE},
+    responses={**_UNAUTHORISED, **_MISDIRECTED, **_TOO_LARGE, **_UNAVAILABLE},
 )
-health_router = APIRouter(tags=["health"])
+health_router = APIRouter(tags=["health"], responses=_MISDIRECTED)
 
 
 def _missing(event_id: uuid.UUID) -> HTTPException:

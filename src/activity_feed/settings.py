@@ -91,6 +91,13 @@ class Settings(BaseSettings):
             return [str(item).strip().rstrip("/") for item in items if str(item).strip()]
         return value
 
+    @field_validator("host")
+    @classmethod
+    def _unbracketed_host(cls, value: str) -> str:
+        # `[::1]` as written in a URL; the socket layer wants the bare address.
+        value = value.strip()
+        return value[1:-1] if value.startswith("[") and value.endswith("]") else value
+
     @model_validator(mode="after")
     def _read_token_needs_write_token(self) -> Settings:
         # A read token alone would guard reads while leaving writes open: surely not what was meant.

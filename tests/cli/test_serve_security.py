@@ -51,9 +51,11 @@ def test_loopback_addresses(host: str, loopback: bool) -> None:
 class Serve:
     """`activity-feed serve` as a subprocess, stopped (and reaped) when the test ends."""
 
-    def __init__(self, tmp_path: Path, args: list[str], env: dict[str, str]) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+    def __init__(
+        self, tmp_path: Path, args: list[str], env: dict[str, str], *, port: int = 0, host: str = "127.0.0.1"
+    ) -> None:
+        self.port = port or free_port()
+        self.url = f"http://{host}:{self.port}"
         self.stderr = (tmp_path / "stderr.txt").open("w+")
         self.process = subprocess.Popen(
             [
@@ -150,3 +152,32 @@ def test_serve_on_all_addresses_without_a_token_answers_loopback_and_allowed_hos
 
     assert allowed.status_code == 200, allowed.text
     assert "ACTIVITY_FEED_ALLOWED_HOSTS" not in serve[1].stderr.read()
+
+
+def ipv6_loopback_port() -> int | None:
+    """A free port on ::1, or None when this machine has no IPv6 loopback."""
+    if not socket.has_ipv6:
+        return None
+    try:
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
+            port: int = probe.getsockname()[1]
+    except OSError:
+        return None
+    return port
+
+
+@pytest.mark.parametrize("host", ["[::1]", "::1"])
+def test_serve_binds_the_ipv6_loopback(tmp_path: Path, serve: list[Serve], host: str) -> None:
+    port = ipv6_loopback_port()
+    if port is None:
+        pytest.skip("this machine has no IPv6 loopback address (::1) to bind")
+    serve.append(Serve(tmp_path, ["--host", host], clean_env(), port=port, host="[::1]"))
+
+    wait_until_healthy(serve[0].url, serve[0].process)
+    # httpx sends `Host: [::1]:<port>`, which the feed (open: no token) must answer.
+    recent = httpx.get(f"{serve[0].url}/activities/recent", timeout=5)
+
+    assert recent.status_code == 200, recent.text
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"http://127.0.0.1:{port}/health", timeout=5)  # bound to ::1 alone

@@ -119,14 +119,13 @@ class ActivityFeed:
             allowed_hosts=settings.allowed_hosts,
             path_prefix="/activities",
         )
-        # With a token there is no Host check: a rebinding page cannot learn the token.
         if settings.token is None:
             app.add_middleware(
                 HostCheckMiddleware,
                 allowed_hosts=settings.allowed_hosts,
                 path_prefixes=("",) if check_host_everywhere else ("/activities", "/health"),
             )
-        if settings.token is not None:
+        else:  # no Host check: a DNS-rebinding page cannot learn the token
             document_bearer_auth(app, path_prefix="/activities")
         if settings.allowed_origins:
             app.add_middleware(

@@ -70,7 +70,14 @@ class Settings(BaseSettings):
     allowed_origins: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         description="origins allowed by CORS and on the stream (comma-separated or a JSON list); CORS is off "
-        "when empty, and the stream then accepts only its own origin",
+        "when empty, and the stream then accepts only pages of its own origin (without a token: pages on a "
+        "loopback host or an allowed host)",
+    )
+    allowed_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="without a token, the host names the feed answers to besides localhost, 127.0.0.1 and "
+        "[::1] (comma-separated or a JSON list; `*.example.com` for subdomains; ports are ignored); other "
+        "`Host` headers get 421. `*` answers any, which lets DNS-rebinding pages in: unsafe without a token",
     )
     insecure: bool = Field(default=False, description="let `serve` bind a non-loopback host without a token")
     max_data_bytes: int = Field(default=64 * 1024, ge=1, description="most bytes in one event's `data`")
@@ -81,7 +88,7 @@ class Settings(BaseSettings):
         # `ACTIVITY_FEED_TOKEN=` (set but empty) must not become a token that an empty header would match.
         return None if isinstance(value, str) and not value.strip() else value
 
-    @field_validator("allowed_origins", mode="before")
+    @field_validator("allowed_origins", "allowed_hosts", mode="before")
     @classmethod
     def _parse_origins(cls, value: Any) -> Any:
         if isinstance(value, str):
@@ -89,6 +96,13 @@ class Settings(BaseSettings):
             items = json.loads(text) if text.startswith("[") else text.split(",")
             return [str(item).strip().rstrip("/") for item in items if str(item).strip()]
         return value
+
+    @field_validator("host")
+    @classmethod
+    def _unbracketed_host(cls, value: str) -> str:
+        # `[::1]` as written in a URL; the socket layer wants the bare address.
+        value = value.strip()
+        return value[1:-1] if value.startswith("[") and value.endswith("]") else value
 
     @model_validator(mode="after")
     def _read_token_needs_write_token(self) -> Settings:

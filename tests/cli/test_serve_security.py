@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -50,9 +51,11 @@ def test_loopback_addresses(host: str, loopback: bool) -> None:
 class Serve:
     """`activity-feed serve` as a subprocess, stopped (and reaped) when the test ends."""
 
-    def __init__(self, tmp_path: Path, args: list[str], env: dict[str, str]) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+    def __init__(
+        self, tmp_path: Path, args: list[str], env: dict[str, str], *, port: int = 0, host: str = "127.0.0.1"
+    ) -> None:
+        self.port = port or free_port()
+        self.url = f"http://{host}:{self.port}"
         self.stderr = (tmp_path / "stderr.txt").open("w+")
         self.process = subprocess.Popen(
             [
@@ -112,3 +115,69 @@ def test_serve_on_all_addresses_with_a_token_starts_and_requires_it(
 
     assert without.status_code == 401
     assert with_token.status_code == 200
+
+
+def test_serve_on_all_addresses_without_a_token_answers_loopback_and_allowed_hosts_only(
+    tmp_path: Path, serve: list[Serve]
+) -> None:
+    # Reached by the machine's name, an open feed could be reached by a DNS-rebinding page's name too:
+    # `serve` says at start what to set, and the refusal says it again.
+    name = socket.gethostname()
+    (tmp_path / "open").mkdir()
+    serve.append(Serve(tmp_path / "open", ["--host", "0.0.0.0", "--insecure"], clean_env()))
+    wait_until_healthy(serve[0].url, serve[0].process)
+
+    by_name = httpx.get(
+        f"{serve[0].url}/activities/recent", headers={"Host": f"{name}:{serve[0].port}"}, timeout=5
+    )
+    by_loopback = httpx.get(f"{serve[0].url}/activities/recent", timeout=5)
+    serve[0].stderr.seek(0)
+    start_up = serve[0].stderr.read()
+
+    assert by_name.status_code == 421, by_name.text
+    assert "ACTIVITY_FEED_ALLOWED_HOSTS" in by_name.json()["detail"]
+    assert by_loopback.status_code == 200
+    assert "activity-feed: no token: only requests addressed to localhost" in start_up, start_up
+    assert f"set ACTIVITY_FEED_ALLOWED_HOSTS={name}" in start_up, start_up
+
+    (tmp_path / "allowed").mkdir()
+    env = clean_env(ACTIVITY_FEED_ALLOWED_HOSTS=name)
+    serve.append(Serve(tmp_path / "allowed", ["--host", "0.0.0.0", "--insecure"], env))
+    wait_until_healthy(serve[1].url, serve[1].process)
+
+    allowed = httpx.get(
+        f"{serve[1].url}/activities/recent", headers={"Host": f"{name}:{serve[1].port}"}, timeout=5
+    )
+    serve[1].stderr.seek(0)
+
+    assert allowed.status_code == 200, allowed.text
+    assert "ACTIVITY_FEED_ALLOWED_HOSTS" not in serve[1].stderr.read()
+
+
+def ipv6_loopback_port() -> int | None:
+    """A free port on ::1, or None when this machine has no IPv6 loopback."""
+    if not socket.has_ipv6:
+        return None
+    try:
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
+            port: int = probe.getsockname()[1]
+    except OSError:
+        return None
+    return port
+
+
+@pytest.mark.parametrize("host", ["[::1]", "::1"])
+def test_serve_binds_the_ipv6_loopback(tmp_path: Path, serve: list[Serve], host: str) -> None:
+    port = ipv6_loopback_port()
+    if port is None:
+        pytest.skip("this machine has no IPv6 loopback address (::1) to bind")
+    serve.append(Serve(tmp_path, ["--host", host], clean_env(), port=port, host="[::1]"))
+
+    wait_until_healthy(serve[0].url, serve[0].process)
+    # httpx sends `Host: [::1]:<port>`, which the feed (open: no token) must answer.
+    recent = httpx.get(f"{serve[0].url}/activities/recent", timeout=5)
+
+    assert recent.status_code == 200, recent.text
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"http://127.0.0.1:{port}/health", timeout=5)  # bound to ::1 alone

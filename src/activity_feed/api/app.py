@@ -18,7 +18,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         description="A live activity feed for MCP servers and HTTP APIs: record, query and stream events.",
     )
-    ActivityFeed(settings).install(app)
+    ActivityFeed(settings).install(app, check_host_everywhere=True)
     install_web(app)  # the web feed at `/`; embedding apps opt in with install_web(app) themselves
     add_catch_all_handler(app)
     return app

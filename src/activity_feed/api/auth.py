@@ -21,6 +21,8 @@ from starlette.datastructures import Headers
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from activity_feed.api.hosts import HostPolicy
+
 # Reads may use the read token; anything else (POST, PATCH, DELETE) needs the write token. OPTIONS is a
 # read so that a CORS preflight the CORS middleware did not answer is not asked for a token it cannot send.
 _READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -45,12 +47,14 @@ class TokenAuthMiddleware:
         write_token: SecretStr | None,
         read_token: SecretStr | None = None,
         allowed_origins: Iterable[str] = (),
+        allowed_hosts: Iterable[str] = (),
         path_prefix: str = "/activities",
     ) -> None:
         self.app = app
         self.write_token = _encoded(write_token)
         self.read_token = _encoded(read_token)
         self.allowed_origins = frozenset(origin.rstrip("/") for origin in allowed_origins)
+        self.hosts = HostPolicy(allowed_hosts)
         self.path_prefix = path_prefix
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -64,11 +68,11 @@ class TokenAuthMiddleware:
             return
         if scope["type"] == "websocket":
             if not self._origin_allowed(Headers(scope=scope)):
-                await _reject_websocket(scope, send, 403, "origin not allowed", {})
+                await reject_websocket(scope, send, 403, "origin not allowed", {})
                 return
             presented = _bearer(scope) or _query_token(scope)
             if self._role(presented) is Role.NONE:
-                await _reject_websocket(scope, send, 401, _unauthorised_detail(presented), _challenge())
+                await reject_websocket(scope, send, 401, _unauthorised_detail(presented), _challenge())
                 return
         else:
             presented = _bearer(scope)
@@ -106,9 +110,16 @@ class TokenAuthMiddleware:
         if origin in self.allowed_origins:
             return True
         parts = urlsplit(origin)
-        # Same origin: the page's host is the host it connects to. The scheme is not compared because
-        # behind a TLS proxy the service sees ws:// while the page is https://.
-        return parts.scheme in ("http", "https") and parts.netloc == headers.get("host", "")
+        if parts.scheme not in ("http", "https"):
+            return False
+        # The scheme is not compared because behind a TLS proxy the service sees ws:// while the page is
+        # https://.
+        same_origin = parts.netloc == headers.get("host", "")
+        if self.write_token is not None:
+            return same_origin  # the page's host is the host it connects to; the token does the rest
+        # No token: a DNS-rebinding page is same-origin with the Host it sends, so the Origin's own host
+        # must be one the feed answers to (any, when the operator allowed any Host).
+        return self.hosts.trusts(parts.netloc) or (same_origin and self.hosts.any_host)
 
 
 def _encoded(token: SecretStr | None) -> bytes | None:
@@ -144,7 +155,7 @@ def _challenge() -> dict[str, str]:
     return {"WWW-Authenticate": 'Bearer realm="activity-feed"'}
 
 
-async def _reject_websocket(
+async def reject_websocket(
     scope: Scope, send: Send, status: int, detail: str, headers: dict[str, str]
 ) -> None:
     """Refuse the handshake with an HTTP answer when the server can send one, else close with 1008 (which

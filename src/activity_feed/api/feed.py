@@ -12,7 +12,9 @@ from starlette.middleware.cors import CORSMiddleware
 
 from activity_feed.api import routes, stream
 from activity_feed.api.auth import TokenAuthMiddleware, document_bearer_auth
+from activity_feed.api.content_type import FEED_BODY_TYPES, ContentTypeMiddleware
 from activity_feed.api.errors import add_feed_error_handlers
+from activity_feed.api.host_check import HostCheckMiddleware
 from activity_feed.api.ingest import IngestMiddleware
 from activity_feed.api.limits import BodySizeLimitMiddleware
 from activity_feed.hub import Hub
@@ -71,8 +73,12 @@ class ActivityFeed:
         finally:
             await self.store.close()
 
-    def install(self, app: FastAPI) -> None:
+    def install(self, app: FastAPI, *, check_host_everywhere: bool = False) -> None:
         """Add the routes, the stream and the feed's lifecycle to `app`.
+
+        Without a token, requests to the feed's endpoints (`/activities`, `/health`) must be addressed to a
+        loopback name or an allowed host (api/host_check.py); `check_host_everywhere` extends that to every
+        path of `app`, as `create_app` does for the service, whose docs and page are the feed's too.
 
         Starlette runs the lifespan of the app it serves but not of mounted sub-apps, so the feed chains
         itself onto `app`'s own lifespan instead of being mounted."""
@@ -86,7 +92,8 @@ class ActivityFeed:
         app.add_middleware(
             BodySizeLimitMiddleware, max_bytes=self.settings.max_body_bytes, path_prefix="/activities"
         )
-        self._add_security_middleware(app)
+        app.add_middleware(ContentTypeMiddleware, accepted=FEED_BODY_TYPES)
+        self._add_security_middleware(app, check_host_everywhere=check_host_everywhere)
         app_lifespan = app.router.lifespan_context
 
         @asynccontextmanager
@@ -98,19 +105,27 @@ class ActivityFeed:
         # whichever the app's own lifespan yields.
         app.router.lifespan_context = cast("Lifespan[Any]", lifespan)
 
-    def _add_security_middleware(self, app: FastAPI) -> None:
-        # Each add_middleware wraps the ones before: tokens are checked before a body is read, and CORS
-        # is outermost so that preflights are answered without a token and a 401 still carries the
-        # CORS headers a browser needs to show it to the page.
+    def _add_security_middleware(self, app: FastAPI, *, check_host_everywhere: bool) -> None:
+        # Each add_middleware wraps the ones before: tokens (then the body's type) are checked before a
+        # body is read, the Host before anything else, and CORS is outermost so that preflights are
+        # answered without a token and a 401 or 421 still carries the CORS headers a browser needs to
+        # show it to the page.
         settings = self.settings
         app.add_middleware(
             TokenAuthMiddleware,
             write_token=settings.token,
             read_token=settings.read_token,
             allowed_origins=settings.allowed_origins,
+            allowed_hosts=settings.allowed_hosts,
             path_prefix="/activities",
         )
-        if settings.token is not None:
+        if settings.token is None:
+            app.add_middleware(
+                HostCheckMiddleware,
+                allowed_hosts=settings.allowed_hosts,
+                path_prefixes=("",) if check_host_everywhere else ("/activities", "/health"),
+            )
+        else:  # no Host check: a DNS-rebinding page cannot learn the token
             document_bearer_auth(app, path_prefix="/activities")
         if settings.allowed_origins:
             app.add_middleware(

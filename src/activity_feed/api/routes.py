@@ -55,6 +55,14 @@ _FORBIDDEN: dict[int | str, dict[str, Any]] = {
 _NOT_FOUND: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorDetail, "description": "No event with this id"}
 }
+# Only without a token: a request addressed to a host the feed does not answer to (api/host_check.py).
+_MISDIRECTED: dict[int | str, dict[str, Any]] = {
+    421: {"model": ErrorDetail, "description": "Not a loopback or allowed host (only when there is no token)"}
+}
+# Every endpoint that takes a body (api/content_type.py).
+_UNSUPPORTED_TYPE: dict[int | str, dict[str, Any]] = {
+    415: {"model": ErrorDetail, "description": "The body is not declared `Content-Type: application/json`"}
+}
 _TOO_LARGE: dict[int | str, dict[str, Any]] = {
     413: {"model": ErrorDetail, "description": "Body or `data` too large"}
 }
@@ -72,9 +80,9 @@ router = APIRouter(
     prefix="/activities",
     tags=["activities"],
     route_class=OrjsonRoute,
-    responses={**_UNAUTHORISED, **_TOO_LARGE, **_UNAVAILABLE},
+    responses={**_UNAUTHORISED, **_MISDIRECTED, **_TOO_LARGE, **_UNAVAILABLE},
 )
-health_router = APIRouter(tags=["health"])
+health_router = APIRouter(tags=["health"], responses=_MISDIRECTED)
 
 
 def _missing(event_id: uuid.UUID) -> HTTPException:
@@ -88,6 +96,7 @@ def _missing(event_id: uuid.UUID) -> HTTPException:
     responses={
         200: {"model": ActivityPublic, "description": "An event with this id exists: returned as is"},
         **_FORBIDDEN,
+        **_UNSUPPORTED_TYPE,
     },
 )
 async def log_activity(event: ActivityCreate, feed: FeedDep) -> Response:
@@ -97,7 +106,12 @@ async def log_activity(event: ActivityCreate, feed: FeedDep) -> Response:
     return await ingest.record(feed, event)
 
 
-@router.post("/batch", response_model=BatchResult, response_model_exclude_unset=True, responses=_FORBIDDEN)
+@router.post(
+    "/batch",
+    response_model=BatchResult,
+    response_model_exclude_unset=True,
+    responses={**_FORBIDDEN, **_UNSUPPORTED_TYPE},
+)
 async def apply_batch(batch: BatchRequest, feed: FeedDep) -> Response:
     """Create `events`, then apply `updates`, in one transaction (at most 1,000 of each)."""
     return await ingest.record_batch(feed, batch)
@@ -144,7 +158,7 @@ async def get_activity(event_id: uuid.UUID, store: StoreDep) -> ActivityPublic:
     return event
 
 
-@router.patch("/{event_id}", responses={**_NOT_FOUND, **_FORBIDDEN})
+@router.patch("/{event_id}", responses={**_NOT_FOUND, **_FORBIDDEN, **_UNSUPPORTED_TYPE})
 async def update_activity(
     event_id: uuid.UUID, changes: ActivityUpdate, store: StoreDep, settings: SettingsDep
 ) -> ActivityPublic:

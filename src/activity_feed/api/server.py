@@ -12,6 +12,7 @@ import sys
 import threading
 import time
 from typing import Any
+from urllib.parse import unquote_plus
 
 import uvicorn
 from fastapi import FastAPI
@@ -21,14 +22,20 @@ from activity_feed.errors import ActivityFeedError
 from activity_feed.settings import Settings
 
 WS_MAX_MESSAGE_BYTES = 64 * 1024
-_TOKEN_IN_QUERY = re.compile(r"([?&]token=)[^&\s\"]*", re.IGNORECASE)
+# A parameter of a request target: what follows `?`, `&` or `;` up to the next one, a space or a quote
+# (uvicorn writes the target between quotes, with `"` escaped).
+_PARAMETER = re.compile(r"([?&;])([^?&;\s\"]+)")
+_SEPARATORS = re.compile(r"[?&;]")
+_DECODINGS = 4
+_REDACTED = "[redacted]"
 
 
 class RedactTokenFilter(logging.Filter):
-    """Replace `token=...` in a log record's message and arguments.
+    """Replace the value of every `token` parameter in a log record's message and arguments.
 
     The page passes its token to the stream as `?token=` (browsers cannot set WebSocket headers), and
-    uvicorn logs every request line and WebSocket handshake with its query string."""
+    uvicorn logs every request line and WebSocket handshake with its query string, as sent: the name may
+    be percent-encoded (`%74oken`, which the stream decodes and accepts), in any case, after `;`."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if isinstance(record.msg, str):
@@ -39,7 +46,34 @@ class RedactTokenFilter(logging.Filter):
 
 
 def _redact(text: str) -> str:
-    return _TOKEN_IN_QUERY.sub(r"\1[redacted]", text)
+    if "?" not in text and ";" not in text:
+        return text  # most arguments (addresses, methods, status codes): no parameter at all
+    return _PARAMETER.sub(_redact_parameter, text)
+
+
+def _redact_parameter(match: re.Match[str]) -> str:
+    separator, parameter = match.groups()
+    if not _holds_token(parameter):
+        return match.group(0)
+    name, equals, _ = parameter.partition("=")
+    return f"{separator}{name}={_REDACTED}" if equals else f"{separator}{_REDACTED}"
+
+
+def _holds_token(parameter: str) -> bool:
+    """Whether `parameter`, decoded as a query string would be, gives `token` a value.
+
+    Decoded until nothing changes (bounded), so that no spelling slips through: `%74oken`, `TOKEN`,
+    `+token`, or `%26token%3D...` hidden in another parameter's value."""
+    for _ in range(_DECODINGS):
+        decoded = unquote_plus(parameter)
+        if decoded == parameter:
+            break
+        parameter = decoded
+    for part in _SEPARATORS.split(parameter):
+        name, equals, value = part.partition("=")
+        if equals and value.strip() and name.strip().casefold() == "token":
+            return True
+    return False
 
 
 def log_config() -> dict[str, Any]:

@@ -156,6 +156,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             if (refusal := exposure_refusal(settings)) is not None:
                 print(f"activity-feed: {refusal}", file=sys.stderr)
                 return 2
+            from activity_feed.api.host_check import open_feed_hint
+
+            if (hint := open_feed_hint(settings)) is not None:
+                print(f"activity-feed: {hint}", file=sys.stderr)
             _serve(settings)
         elif args.command == "demo":
             from activity_feed.cli.demo import no_wait_from_env, run_demo

@@ -11,6 +11,7 @@ from pydantic import BeforeValidator, Field, SecretStr, field_validator, model_v
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from activity_feed.durations import coerce_duration
+from activity_feed.tokens import check_token
 
 # Parsed before pydantic sees it, so that `10m` and `30d` work as well as a plain number of seconds.
 DurationSetting = Annotated[timedelta, BeforeValidator(coerce_duration)]
@@ -74,6 +75,15 @@ class Settings(BaseSettings):
     def _blank_token_is_none(cls, value: Any) -> Any:
         # `ACTIVITY_FEED_TOKEN=` (set but empty) must not become a token that an empty header would match.
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("token", "read_token")
+    @classmethod
+    def _token_fits_a_header(cls, value: SecretStr | None) -> SecretStr | None:
+        # Compared with what arrives in a header, which holds visible ASCII only: any other token could
+        # never match, so the service would refuse every request while seeming to run.
+        if value is not None:
+            check_token(value.get_secret_value())
+        return value
 
     @field_validator("allowed_origins", mode="before")
     @classmethod

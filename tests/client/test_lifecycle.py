@@ -147,6 +147,22 @@ def test_a_disabled_client_returns_ids_and_warns_once(
     assert default.get_default_client() is get_default_client()
 
 
+def test_the_helpers_never_raise_for_a_token_from_the_environment_that_cannot_be_sent(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, default_client_env: None
+) -> None:
+    monkeypatch.setenv("ACTIVITY_FEED_URL", f"http://127.0.0.1:{free_port()}")
+    monkeypatch.setenv("ACTIVITY_FEED_TOKEN", "tökén")
+    with caplog.at_level(logging.WARNING, logger="activity_feed.client"):
+        ids = {log_mcp_tool_call("t") for _ in range(3)}
+    assert len(ids) == 3
+    assert get_default_client().enabled is False
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert errors == [
+        "activity feed: ACTIVITY_FEED_TOKEN cannot be sent in an HTTP header: its character 2 is not ASCII; "
+        "use visible ASCII only (letters, digits, punctuation), without spaces; events are not sent"
+    ]
+
+
 def test_nothing_is_written_to_stdout(
     make_client: Callable[..., FeedClient], capfd: pytest.CaptureFixture[str]
 ) -> None:

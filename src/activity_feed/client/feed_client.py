@@ -124,7 +124,8 @@ class FeedClient:
 
     @property
     def dropped(self) -> dict[str, int]:
-        """Items given up, by reason: `queue_full`, `too_large`, `rejected`, `gave_up`."""
+        """Items given up, by reason: `queue_full`, `too_large`, `rejected`, `gave_up`, `bad_response` (a
+        2xx answer that was not the feed's: the URL points at some other service)."""
         self._intake.admit_all()  # so that every call made before this one is counted
         return self._counters.dropped
 

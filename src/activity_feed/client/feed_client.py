@@ -239,15 +239,19 @@ class FeedClient:
         self._closed = True
         try:
             deadline = lifecycle.now() + timeout
+            worker = self._worker
+            if worker is not None:
+                worker.closing = True
             if self.enabled:
                 self.flush(timeout)
-            worker = self._worker
             if worker is not None:
                 worker.stop(timeout=max(0.05, deadline - lifecycle.now()))
             left = self._queue.clear() + self._intake.clear()
             if left:
                 self._counters.add_dropped("gave_up", left)
-                logger.warning("activity feed: %d events not sent before close", left)
+                failure = worker.last_failure if worker is not None else None
+                why = f" ({self._config.endpoint} failed: {failure})" if failure else ""
+                logger.warning("activity feed: %d events not sent before close%s", left, why)
         except Exception:  # boundary: close() runs at interpreter exit too
             logger.debug("activity feed: close failed", exc_info=True)
         finally:

@@ -32,11 +32,12 @@ import contextlib
 import random
 import threading
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from enum import Enum
-from typing import Any, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 import httpx
 
@@ -47,6 +48,7 @@ from activity_feed.client.payload import ENVELOPE_BYTES, batch_body
 from activity_feed.client.pending import Item, PendingQueue
 
 T = TypeVar("T")
+P = ParamSpec("P")
 BASE_BACKOFF_SECONDS = 0.1
 MAX_RETRY_AFTER_SECONDS = 60.0
 _RETRYABLE_STATUS = frozenset({408, 425, 429})
@@ -110,6 +112,10 @@ class Worker:
         self._flush_served = 0
         self._poke_event = asyncio.Event()  # flush(): cut a backoff short
         self._failing = False
+        # Set by close(): failures are then not warned about one by one, since close() reports what
+        # was left, and why (`last_failure`), in one line.
+        self.closing = False
+        self.last_failure: str | None = None
 
     def start(self) -> None:
         # No need to wait for the loop: a wake() sent before it runs is not needed, since the worker
@@ -147,6 +153,7 @@ class Worker:
 
     def _run(self) -> None:
         loop = asyncio.new_event_loop()
+        loop.set_default_executor(_ExitSafeExecutor(max_workers=1, thread_name_prefix="activity-feed-lookup"))
         try:
             self._task = loop.create_task(self._main())
             self._loop = loop
@@ -310,7 +317,7 @@ class Worker:
                 )
                 return _Outcome.BAD_RESPONSE, None
             if self._failing:
-                self._failing = False
+                self._failing, self.last_failure = False, None
                 logger.info("activity feed at %s answers again", self._config.endpoint)
             self._count_refused_merges(counts)
             return _Outcome.SENT, None
@@ -347,7 +354,9 @@ class Worker:
             )
 
     def _report_failure(self, reason: str, count: int) -> None:
-        self._failing = True
+        self._failing, self.last_failure = True, reason
+        if self.closing:
+            return
         self._warnings.warn(
             "unreachable",
             "activity feed at %s failed (%s); retrying %d events",
@@ -355,6 +364,25 @@ class Worker:
             reason,
             count,
         )
+
+
+class _ExitSafeExecutor(ThreadPoolExecutor):
+    """The worker loop's default executor, where asyncio looks host names up (getaddrinfo).
+
+    Python's own pool refuses work once the interpreter has begun to exit, which is when close() makes
+    the last flush: the worker died there on any URL with a host name. The lookup then runs on the
+    worker's own thread instead, which blocks only the worker (close() stops waiting at its deadline)."""
+
+    def submit(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> Future[T]:
+        try:
+            return super().submit(fn, *args, **kwargs)
+        except RuntimeError:  # "cannot schedule new futures after interpreter shutdown"
+            done: Future[T] = Future()
+            try:
+                done.set_result(fn(*args, **kwargs))
+            except Exception as exc:
+                done.set_exception(exc)
+            return done
 
 
 def _batch_counts(response: httpx.Response) -> dict[str, Any] | None:

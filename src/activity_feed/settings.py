@@ -41,6 +41,22 @@ class Settings(BaseSettings):
     log_level: str = "info"
     migrate_on_start: bool = Field(default=True, description="run Alembic migrations when the service starts")
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    header_timeout: DurationSetting = Field(
+        default=timedelta(seconds=10),
+        gt=timedelta(0),
+        description="close a connection whose request headers are not complete this long after it opened "
+        "(or after the next request began)",
+    )
+    keep_alive_timeout: DurationSetting = Field(
+        default=timedelta(seconds=5),
+        gt=timedelta(0),
+        description="close a kept-alive connection idle this long after a response (whole seconds)",
+    )
+    max_connections: int = Field(
+        default=1000,
+        ge=1,
+        description="open connections (stream clients included) beyond which requests are answered 503",
+    )
     ws_queue_size: int = Field(
         default=1000, ge=1, description="messages a WebSocket client may fall behind before it is closed"
     )

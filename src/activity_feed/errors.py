@@ -9,6 +9,10 @@ class ConfigurationError(ActivityFeedError):
     """A setting that cannot work, such as a database URL of an unknown kind."""
 
 
+class InvalidTokenError(ConfigurationError, ValueError):
+    """A token that cannot travel in an HTTP header (a space, a control character, a non-ASCII letter)."""
+
+
 class StoreUnavailableError(ActivityFeedError):
     """The database did not answer; the request may be retried later."""
 

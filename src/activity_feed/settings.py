@@ -11,6 +11,7 @@ from pydantic import BeforeValidator, Field, SecretStr, field_validator, model_v
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from activity_feed.durations import coerce_duration
+from activity_feed.tokens import check_token
 
 # Parsed before pydantic sees it, so that `10m` and `30d` work as well as a plain number of seconds.
 DurationSetting = Annotated[timedelta, BeforeValidator(coerce_duration)]
@@ -45,6 +46,22 @@ class Settings(BaseSettings):
     log_level: str = "info"
     migrate_on_start: bool = Field(default=True, description="run Alembic migrations when the service starts")
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    header_timeout: DurationSetting = Field(
+        default=timedelta(seconds=10),
+        gt=timedelta(0),
+        description="close a connection whose request headers are not complete this long after it opened "
+        "(or after the next request began)",
+    )
+    keep_alive_timeout: DurationSetting = Field(
+        default=timedelta(seconds=5),
+        gt=timedelta(0),
+        description="close a kept-alive connection idle this long after a response (whole seconds)",
+    )
+    max_connections: int = Field(
+        default=1000,
+        ge=1,
+        description="open connections (stream clients included) beyond which requests are answered 503",
+    )
     ws_queue_size: int = Field(
         default=1000, ge=1, description="messages a WebSocket client may fall behind before it is closed"
     )
@@ -87,6 +104,15 @@ class Settings(BaseSettings):
     def _blank_token_is_none(cls, value: Any) -> Any:
         # `ACTIVITY_FEED_TOKEN=` (set but empty) must not become a token that an empty header would match.
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("token", "read_token")
+    @classmethod
+    def _token_fits_a_header(cls, value: SecretStr | None) -> SecretStr | None:
+        # Compared with what arrives in a header, which holds visible ASCII only: any other token could
+        # never match, so the service would refuse every request while seeming to run.
+        if value is not None:
+            check_token(value.get_secret_value())
+        return value
 
     @field_validator("allowed_origins", "allowed_hosts", mode="before")
     @classmethod

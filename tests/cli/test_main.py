@@ -144,6 +144,28 @@ def test_unsupported_database_error_says_what_to_use(tmp_path: Path) -> None:
     assert "postgresql" in result.stderr
 
 
+@pytest.mark.parametrize(
+    ("variables", "setting", "token"),
+    [
+        ({"ACTIVITY_FEED_TOKEN": "tökén"}, "token", "tökén"),
+        ({"ACTIVITY_FEED_TOKEN": "good", "ACTIVITY_FEED_READ_TOKEN": "r\x07ad"}, "read_token", "r\x07ad"),
+        ({"ACTIVITY_FEED_TOKEN": "two words"}, "token", "two words"),
+    ],
+    ids=["non-ascii", "control-character", "space"],
+)
+def test_serve_refuses_a_token_that_cannot_go_in_a_header(
+    tmp_path: Path, variables: dict[str, str], setting: str, token: str
+) -> None:
+    result = run_cli(["serve", "--port", str(free_port())], tmp_path, clean_env(**variables))
+
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith(f"activity-feed: invalid setting {setting}: ")
+    assert "cannot be sent in an HTTP header" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert token not in result.stderr
+    assert not (tmp_path / "activity_feed.db").exists()  # refused before touching the database
+
+
 def test_database_url_comes_from_the_environment(tmp_path: Path) -> None:
     env_db = tmp_path / "env.db"
 

@@ -58,13 +58,25 @@ class Seen:
     headers: dict[str, str]
 
 
+Answer = tuple[int, dict[str, str]] | tuple[int, dict[str, str], bytes]
+
+
+def _scripted_payload(status: int, body: dict[str, Any]) -> bytes:
+    if status >= 300:
+        return b'{"detail": "scripted"}'
+    counts = {"created": len(body["events"]), "existing": 0, "updated": len(body["updates"]), "missing": 0}
+    return json.dumps(counts).encode()
+
+
 @dataclass
 class FakeRemote:
     """An HTTP server answering POST /activities/batch with `script(n, body)` for the n-th request (from
-    0): a (status, headers) pair, `"forward"` (pass it to `upstream`, the real service, and answer what
-    it answered) or `"forward-and-hang-up"` (pass it on, then close the connection without answering)."""
+    0): a (status, headers) pair (a 2xx then carries the counts the service would answer, anything else a
+    `detail`), a (status, headers, body) triple, `"forward"` (pass it to `upstream`, the real service, and
+    answer what it answered) or `"forward-and-hang-up"` (pass it on, then close the connection without
+    answering)."""
 
-    script: Callable[[int, dict[str, Any]], tuple[int, dict[str, str]] | str]
+    script: Callable[[int, dict[str, Any]], Answer | str]
     upstream: str | None = None
     requests: list[Seen] = field(default_factory=list)
 
@@ -85,10 +97,13 @@ class FakeRemote:
                         self.close_connection = True
                         return
                     status, headers, payload = answer.status_code, {}, answer.content
+                elif len(action) == 3:
+                    status, headers, payload = action
                 else:
-                    (status, headers), payload = action, b'{"detail": "scripted"}'
+                    status, headers = action
+                    payload = _scripted_payload(status, body)
                 self.send_response(status)
-                for name, value in {**headers, "content-type": "application/json"}.items():
+                for name, value in {"content-type": "application/json", **headers}.items():
                     self.send_header(name, value)
                 self.send_header("content-length", str(len(payload)))
                 self.end_headers()

@@ -9,9 +9,11 @@ from collections.abc import Callable
 from datetime import datetime
 
 import httpx
+import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
 from activity_feed.client import FeedClient
+from activity_feed.errors import ActivityFeedError, InvalidTokenError
 from tests.client.remotes import FakeRemote, get_event, recent, wait_until
 from tests.support.server import LiveServer
 
@@ -219,6 +221,28 @@ def test_the_token_is_sent_as_a_bearer_header(make_client: Callable[..., FeedCli
         assert remote.requests[0].headers["authorization"] == f"Bearer {token}"
     finally:
         remote.stop()
+
+
+@pytest.mark.parametrize(
+    ("token", "what"),
+    [("tökén", "not ASCII"), ("line\nbreak", "a control character"), ("two words", "a space")],
+    ids=["non-ascii", "newline", "space"],
+)
+def test_a_token_that_cannot_go_in_a_header_is_refused_when_the_client_is_made(
+    token: str, what: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with pytest.raises(InvalidTokenError) as refused:
+        FeedClient("http://127.0.0.1:1", token=token)
+    message = str(refused.value)
+    assert isinstance(refused.value, ValueError)
+    assert isinstance(refused.value, ActivityFeedError)
+    assert "cannot be sent in an HTTP header" in message
+    assert what in message
+    assert token not in message  # a secret
+
+    monkeypatch.setenv("ACTIVITY_FEED_TOKEN", token)
+    with pytest.raises(InvalidTokenError, match=r"^ACTIVITY_FEED_TOKEN cannot be sent"):
+        FeedClient("http://127.0.0.1:1")
 
 
 def test_redact_text_uses_the_clients_redactor_and_respects_redact_false() -> None:

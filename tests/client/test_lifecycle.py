@@ -93,6 +93,29 @@ def test_exit_takes_at_most_two_seconds_when_the_service_is_down() -> None:
     assert "not sent before close" in result.stderr
 
 
+def test_exit_with_a_host_that_does_not_resolve_says_so_in_one_line() -> None:
+    # A long flush interval: the first attempt is the one close() makes at exit.
+    code = (
+        "from activity_feed.client import FeedClient\n"
+        "FeedClient('http://no-such-host.invalid:8000', flush_interval=30).log(tool_name='lost')\n"
+    )
+    result = _python(code, {})
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert "1 events not sent before close" in result.stderr
+    assert "no-such-host.invalid" in result.stderr
+    assert result.stdout == ""
+
+
+def test_exit_flushes_to_a_url_with_a_host_name(sqlite_feed: LiveServer) -> None:
+    # Looking the name up at exit, when Python's thread pool no longer takes work, killed the worker.
+    code = (
+        "import sys; from activity_feed import log_mcp_tool_call as log\n"
+        "print(log('by_name'), end='', file=sys.stderr)"
+    )
+    result = _python(code, {"ACTIVITY_FEED_URL": f"http://localhost:{sqlite_feed.port}"})
+    assert get_event(sqlite_feed.url, result.stderr.strip(), timeout=1)["tool_name"] == "by_name"
+
+
 def test_without_a_url_the_helpers_do_nothing_and_say_so_once_on_stderr() -> None:
     code = (
         "from activity_feed import log_mcp_tool_call, update_mcp_tool_result\n"
@@ -145,6 +168,22 @@ def test_a_disabled_client_returns_ids_and_warns_once(
         "activity feed: ACTIVITY_FEED_URL is not set, so events are not sent anywhere"
     ) == 1
     assert default.get_default_client() is get_default_client()
+
+
+def test_the_helpers_never_raise_for_a_token_from_the_environment_that_cannot_be_sent(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, default_client_env: None
+) -> None:
+    monkeypatch.setenv("ACTIVITY_FEED_URL", f"http://127.0.0.1:{free_port()}")
+    monkeypatch.setenv("ACTIVITY_FEED_TOKEN", "tökén")
+    with caplog.at_level(logging.WARNING, logger="activity_feed.client"):
+        ids = {log_mcp_tool_call("t") for _ in range(3)}
+    assert len(ids) == 3
+    assert get_default_client().enabled is False
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert errors == [
+        "activity feed: ACTIVITY_FEED_TOKEN cannot be sent in an HTTP header: its character 2 is not ASCII; "
+        "use visible ASCII only (letters, digits, punctuation), without spaces; events are not sent"
+    ]
 
 
 def test_nothing_is_written_to_stdout(

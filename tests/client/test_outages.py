@@ -3,14 +3,18 @@ fitted in the queue, and what had to be dropped is counted exactly."""
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 
+import pytest
+
 from activity_feed.api import create_app
 from activity_feed.client import FeedClient
+from activity_feed.client.counters import DROP_REASONS
 from activity_feed.settings import Settings
 from tests.client.remotes import recent, wait_until
-from tests.support.peers import HangingServer
+from tests.support.peers import HangingServer, TricklingServer
 from tests.support.server import LiveServer, free_port
 
 # A behaviour bound for one log() call, not a benchmark: far below the client's network timeout (5 s),
@@ -43,7 +47,7 @@ def test_events_queued_while_the_service_is_down_arrive_once_it_is_back(
     try:
         assert client.flush(timeout=10)
         assert client.sent == 60
-        assert client.dropped == {"queue_full": 0, "too_large": 0, "rejected": 0, "gave_up": 0}
+        assert client.dropped == dict.fromkeys(DROP_REASONS, 0)
         assert {event["id"] for event in recent(server.url, correlation_id="outage")} == set(ids)
     finally:
         server.stop()
@@ -63,6 +67,32 @@ def test_a_hanging_service_does_not_slow_log_and_is_retried_after_the_timeout(
         assert client.flush(timeout=0.1) is False
     finally:
         hanging.stop()
+
+
+def test_a_service_that_trickles_its_answer_is_cut_off_at_the_timeout_retried_and_given_up(
+    make_client: Callable[..., FeedClient], caplog: pytest.LogCaptureFixture
+) -> None:
+    # One byte every 0.5 s: no single read ever waits as long as the 1 s timeout.
+    trickling = TricklingServer(interval=0.5)
+    try:
+        client = make_client(trickling.url, timeout=1.0, max_backoff=0.1, max_retry_seconds=2.0)
+        with caplog.at_level(logging.WARNING, logger="activity_feed.client"):
+            client.log(tool_name="trickled")
+            started = time.monotonic()
+            assert client.flush(timeout=10)
+            # Two seconds of budget, then at most the one attempt under way (1 s) and a backoff.
+            assert time.monotonic() - started < 4.5
+        assert client.retried >= 1
+        assert (client.sent, client.dropped["gave_up"]) == (0, 1)
+        assert trickling.connections >= 2  # each attempt on a new connection: the cut one is not reused
+        messages = [record.getMessage() for record in caplog.records]
+        warnings = [message for message in messages if "no complete answer within 1 s" in message]
+        assert len(warnings) == 1, warnings
+        started = time.monotonic()
+        client.close(timeout=1.0)
+        assert time.monotonic() - started < 1.5
+    finally:
+        trickling.stop()
 
 
 def test_overflow_while_down_is_counted_exactly(make_client: Callable[..., FeedClient]) -> None:

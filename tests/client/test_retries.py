@@ -1,18 +1,19 @@
 """What the client does with each kind of answer: retry (5xx, 429 with Retry-After, lost answers) without
-creating duplicates, and never retry any other 4xx."""
+creating duplicates, never retry any other 4xx, and never count as sent what some other service accepted."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 
 from activity_feed.client import FeedClient
-from tests.client.remotes import FakeRemote, get_event, recent, wait_until
+from tests.client.remotes import Answer, FakeRemote, get_event, recent, wait_until
 from tests.support.server import LiveServer
 
-Script = Callable[[int, dict[str, Any]], "tuple[int, dict[str, str]] | str"]
+Script = Callable[[int, dict[str, Any]], "Answer | str"]
 
 
 @pytest.fixture
@@ -132,3 +133,30 @@ def test_a_batch_holds_at_most_batch_size_items(
         client.log(tool_name="sized", data={"n": n})
     assert client.flush(timeout=5)
     assert [len(seen.body["events"]) for seen in remote.requests] == [25, 25, 10]
+
+
+@pytest.mark.parametrize(
+    ("content_type", "payload"),
+    [("text/html", b"<html><body>It works!</body></html>"), ("application/json", b'{"status": "ok"}')],
+    ids=["web-page", "other-json"],
+)
+def test_a_2xx_from_a_service_that_is_not_a_feed_is_dropped_as_bad_response_with_one_warning(
+    content_type: str,
+    payload: bytes,
+    remotes: Callable[..., FakeRemote],
+    make_client: Callable[..., FeedClient],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    remote = remotes(lambda n, body: (200, {"content-type": content_type}, payload))
+    client = make_client(remote.url, max_backoff=0.05)
+    with caplog.at_level(logging.WARNING, logger="activity_feed.client"):
+        for _ in range(3):
+            client.log(tool_name="misdirected")
+        assert client.flush(timeout=5)
+        client.log(tool_name="misdirected again")
+        assert client.flush(timeout=5)
+    assert (client.sent, client.retried, client.dropped["bad_response"]) == (0, 0, 4)
+    assert len(remote.requests) == 2  # not sent there again
+    warnings = [r.getMessage() for r in caplog.records if "not an Activity Feed" in r.getMessage()]
+    assert len(warnings) == 1, warnings
+    assert f"{remote.url}/activities/batch answered HTTP 200" in warnings[0]

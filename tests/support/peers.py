@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import threading
 
@@ -38,3 +39,54 @@ class HangingServer:
         for conn in self.accepted:
             conn.close()
         self._sock.close()
+
+
+class TricklingServer:
+    """Answers every connection with a valid HTTP response, one byte every `interval` seconds: each read
+    succeeds well within a per-read timeout, and the whole answer would take minutes. An asyncio server
+    on a loop in a thread of its own."""
+
+    ANSWER = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n" + b" " * 500
+
+    def __init__(self, interval: float = 0.5) -> None:
+        self.interval = interval
+        self.connections = 0
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._loop = asyncio.new_event_loop()
+        self._server = self._loop.run_until_complete(asyncio.start_server(self._answer, "127.0.0.1", 0))
+        self.port: int = self._server.sockets[0].getsockname()[1]
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def _answer(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)
+        try:
+            for byte in self.ANSWER:
+                await asyncio.sleep(self.interval)
+                writer.write(bytes([byte]))
+                await writer.drain()
+        except ConnectionError:  # the client gave up and closed the connection
+            pass
+        finally:
+            writer.close()
+            self._tasks.discard(task)
+
+    async def _close(self) -> None:
+        self._server.close()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._server.wait_closed()
+
+    def stop(self) -> None:
+        asyncio.run_coroutine_threadsafe(self._close(), self._loop).result(timeout=5)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=5)
+        self._loop.close()

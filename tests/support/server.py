@@ -23,12 +23,12 @@ class LiveServer(BackgroundServer):
     """`app` under uvicorn on `port`: 0 lets the OS pick a free one; a fixed port lets a test point a
     client at a feed that is not up yet, or bring one back where its clients expect it."""
 
-    def __init__(self, app: Any, port: int = 0) -> None:
-        super().__init__(app, port=port, name="live server")
+    def __init__(self, app: Any, port: int = 0, settings: Settings | None = None) -> None:
+        super().__init__(app, port=port, name="live server", settings=settings)
 
     @classmethod
     def for_settings(cls, settings: Settings | None, port: int = 0) -> LiveServer:
-        return cls(create_app(settings), port)
+        return cls(create_app(settings), port, settings)
 
     def stop(self, timeout: float = 20.0) -> None:
         super().stop(timeout)

@@ -41,6 +41,8 @@ class ServiceProcess:
     broadcast_url: str = "memory://"
     port: int = 0
     extra_args: Sequence[str] = ()
+    extra_env: dict[str, str] = field(default_factory=dict)
+    preexec_fn: Callable[[], None] | None = field(default=None, repr=False)  # runs in the child
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     @property
@@ -74,7 +76,12 @@ class ServiceProcess:
             self.port = free_port()
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                self.command(), env=service_env(), stdin=subprocess.DEVNULL, stdout=log, stderr=log
+                self.command(),
+                env={**service_env(), **self.extra_env},
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                preexec_fn=self.preexec_fn,
             )
 
     def health(self) -> Health | None:

@@ -7,6 +7,7 @@ import copy
 import gc
 import ipaddress
 import logging
+import math
 import re
 import sys
 import threading
@@ -18,6 +19,7 @@ import uvicorn
 from fastapi import FastAPI
 from uvicorn.config import LOGGING_CONFIG
 
+from activity_feed.api.connections import header_timeout_protocol
 from activity_feed.errors import ActivityFeedError
 from activity_feed.settings import Settings
 
@@ -106,7 +108,11 @@ def exposure_refusal(settings: Settings) -> str | None:
     )
 
 
-def server_config(app: FastAPI, *, host: str, port: int, log_level: str = "info") -> uvicorn.Config:
+def server_config(
+    app: FastAPI, *, host: str, port: int, log_level: str = "info", settings: Settings | None = None
+) -> uvicorn.Config:
+    """The uvicorn options; connection limits from `settings` (their defaults when None)."""
+    limits = settings if settings is not None else Settings.model_construct()
     return uvicorn.Config(
         app,
         host=host,
@@ -114,7 +120,10 @@ def server_config(app: FastAPI, *, host: str, port: int, log_level: str = "info"
         log_level=log_level,
         log_config=log_config(),
         loop="uvloop",
-        http="httptools",
+        # httptools, closing connections that do not send their request headers in time (connections.py).
+        http=header_timeout_protocol(limits.header_timeout.total_seconds()),
+        timeout_keep_alive=math.ceil(limits.keep_alive_timeout.total_seconds()),
+        limit_concurrency=limits.max_connections,
         # The sans-I/O implementation: the legacy one is deprecated by the websockets project.
         ws="websockets-sansio",
         # Clients have nothing to send on the stream; a large message is an abuse, not a request.
@@ -156,12 +165,21 @@ class BackgroundServer:
     uvicorn installs signal handlers only in the main thread, so Ctrl-C still reaches the caller. `port`
     0 lets the OS pick a free one; `port` holds the real one once `start` returns."""
 
-    def __init__(self, app: Any, *, host: str = "127.0.0.1", port: int = 0, name: str = "server") -> None:
+    def __init__(
+        self,
+        app: Any,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        name: str = "server",
+        settings: Settings | None = None,
+    ) -> None:
         self.app = app
         self.name = name
         self.host = host
         self.port = port
-        self.server = uvicorn.Server(server_config(app, host=host, port=port, log_level="warning"))
+        config = server_config(app, host=host, port=port, log_level="warning", settings=settings)
+        self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, name=f"activity-feed-{name}", daemon=True)
 
     @property

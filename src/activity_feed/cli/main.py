@@ -133,6 +133,7 @@ def _serve(settings: Settings) -> None:
     import uvicorn
 
     from activity_feed.api import create_app
+    from activity_feed.api.connections import raise_open_file_limit
     from activity_feed.api.server import server_config, tune_interpreter
 
     # The app first: it connects nothing, and a setting it cannot use (a bus URL of an unknown kind, the
@@ -141,9 +142,12 @@ def _serve(settings: Settings) -> None:
     url = _migrate(settings)
     print(f"activity-feed: database {url} is up to date", file=sys.stderr)
     tune_interpreter()
-    uvicorn.Server(
-        server_config(app, host=settings.host, port=settings.port, log_level=settings.log_level)
-    ).run()
+    if (problem := raise_open_file_limit(settings.max_connections)) is not None:
+        print(f"activity-feed: {problem}", file=sys.stderr)
+    config = server_config(
+        app, host=settings.host, port=settings.port, log_level=settings.log_level, settings=settings
+    )
+    uvicorn.Server(config).run()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -14,8 +14,8 @@ from typing import Literal
 
 logger = logging.getLogger("activity_feed.client")
 
-DropReason = Literal["queue_full", "too_large", "rejected", "gave_up"]
-DROP_REASONS: tuple[DropReason, ...] = ("queue_full", "too_large", "rejected", "gave_up")
+DropReason = Literal["queue_full", "too_large", "rejected", "gave_up", "bad_response"]
+DROP_REASONS: tuple[DropReason, ...] = ("queue_full", "too_large", "rejected", "gave_up", "bad_response")
 WARNING_INTERVAL_SECONDS = 30.0
 
 

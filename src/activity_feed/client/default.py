@@ -11,7 +11,9 @@ import threading
 from datetime import datetime
 from typing import Any
 
+from activity_feed.client.counters import logger
 from activity_feed.client.feed_client import FeedClient
+from activity_feed.errors import InvalidTokenError
 
 _default: FeedClient | None = None
 _lock = threading.Lock()
@@ -24,9 +26,19 @@ def get_default_client() -> FeedClient:
     if client is None:
         with _lock:
             if _default is None:
-                _default = FeedClient()
+                _default = _from_environment()
             client = _default
     return client
+
+
+def _from_environment() -> FeedClient:
+    try:
+        return FeedClient()
+    except InvalidTokenError as exc:
+        # The helpers run inside the host's tool calls, which must never fail because of logging: say
+        # why once, and send nothing.
+        logger.error("activity feed: %s; events are not sent", exc)
+        return FeedClient(url="", token="")
 
 
 def set_default_client(client: FeedClient | None) -> None:

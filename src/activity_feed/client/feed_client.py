@@ -8,7 +8,6 @@ queued create, and `lifecycle.py` for exit and fork.
 
 from __future__ import annotations
 
-import os
 import threading
 from collections import OrderedDict
 from datetime import UTC, datetime
@@ -16,6 +15,7 @@ from typing import Any, Literal
 
 from activity_feed.client import lifecycle
 from activity_feed.client.counters import Counters, DropReason, Warnings, logger
+from activity_feed.client.environment import client_token, default_url
 from activity_feed.client.intake import Call, CreateCall, Intake, ToolCallRecord, UpdateCall
 from activity_feed.client.payload import (
     ENVELOPE_BYTES,
@@ -40,20 +40,12 @@ _REMEMBERED_REDACTIONS = 4096
 _warned_no_url = False
 
 
-def default_url() -> str | None:
-    try:
-        from activity_feed.settings import Settings
-
-        return Settings().url
-    except Exception:  # boundary: a bad unrelated ACTIVITY_FEED_* variable must not stop the host
-        return os.environ.get("ACTIVITY_FEED_URL") or None
-
-
 class FeedClient:
     """Send activity events to a feed at `url` (default `ACTIVITY_FEED_URL`) without ever blocking.
 
     With no url at all the client is disabled: `log()` still returns ids, nothing is sent, and one
-    warning says so. `token` (default `ACTIVITY_FEED_TOKEN`) is sent as `Authorization: Bearer`.
+    warning says so (none for `url=""`: disabled on purpose). `token` (default `ACTIVITY_FEED_TOKEN`) is
+    sent as `Authorization: Bearer`; one that cannot go in a header raises `InvalidTokenError` here.
     """
 
     def __init__(
@@ -75,12 +67,12 @@ class FeedClient:
         global _warned_no_url
         self.url = (url if url is not None else default_url() or "").rstrip("/") or None
         self.enabled = self.url is not None
-        if not self.enabled and not _warned_no_url:
+        if not self.enabled and url is None and not _warned_no_url:
             _warned_no_url = True
             logger.warning("activity feed: ACTIVITY_FEED_URL is not set, so events are not sent anywhere")
         self._config = WorkerConfig(
             endpoint=f"{self.url}/activities/batch",
-            token=token if token is not None else os.environ.get("ACTIVITY_FEED_TOKEN") or None,
+            token=client_token(token),
             batch_size=max(1, min(batch_size, MAX_BATCH_ITEMS)),
             flush_interval=max(0.0, flush_interval),
             timeout=timeout,
@@ -132,7 +124,8 @@ class FeedClient:
 
     @property
     def dropped(self) -> dict[str, int]:
-        """Items given up, by reason: `queue_full`, `too_large`, `rejected`, `gave_up`."""
+        """Items given up, by reason: `queue_full`, `too_large`, `rejected`, `gave_up`, `bad_response` (a
+        2xx answer that was not the feed's: the URL points at some other service)."""
         self._intake.admit_all()  # so that every call made before this one is counted
         return self._counters.dropped
 
@@ -246,15 +239,19 @@ class FeedClient:
         self._closed = True
         try:
             deadline = lifecycle.now() + timeout
+            worker = self._worker
+            if worker is not None:
+                worker.closing = True
             if self.enabled:
                 self.flush(timeout)
-            worker = self._worker
             if worker is not None:
                 worker.stop(timeout=max(0.05, deadline - lifecycle.now()))
             left = self._queue.clear() + self._intake.clear()
             if left:
                 self._counters.add_dropped("gave_up", left)
-                logger.warning("activity feed: %d events not sent before close", left)
+                failure = worker.last_failure if worker is not None else None
+                why = f" ({self._config.endpoint} failed: {failure})" if failure else ""
+                logger.warning("activity feed: %d events not sent before close%s", left, why)
         except Exception:  # boundary: close() runs at interpreter exit too
             logger.debug("activity feed: close failed", exc_info=True)
         finally:

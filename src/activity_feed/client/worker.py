@@ -5,12 +5,17 @@ loop is never touched and the caller never waits on it. The worker sleeps until 
 sends a batch when `batch_size` items are waiting or the oldest has waited `flush_interval` seconds (at
 once when `flush()` asks).
 
+`timeout` bounds a whole request, answer included: httpx's own timeouts bound each read, and a server
+that sent a byte now and then would hold the worker (and every event behind the batch) forever.
+
 Retries: connection errors, timeouts, 408, 429 and 5xx retry the same batch (creates are idempotent by
 id, so a batch the server committed but whose answer was lost creates nothing twice), after an
 exponential backoff with full jitter (0..min(max_backoff, 0.1 s * 2^attempt)), or after `Retry-After`
 when the server sends one. Any other 4xx is final: the items are counted `rejected`, except that 413
 and 422 split the batch in two and try each half, so that one bad item does not take its neighbours
-with it. Batches go one at a time, so an update queued apart from its create is always sent after it.
+with it. A 2xx whose body is not the batch's counts comes from some other service at that URL: the
+items are dropped as `bad_response` rather than sent there again. Batches go one at a time, so an
+update queued apart from its create is always sent after it.
 
 The budget: an item is retried for as long as it is younger than `max_retry_seconds` (default 60 s)
 and then dropped as `gave_up`, in flight or still queued, oldest first, which makes room for the
@@ -27,21 +32,23 @@ import contextlib
 import random
 import threading
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from enum import Enum
-from typing import Any, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 import httpx
 
 from activity_feed import __version__
-from activity_feed.client.counters import Counters, Warnings, logger
+from activity_feed.client.counters import Counters, DropReason, Warnings, logger
 from activity_feed.client.intake import Intake
 from activity_feed.client.payload import ENVELOPE_BYTES, batch_body
 from activity_feed.client.pending import Item, PendingQueue
 
 T = TypeVar("T")
+P = ParamSpec("P")
 BASE_BACKOFF_SECONDS = 0.1
 MAX_RETRY_AFTER_SECONDS = 60.0
 _RETRYABLE_STATUS = frozenset({408, 425, 429})
@@ -66,6 +73,14 @@ class _Outcome(Enum):
     SPLIT = "split"  # 413 or 422 for several items: try each half
     TOO_LARGE = "too_large"
     REJECTED = "rejected"
+    BAD_RESPONSE = "bad_response"  # a 2xx from something that is not an Activity Feed
+
+
+_DROPPED_AS: dict[_Outcome, DropReason] = {
+    _Outcome.TOO_LARGE: "too_large",
+    _Outcome.REJECTED: "rejected",
+    _Outcome.BAD_RESPONSE: "bad_response",
+}
 
 
 class Worker:
@@ -97,6 +112,10 @@ class Worker:
         self._flush_served = 0
         self._poke_event = asyncio.Event()  # flush(): cut a backoff short
         self._failing = False
+        # Set by close(): failures are then not warned about one by one, since close() reports what
+        # was left, and why (`last_failure`), in one line.
+        self.closing = False
+        self.last_failure: str | None = None
 
     def start(self) -> None:
         # No need to wait for the loop: a wake() sent before it runs is not needed, since the worker
@@ -134,6 +153,7 @@ class Worker:
 
     def _run(self) -> None:
         loop = asyncio.new_event_loop()
+        loop.set_default_executor(_ExitSafeExecutor(max_workers=1, thread_name_prefix="activity-feed-lookup"))
         try:
             self._task = loop.create_task(self._main())
             self._loop = loop
@@ -234,8 +254,7 @@ class Worker:
                 return
             if outcome is not _Outcome.RETRY:
                 self._queue.resolve(items)
-                too_large = outcome is _Outcome.TOO_LARGE
-                self._counters.add_dropped("too_large" if too_large else "rejected", len(items))
+                self._counters.add_dropped(_DROPPED_AS[outcome], len(items))
                 return
             attempt += 1
             if delay is None:
@@ -276,18 +295,31 @@ class Worker:
         creates = [item.body for item in items if item.kind == "create"]
         updates = [item.body for item in items if item.kind == "update"]
         try:
-            response = await self._admitting_meanwhile(
-                http.post(self._config.endpoint, content=batch_body(creates, updates))
-            )
+            response = await self._admitting_meanwhile(self._post(http, batch_body(creates, updates)))
         except httpx.TransportError as exc:  # connection refused or reset, timeouts, protocol errors
             self._report_failure(f"{type(exc).__name__}: {exc}", len(items))
             return _Outcome.RETRY, None
+        except TimeoutError:
+            self._report_failure(f"no complete answer within {self._config.timeout:g} s", len(items))
+            return _Outcome.RETRY, None
         status = response.status_code
         if status < 300:
+            counts = _batch_counts(response)
+            if counts is None:
+                self._warnings.warn(
+                    "bad-response",
+                    "activity feed: %s answered HTTP %d with %r, which is not an Activity Feed's answer; "
+                    "is the URL right? %d events dropped",
+                    self._config.endpoint,
+                    status,
+                    response.text[:80],
+                    len(items),
+                )
+                return _Outcome.BAD_RESPONSE, None
             if self._failing:
-                self._failing = False
+                self._failing, self.last_failure = False, None
                 logger.info("activity feed at %s answers again", self._config.endpoint)
-            self._count_refused_merges(response)
+            self._count_refused_merges(counts)
             return _Outcome.SENT, None
         detail = response.text[:300]
         if status in _RETRYABLE_STATUS or status >= 500:
@@ -305,14 +337,15 @@ class Worker:
         )
         return (_Outcome.TOO_LARGE if status == 413 else _Outcome.REJECTED), None
 
-    def _count_refused_merges(self, response: httpx.Response) -> None:
+    async def _post(self, http: httpx.AsyncClient, body: bytes) -> httpx.Response:
+        async with asyncio.timeout(self._config.timeout):  # the whole request: see the module's docstring
+            return await http.post(self._config.endpoint, content=body)
+
+    def _count_refused_merges(self, counts: dict[str, Any]) -> None:
         # The service refuses an update whose `data`, merged into the stored event, would be too large,
         # and counts it in an otherwise successful batch.
-        try:
-            refused = int(response.json().get("too_large", 0))
-        except (ValueError, AttributeError, TypeError):
-            return
-        if refused:
+        refused = counts.get("too_large", 0)
+        if isinstance(refused, int) and refused > 0:
             self._counters.add_dropped("too_large", refused)
             self._warnings.warn(
                 "merge-too-large",
@@ -321,7 +354,9 @@ class Worker:
             )
 
     def _report_failure(self, reason: str, count: int) -> None:
-        self._failing = True
+        self._failing, self.last_failure = True, reason
+        if self.closing:
+            return
         self._warnings.warn(
             "unreachable",
             "activity feed at %s failed (%s); retrying %d events",
@@ -329,6 +364,36 @@ class Worker:
             reason,
             count,
         )
+
+
+class _ExitSafeExecutor(ThreadPoolExecutor):
+    """The worker loop's default executor, where asyncio looks host names up (getaddrinfo).
+
+    Python's own pool refuses work once the interpreter has begun to exit, which is when close() makes
+    the last flush: the worker died there on any URL with a host name. The lookup then runs on the
+    worker's own thread instead, which blocks only the worker (close() stops waiting at its deadline)."""
+
+    def submit(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> Future[T]:
+        try:
+            return super().submit(fn, *args, **kwargs)
+        except RuntimeError:  # "cannot schedule new futures after interpreter shutdown"
+            done: Future[T] = Future()
+            try:
+                done.set_result(fn(*args, **kwargs))
+            except Exception as exc:
+                done.set_exception(exc)
+            return done
+
+
+def _batch_counts(response: httpx.Response) -> dict[str, Any] | None:
+    """The batch answer's counts (`created`, `updated`...), or None when the body is something else."""
+    try:
+        counts = response.json()
+    except ValueError:  # not JSON (an HTML page), or not UTF-8
+        return None
+    if isinstance(counts, dict) and isinstance(counts.get("created"), int):
+        return counts
+    return None
 
 
 def _retry_after(response: httpx.Response) -> float | None:

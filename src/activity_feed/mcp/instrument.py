@@ -12,7 +12,7 @@ logger = logging.getLogger("activity_feed.mcp")
 
 
 def _feed_url() -> str | None:
-    from activity_feed.client.feed_client import default_url
+    from activity_feed.client.environment import default_url
 
     return default_url()
 

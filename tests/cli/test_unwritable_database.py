@@ -54,9 +54,9 @@ def assert_refused(result: subprocess.CompletedProcess[str], prefix: str, reason
     assert "Uvicorn running" not in result.stderr + result.stdout
 
 
-def migrated_sqlite(tmp_path: Path) -> Path:
-    database = tmp_path / "feed.db"
-    done = run(["db", "upgrade", "--database-url", f"sqlite:///{database}"], tmp_path)
+def migrated_sqlite(directory: Path) -> Path:
+    database = directory / "feed.db"
+    done = run(["db", "upgrade", "--database-url", f"sqlite:///{database}"], directory)
     assert done.returncode == 0, done.stderr
     return database
 
@@ -73,9 +73,13 @@ def test_commands_refuse_a_read_only_sqlite_file(tmp_path: Path) -> None:
         assert_refused(result, prefix, "attempt to write a readonly database")
 
 
-def test_commands_refuse_a_directory_they_cannot_write_in(tmp_path: Path) -> None:
+@pytest.mark.parametrize("existing", [True, False], ids=["existing database", "new database"])
+def test_commands_refuse_a_directory_they_cannot_write_in(tmp_path: Path, existing: bool) -> None:
+    # SQLite creates the write-ahead log and its index beside the database: an existing file is no help.
     directory = tmp_path / "data"
     directory.mkdir()
+    if existing:
+        migrated_sqlite(directory)
     url = f"sqlite:///{directory / 'feed.db'}"
 
     with immutable(directory):

@@ -95,7 +95,7 @@ def create_reader_engine(
     url = async_url(database_url)
     if is_sqlite(url):
         if url.database and url.database != ":memory:":
-            _make_directory(Path(url.database).expanduser().parent, url)
+            _prepare_file(Path(url.database).expanduser(), url)
         engine = create_async_engine(
             url, json_serializer=json_dumps, json_deserializer=orjson.loads, pool_size=4, max_overflow=4
         )
@@ -120,16 +120,22 @@ def create_reader_engine(
     return engine
 
 
-def _make_directory(directory: Path, url: URL) -> None:
-    """Create the SQLite file's directory, or say in one line why it cannot be."""
+def _prepare_file(path: Path, url: URL) -> None:
+    """Create the SQLite file's directory and open the file, or say in one line why they cannot be.
+
+    Opened here first because aiosqlite, when it fails to open a file, leaves its thread to report to an
+    event loop that may be closed by then (a command that gives up at once), with a traceback."""
+    cannot = f"cannot write to the database at {describe(url)}"
     try:
-        directory.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         # mkdir's "File exists", when a file has the directory's name, would read as no error at all.
         why = "a file of that name exists" if isinstance(exc, FileExistsError) else exc.strerror or exc
-        raise StoreUnavailableError(
-            f"cannot write to the database at {describe(url)}: cannot create the directory {directory}: {why}"
-        ) from exc
+        raise StoreUnavailableError(f"{cannot}: cannot create the directory {path.parent}: {why}") from exc
+    try:
+        sqlite3.connect(path).close()
+    except sqlite3.Error as exc:
+        raise StoreUnavailableError(f"{cannot}: {exc}") from exc
 
 
 def _timeouts_are_disconnects(context: ExceptionContext) -> None:

@@ -38,7 +38,10 @@ class ErrorDetail(BaseModel):
 class HealthUnavailable(BaseModel):
     status: str
     database: str
+    # Present when the database answers but does not take writes: `failing: <why>`.
+    writes: str | None = None
     bus: str
+    stream_clients: int | None = None
 
 
 # Only when a token is configured (ACTIVITY_FEED_TOKEN): the answers of api/auth.py, before any route runs.
@@ -180,11 +183,15 @@ async def delete_activity(event_id: uuid.UUID, store: StoreDep) -> Response:
 
 
 @health_router.get(
-    "/health", responses={503: {"model": HealthUnavailable, "description": "The database does not answer"}}
+    "/health",
+    responses={
+        503: {"model": HealthUnavailable, "description": "The database does not answer, or takes no writes"}
+    },
 )
 async def health(store: StoreDep, hub: HubDep) -> Any:
-    """200 when the database answers, 503 otherwise. `bus` is `ok`, or `degraded: <why>` while the bus
-    (Redis) is down: still 200, since changes are stored and clients get them from the database."""
+    """200 when the database answers and takes writes, 503 otherwise (`writes` says why: read-only,
+    locked by another process, full). `bus` is `ok`, or `degraded: <why>` while the bus (Redis) is down:
+    still 200, since changes are stored and clients get them from the database."""
     problem = hub.bus_problem
     bus = "ok" if problem is None else f"degraded: {problem}"
     try:
@@ -195,4 +202,17 @@ async def health(store: StoreDep, hub: HubDep) -> Any:
             status_code=503,
             headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
         )
-    return {"status": "ok", "database": "ok", "bus": bus, "stream_clients": hub.subscriber_count}
+    clients = hub.subscriber_count
+    if (writes := await store.write_problem()) is not None:
+        return JSONResponse(
+            {
+                "status": "unavailable",
+                "database": "ok",
+                "writes": f"failing: {writes}",
+                "bus": bus,
+                "stream_clients": clients,
+            },
+            status_code=503,
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+        )
+    return {"status": "ok", "database": "ok", "writes": "ok", "bus": bus, "stream_clients": clients}

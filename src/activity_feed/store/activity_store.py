@@ -30,10 +30,12 @@ from activity_feed.store.engine import (
     failure_reason,
     is_sqlite,
     is_unavailable,
+    refuses_writes,
 )
 from activity_feed.store.migrate import upgrade
 from activity_feed.store.reads import RecentQuery
 from activity_feed.store.runner import AsyncTransactionRunner, SqliteTransactionRunner, TransactionRunner
+from activity_feed.store.write_health import ReportingRunner, WriteHealth
 from activity_feed.store.writer import GroupCommitWriter, OnCommit, WriteOutcome, WriteRequest
 
 
@@ -61,29 +63,38 @@ class ActivityStore:
         self._timeout = timeout
         self._reader: AsyncEngine | None = None
         self._runner: TransactionRunner | None = None
+        self._write_health: WriteHealth | None = None
         self._writer: GroupCommitWriter | None = None
 
     async def start(self, *, migrate: bool = True) -> None:
         """Connect, bring the schema up to date, and start the writer.
 
-        Raises `StoreUnavailableError` with a one-line reason when the database cannot be used."""
+        Raises `StoreUnavailableError` with a one-line reason when the database cannot be used, or cannot
+        be written (read-only, locked by another process, full)."""
         self._reader = reader = create_reader_engine(self._database_url, timeout=self._timeout)
         try:
             if migrate:
                 await self._migrate(reader)
             await self.ping()
+            queue_timeout: float | None = None
+            if is_sqlite(reader.url):
+                self._runner = SqliteTransactionRunner(create_sqlite_writer_engine(self._database_url))
+            else:
+                self._runner = AsyncTransactionRunner(reader)
+                queue_timeout = self._timeout
+            self._write_health = health = WriteHealth(self._runner)
+            problem = await health.check()
         except (OSError, sa.exc.DBAPIError, sa.exc.TimeoutError, StoreUnavailableError) as exc:
             await self._dispose()
-            reason = failure_reason(exc)
-            raise StoreUnavailableError(f"cannot use the database at {self.url}: {reason}") from exc
-        queue_timeout: float | None = None
-        if is_sqlite(reader.url):
-            self._runner = SqliteTransactionRunner(create_sqlite_writer_engine(self._database_url))
-        else:
-            self._runner = AsyncTransactionRunner(reader)
-            queue_timeout = self._timeout
+            use = "write to" if refuses_writes(exc) else "use"
+            raise StoreUnavailableError(
+                f"cannot {use} the database at {self.url}: {failure_reason(exc)}"
+            ) from exc
+        if problem is not None:
+            await self._dispose()
+            raise StoreUnavailableError(f"cannot write to the database at {self.url}: {problem}")
         self._writer = GroupCommitWriter(
-            self._runner,
+            ReportingRunner(self._runner, health),
             on_commit=self._on_commit,
             batch_size=self._batch_size,
             queue_timeout=queue_timeout,
@@ -111,6 +122,9 @@ class ActivityStore:
         await self._dispose()
 
     async def _dispose(self) -> None:
+        if self._write_health is not None:
+            await self._write_health.close()
+            self._write_health = None
         if self._runner is not None:
             await self._runner.close()
             self._runner = None
@@ -139,6 +153,13 @@ class ActivityStore:
         """Raise `StoreUnavailableError` unless the database answers a trivial query."""
         async with self._read() as conn:
             await conn.execute(sa.text("SELECT 1"))
+
+    async def write_problem(self) -> str | None:
+        """Why writes fail now, in one line, or None while they work: the writer's last transaction, or
+        a probe when none is recent (store/write_health.py)."""
+        if self._write_health is None:
+            return "the store is not running"
+        return await self._write_health.problem()
 
     # Writes. A returned value means the change is committed.
 

@@ -14,7 +14,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry, QueuePool
 
-from activity_feed.errors import ConfigurationError
+from activity_feed.errors import ConfigurationError, StoreUnavailableError
 from activity_feed.store.checkpoint import WRITER_AUTOCHECKPOINT_PAGES
 
 _ASYNC_DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg"}
@@ -95,7 +95,7 @@ def create_reader_engine(
     url = async_url(database_url)
     if is_sqlite(url):
         if url.database and url.database != ":memory:":
-            Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            _prepare_file(Path(url.database).expanduser(), url)
         engine = create_async_engine(
             url, json_serializer=json_dumps, json_deserializer=orjson.loads, pool_size=4, max_overflow=4
         )
@@ -120,6 +120,24 @@ def create_reader_engine(
     return engine
 
 
+def _prepare_file(path: Path, url: URL) -> None:
+    """Create the SQLite file's directory and open the file, or say in one line why they cannot be.
+
+    Opened here first because aiosqlite, when it fails to open a file, leaves its thread to report to an
+    event loop that may be closed by then (a command that gives up at once), with a traceback."""
+    cannot = f"cannot write to the database at {describe(url)}"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        # mkdir's "File exists", when a file has the directory's name, would read as no error at all.
+        why = "a file of that name exists" if isinstance(exc, FileExistsError) else exc.strerror or exc
+        raise StoreUnavailableError(f"{cannot}: cannot create the directory {path.parent}: {why}") from exc
+    try:
+        sqlite3.connect(path).close()
+    except sqlite3.Error as exc:
+        raise StoreUnavailableError(f"{cannot}: {exc}") from exc
+
+
 def _timeouts_are_disconnects(context: ExceptionContext) -> None:
     # asyncpg raises a bare TimeoutError when a statement outlives `command_timeout`, and SQLAlchemy
     # only treats driver errors as disconnects, so it would put the connection back in the pool with
@@ -134,10 +152,51 @@ def is_unavailable(exc: BaseException) -> bool:
     than a bad statement: the request may be retried once it is back."""
     if isinstance(exc, OperationalError | InterfaceError | PoolTimeoutError):
         return True
-    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+    if isinstance(exc, DBAPIError) and (exc.connection_invalidated or _postgres_refusal(exc)):
         return True
     # Connection refused or reset, and TimeoutError (an OSError) from asyncpg's own timeouts.
     return isinstance(exc, OSError)
+
+
+# PostgreSQL's codes for a read-only database or server (a standby, default_transaction_read_only), and
+# for a full disk.
+_PG_READ_ONLY, _PG_DISK_FULL = "25006", "53100"
+
+
+def _sqlstate(exc: BaseException) -> str:
+    code = getattr(getattr(exc, "orig", None), "sqlstate", None)
+    return code if isinstance(code, str) else ""
+
+
+def _postgres_refusal(exc: DBAPIError) -> bool:
+    # Read-only, and class 53, insufficient resources (a full disk, too many connections): an operator's
+    # fix, not the request's.
+    code = _sqlstate(exc)
+    return code == _PG_READ_ONLY or code.startswith("53")
+
+
+# SQLite's answers that mean its file cannot be written: read-only, locked by another process, full,
+# impossible to create or open for writing, or an I/O error.
+_SQLITE_WRITE_REFUSALS = frozenset(
+    {
+        sqlite3.SQLITE_PERM,
+        sqlite3.SQLITE_BUSY,
+        sqlite3.SQLITE_LOCKED,
+        sqlite3.SQLITE_READONLY,
+        sqlite3.SQLITE_IOERR,
+        sqlite3.SQLITE_FULL,
+        sqlite3.SQLITE_CANTOPEN,
+    }
+)
+
+
+def refuses_writes(exc: BaseException) -> bool:
+    """True when `exc` says the database cannot be written, rather than that it cannot be reached."""
+    original = getattr(exc, "orig", exc)
+    code = getattr(original, "sqlite_errorcode", None)
+    if isinstance(code, int):
+        return code & 0xFF in _SQLITE_WRITE_REFUSALS
+    return _sqlstate(exc) in (_PG_READ_ONLY, _PG_DISK_FULL)
 
 
 def failure_reason(exc: BaseException) -> str:

@@ -25,6 +25,11 @@ class TransactionRunner(Protocol):
 
     def __call__(self, work: Callable[[Connection], T], *, items: int) -> Awaitable[T]: ...
 
+    def probe(self, work: Callable[[Connection], None], *, commit: bool) -> Awaitable[None]:
+        """Run `work` in a write transaction of its own, waiting for locks as a write would, and commit
+        it only when `commit` is true; it raises what a write would meet (store/write_health.py)."""
+        ...
+
     async def close(self) -> None: ...
 
 
@@ -62,6 +67,9 @@ class SqliteTransactionRunner:
         self._engine = engine
         self._inline_max_items = inline_max_items
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="activity-feed-writer")
+        # While a probe has the connection on the thread, transactions queue there behind it: on the loop
+        # they would wait for the connection with the loop stopped.
+        self._probing = False
         # The file as SQLite itself resolved it (empty for an in-memory database, which has no log).
         with engine.connect() as connection:
             main = connection.exec_driver_sql("PRAGMA database_list").fetchone()
@@ -72,7 +80,7 @@ class SqliteTransactionRunner:
         if self._checkpointer is not None:
             self._checkpointer.committed()
 
-    def _run_waiting(self, work: Callable[[Connection], T]) -> T:
+    def _run_waiting(self, work: Callable[[Connection], T], commit: bool = True) -> T:
         with self._engine.connect() as connection:
             # On the driver's connection: through SQLAlchemy's, the PRAGMA would begin a transaction.
             driver = connection.connection.dbapi_connection
@@ -81,6 +89,9 @@ class SqliteTransactionRunner:
             try:
                 connection.begin()
                 result = work(connection)
+                if not commit:
+                    connection.rollback()
+                    return result
                 _commit_or_roll_back(connection)
                 self._committed()
                 return result
@@ -89,7 +100,7 @@ class SqliteTransactionRunner:
 
     async def __call__(self, work: Callable[[Connection], T], *, items: int) -> T:
         loop = asyncio.get_running_loop()
-        if items <= self._inline_max_items:
+        if items <= self._inline_max_items and not self._probing:
             try:
                 connection, result = self._write(work)
             except Exception as exc:  # only to tell a lock held elsewhere from any other failure
@@ -99,6 +110,13 @@ class SqliteTransactionRunner:
                 await loop.run_in_executor(self._thread, self._commit, connection)
                 return result
         return await loop.run_in_executor(self._thread, self._run_waiting, work)
+
+    async def probe(self, work: Callable[[Connection], None], *, commit: bool) -> None:
+        self._probing = True
+        try:
+            await asyncio.get_running_loop().run_in_executor(self._thread, self._run_waiting, work, commit)
+        finally:
+            self._probing = False
 
     def _write(self, work: Callable[[Connection], T]) -> tuple[Connection, T]:
         """Run `work` in a new transaction, and hand back its connection with the transaction open."""
@@ -134,6 +152,13 @@ class AsyncTransactionRunner:
     async def __call__(self, work: Callable[[Connection], T], *, items: int) -> T:
         async with self._engine.begin() as connection:
             return await connection.run_sync(work)
+
+    async def probe(self, work: Callable[[Connection], None], *, commit: bool) -> None:
+        async with self._engine.connect() as connection:
+            await connection.run_sync(work)
+            if commit:
+                await connection.commit()
+            # Otherwise leaving the block rolls the transaction back.
 
     async def close(self) -> None:
         return None  # the engine is the reader's too; the store disposes of it

@@ -39,7 +39,7 @@ def commands(url: str) -> dict[str, list[str]]:
     return {
         "serve": ["serve", "--port", str(free_port()), "--database-url", url],
         "db upgrade": ["db", "upgrade", "--database-url", url],
-        "prune": ["prune", "--keep", "0", "--database-url", url],
+        "prune": ["prune", "--all", "--database-url", url],
     }
 
 

@@ -31,6 +31,9 @@ router = APIRouter()
 CLOSE_TRY_AGAIN_LATER = 1013
 _REPLAY_PAGE = 500
 _REPLAY_PAGE_BYTES = 1024 * 1024
+# Sends to a client that keeps up never wait, so encoding and sending would hold the event loop for a
+# whole page: every this many bytes the others (/health, live clients, other replays) get their turn.
+_YIELD_EVERY_BYTES = 16 * 1024
 # A replaying client that takes longer than this to read one page is closed as too slow: it must not
 # keep a turn that the others wait for.
 _PAGE_SEND_TIMEOUT_SECONDS = 30.0
@@ -161,19 +164,27 @@ class _Stream:
 
     async def _replay(self, cursor: int) -> int | None:
         last = cursor
+        unyielded = 0
         # Each pass starts by dropping the queued live notices: the pass reads them from the database.
         # A pass during which the queue overflowed is followed by another from where it ended.
         while True:
             self.subscription.restart_catch_up()
             while True:
-                page = await self.store.changes_page(
-                    cursor=last, limit=_REPLAY_PAGE, max_bytes=_REPLAY_PAGE_BYTES, origin=cursor
-                )
+                # Read whole even when the client leaves meanwhile: a read cut short half-way makes the
+                # driver drop its connection (and log why), and a page takes milliseconds.
+                with anyio.CancelScope(shield=True):
+                    page = await self.store.changes_page(
+                        cursor=last, limit=_REPLAY_PAGE, max_bytes=_REPLAY_PAGE_BYTES, origin=cursor
+                    )
                 with anyio.move_on_after(_PAGE_SEND_TIMEOUT_SECONDS) as sending:
                     for change in page.changes:
-                        notice = Notice.from_change(change)
-                        if self.subscription.filter.matches(notice):
-                            await self.websocket.send_text(notice.text)
+                        if self.subscription.filter.matches_change(change):
+                            text = Notice.from_change(change).text
+                            await self.websocket.send_text(text)
+                            unyielded += len(text)
+                            if unyielded >= _YIELD_EVERY_BYTES:
+                                unyielded = 0
+                                await anyio.lowlevel.checkpoint()
                         last = change.seq
                 more = page.more
                 del page  # not kept while the next one is read
@@ -184,9 +195,6 @@ class _Stream:
                 if last - cursor > self.replay_limit:
                     await self.resync()
                     return None
-                # Sends to a client that keeps up never wait, so a whole page is encoded without
-                # letting anything else run: /health and the other clients get their turn here.
-                await anyio.lowlevel.checkpoint()
             if not self.subscription.lost:
                 return last
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -93,49 +95,41 @@ async def tool_stats(
     conn: AsyncConnection, *, since: datetime | None = None, max_events: int | None = None
 ) -> StatsWindow:
     """Count, errors and nearest-rank p50/p95 of `duration_ms` per tool, busiest tool first, over the
-    events from `since` on, and at most the newest `max_events` of them (by timestamp).
+    events from `since` on, and at most the newest `max_events` of them (by timestamp, then arrival).
 
-    With `max_events`, the cost is bounded by it whatever the size of the table: the newest event left
-    out is found by walking the timestamp index `max_events` entries down from the top, and the window
-    is the range of that index above it."""
-    window: list[sa.ColumnElement[bool]] = [] if since is None else [_events.c.timestamp >= since]
+    With `max_events`, the cost is bounded by it whatever the size of the table: the window is read
+    backwards along the timestamp index and stops after `max_events` rows (left to itself, SQLite would
+    rather scan a whole index that is in tool order, to group without sorting)."""
+    newest_first = (_events.c.timestamp.desc(), _events.c.seq.desc())
+    matching = sa.select(_events.c.tool_name, _events.c.status, _events.c.duration_ms, _events.c.timestamp)
+    if since is not None:
+        matching = matching.where(_events.c.timestamp >= since)
     truncated = False
     if max_events is not None:
-        left_out = (
-            await conn.execute(
-                sa.select(_events.c.timestamp, _events.c.seq)
-                .where(*window)
-                .order_by(_events.c.timestamp.desc(), _events.c.seq.desc())
-                .offset(max_events)
-                .limit(1)
-            )
-        ).first()
-        if left_out is not None:
-            truncated = True
-            window = [
-                sa.tuple_(_events.c.timestamp, _events.c.seq) > sa.tuple_(left_out.timestamp, left_out.seq)
-            ]
-    counts = (
-        sa.select(
-            _events.c.tool_name,
-            sa.func.count().label("count"),
-            sa.func.sum(sa.case((_events.c.status == EventStatus.ERROR.value, 1), else_=0)).label("errors"),
-            sa.func.min(_events.c.timestamp).label("oldest"),
-        )
-        .where(*window)
-        .group_by(_events.c.tool_name)
-    )
+        matching = matching.order_by(*newest_first).limit(max_events)
+        # The newest event that does not fit: the same walk down the index, one step further.
+        first_left_out = sa.select(_events.c.seq).order_by(*newest_first).offset(max_events).limit(1)
+        if since is not None:
+            first_left_out = first_left_out.where(_events.c.timestamp >= since)
+        truncated = (await conn.execute(first_left_out)).first() is not None
+    window = matching.subquery()
+    counts = sa.select(
+        window.c.tool_name,
+        sa.func.count().label("count"),
+        sa.func.sum(sa.case((window.c.status == EventStatus.ERROR.value, 1), else_=0)).label("errors"),
+        sa.func.min(window.c.timestamp).label("oldest"),
+    ).group_by(window.c.tool_name)
     # Window functions compute the same nearest-rank percentiles on SQLite and PostgreSQL alike.
     ranked = (
         sa.select(
-            _events.c.tool_name,
-            _events.c.duration_ms,
+            window.c.tool_name,
+            window.c.duration_ms,
             sa.func.row_number()
-            .over(partition_by=_events.c.tool_name, order_by=_events.c.duration_ms)
+            .over(partition_by=window.c.tool_name, order_by=window.c.duration_ms)
             .label("rank"),
-            sa.func.count().over(partition_by=_events.c.tool_name).label("n"),
+            sa.func.count().over(partition_by=window.c.tool_name).label("n"),
         )
-        .where(_events.c.duration_ms.is_not(None), *window)
+        .where(window.c.duration_ms.is_not(None))
         .subquery()
     )
     percentiles = sa.select(
@@ -189,7 +183,7 @@ _REPLAY_COLUMNS: tuple[str, ...] = ("seq", "id", "timestamp", "tool_name", "user
 _REPLAY_COLUMNS += ("status", "data", "duration_ms", "error_message", "correlation_id")
 
 
-def _changes_after(cursor: int, limit: int) -> sa.CompoundSelect[Any]:
+def _changes_after(cursor: int, limit: int, *, data_as_text: bool = False) -> sa.CompoundSelect[Any]:
     """Event changes and deletions after `cursor` in ONE statement, so in one snapshot of the database:
     read by two statements, a transaction committed between them (PostgreSQL's READ COMMITTED and
     SQLite's autocommit reads both allow it) could show its deletion without the event change numbered
@@ -197,21 +191,28 @@ def _changes_after(cursor: int, limit: int) -> sa.CompoundSelect[Any]:
 
     A plain UNION ALL ordered as a whole is merged from the two indexes row by row on both databases,
     so rows are read only as they are fetched (ordered subqueries would make SQLite sort every row of
-    each, `data` included, before the first comes out); `size` is the length of each row's `data`."""
+    each, `data` included, before the first comes out). With `data_as_text`, `data` comes as the JSON
+    text the database holds, not decoded."""
+
+    def data_column(column: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
+        return sa.cast(column, sa.Text()).label("data") if data_as_text else column
+
     events = sa.select(
         _events.c.change_seq,
-        *(_events.c[name] for name in _REPLAY_COLUMNS),
+        *(data_column(_events.c.data) if name == "data" else _events.c[name] for name in _REPLAY_COLUMNS),
         sa.literal(False, sa.Boolean()).label("deleted"),
-        sa.func.length(sa.cast(_events.c.data, sa.Text())).label("size"),
     ).where(_events.c.change_seq > cursor)
     deletions = sa.select(
         activity_deletions.c.change_seq,
         *(
-            activity_deletions.c.id if name == "id" else sa.cast(sa.null(), _events.c[name].type).label(name)
+            activity_deletions.c.id
+            if name == "id"
+            else data_column(sa.cast(sa.null(), _events.c.data.type))
+            if name == "data"
+            else sa.cast(sa.null(), _events.c[name].type).label(name)
             for name in _REPLAY_COLUMNS
         ),
         sa.literal(True, sa.Boolean()).label("deleted"),
-        sa.literal_column("0", sa.Integer()).label("size"),
     ).where(activity_deletions.c.change_seq > cursor)
     both = sa.union_all(events, deletions)
     return both.order_by(both.selected_columns.change_seq).limit(limit)
@@ -231,8 +232,9 @@ async def changes_since(
 
 @dataclass(frozen=True, slots=True)
 class ChangePage:
-    """Changes in change order; `more` when the page stopped at its count or its size, so that changes
-    after its last one may still be waiting."""
+    """Changes in change order, for sending: each event's `data` is an `orjson.Fragment`, the JSON text
+    the database holds, which orjson writes into a message as it is (never decoded and encoded again).
+    `more` when the page stopped at its count or its size: changes after its last one may be waiting."""
 
     changes: list[Change]
     more: bool
@@ -251,14 +253,19 @@ async def changes_page(
     change that crosses the line included, so that one large event still moves the page on). Rows are
     fetched a few at a time, so no more than that is ever read into memory."""
     origin = cursor if origin is None else origin
-    statement = _changes_after(cursor, limit).execution_options(yield_per=_FETCH_ROWS)
+    statement = _changes_after(cursor, limit, data_as_text=True).execution_options(yield_per=_FETCH_ROWS)
     result = await conn.stream(statement)
     changes: list[Change] = []
     size = 0
     try:
         async for row in result.mappings():
-            changes.append(_change(row, origin))
-            size += row["size"] + CHANGE_OVERHEAD_BYTES
+            if row["deleted"]:
+                changes.append(_change(row, origin))
+            else:
+                text = row["data"]
+                size += len(text)
+                changes.append(_change({**row, "data": orjson.Fragment(text)}, origin))
+            size += CHANGE_OVERHEAD_BYTES
             if size >= max_bytes:
                 return ChangePage(changes, more=True)
     finally:
@@ -266,7 +273,7 @@ async def changes_page(
     return ChangePage(changes, more=len(changes) == limit)
 
 
-def _change(row: sa.RowMapping, origin: int) -> Change:
+def _change(row: Mapping[str, Any], origin: int) -> Change:
     if row["deleted"]:
         return Change(seq=row["change_seq"], type=ChangeType.DELETED, event=DeletedEvent(id=row["id"]))
     return Change(

@@ -68,6 +68,30 @@ class Settings(BaseSettings):
     replay_limit: int = Field(
         default=10_000, ge=1, description="most changes replayed to a reconnecting client before `resync`"
     )
+    # Heavy reads (replays, statistics) take turns on database connections of their own, so that they
+    # never hold the ones /health, `recent` and the writes need.
+    max_concurrent_replays: int = Field(
+        default=4,
+        ge=1,
+        description="stream replays (`since=`) read at once; the others wait their turn, then are closed "
+        "with 1013 to reconnect with their cursor",
+    )
+    max_concurrent_stats: int = Field(
+        default=2,
+        ge=1,
+        description="`GET /activities/stats` answered at once; the others wait their turn, then get 503",
+    )
+    read_queue_timeout: DurationSetting = Field(
+        default=timedelta(seconds=10),
+        gt=timedelta(0),
+        description="how long a replay or a stats request waits for its turn before it is turned away",
+    )
+    stats_window_events: int = Field(
+        default=10_000,
+        ge=1,
+        description="`GET /activities/stats` counts at most this many of the newest events (by timestamp); "
+        "its X-Stats-* headers say which window it covered",
+    )
     write_batch_size: int = Field(default=2000, ge=1, description="most items committed in one transaction")
     database_timeout: DurationSetting = Field(
         default=timedelta(seconds=5),

@@ -303,7 +303,10 @@ async def test_replay_while_events_keep_arriving(feed_server: LiveServer, http: 
     assert_increasing_cursors(seen)
 
 
-@pytest.mark.parametrize("cursor", ["garbage", "-5", "12abc", "", "9" * 20, "\u0661\u0662"])
+# Longer than any cursor this service sends: still a resync, not a failed handshake.
+@pytest.mark.parametrize(
+    "cursor", ["garbage", "-5", "12abc", "", "9" * 20, "\u0661\u0662", "1" * 41, "cursor-" * 100]
+)
 async def test_garbage_cursor_gets_resync(
     feed_server: LiveServer, http: httpx.AsyncClient, cursor: str
 ) -> None:

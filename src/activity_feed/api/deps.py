@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 from fastapi import Depends
 from starlette.requests import HTTPConnection
 
+from activity_feed.api.read_limits import ReadLimits
 from activity_feed.hub import Hub
 from activity_feed.settings import Settings
 from activity_feed.store import ActivityStore
@@ -39,7 +40,12 @@ async def get_settings(connection: HTTPConnection) -> Settings:
     return get_feed(connection).settings
 
 
+async def get_read_limits(connection: HTTPConnection) -> ReadLimits:
+    return get_feed(connection).read_limits
+
+
 FeedDep = Annotated["ActivityFeed", Depends(get_running_feed)]
 StoreDep = Annotated[ActivityStore, Depends(get_store)]
 HubDep = Annotated[Hub, Depends(get_hub)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+ReadLimitsDep = Annotated[ReadLimits, Depends(get_read_limits)]

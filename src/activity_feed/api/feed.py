@@ -17,6 +17,7 @@ from activity_feed.api.errors import add_feed_error_handlers
 from activity_feed.api.host_check import HostCheckMiddleware
 from activity_feed.api.ingest import IngestMiddleware
 from activity_feed.api.limits import BodySizeLimitMiddleware
+from activity_feed.api.read_limits import STATS_HEADERS, ReadLimits
 from activity_feed.hub import Hub
 from activity_feed.hub.backends import backend_for_url
 from activity_feed.middleware.sinks import StoreSink
@@ -40,12 +41,15 @@ class ActivityFeed:
     def __init__(self, settings: Settings | None = None) -> None:
         self.settings = settings if settings is not None else Settings()
         self.hub = Hub(backend_for_url(self.settings.broadcast_url))
+        # Replays and statistics take turns (api/read_limits.py), each turn on a connection of its own.
+        self.read_limits = ReadLimits.from_settings(self.settings)
         self.store = ActivityStore(
             self.settings.database_url,
             on_commit=self.hub.publish,
             batch_size=self.settings.write_batch_size,
             max_data_bytes=self.settings.max_data_bytes,
             timeout=self.settings.database_timeout.total_seconds(),
+            bulk_readers=self.read_limits.connections,
         )
         self.sink = StoreSink(self.store)
         # Retention and the pending timeout, every `maintenance_interval` (store/maintenance.py).
@@ -133,5 +137,6 @@ class ActivityFeed:
                 allow_origins=settings.allowed_origins,
                 allow_methods=["GET", "POST", "PATCH", "DELETE"],
                 allow_headers=["Authorization", "Content-Type"],
+                expose_headers=list(STATS_HEADERS),
                 max_age=600,
             )

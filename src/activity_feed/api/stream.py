@@ -3,6 +3,10 @@
 The subscription is taken before the handshake completes, so every change committed after it reaches
 the client. Replay reads the database (the source of truth) in change order; live notices that the
 replay already covered (change number at or below the last one sent) are skipped.
+
+Replays are heavy (a reconnecting client may be owed thousands of large events), so they take turns
+(api/read_limits.py) and read and send in pages bounded by count and by bytes: however many clients
+reconnect at once, only a few pages are in memory at a time.
 """
 
 from __future__ import annotations
@@ -11,10 +15,12 @@ from contextlib import suppress
 from typing import Annotated
 
 import anyio
+import anyio.lowlevel
 from fastapi import APIRouter, Query, WebSocket, WebSocketDisconnect
 from starlette.websockets import WebSocketState
 
-from activity_feed.api.deps import HubDep, SettingsDep, StoreDep
+from activity_feed.api.deps import HubDep, ReadLimitsDep, SettingsDep, StoreDep
+from activity_feed.api.read_limits import NoTurnError, Turns
 from activity_feed.errors import InvalidCursorError, StoreUnavailableError
 from activity_feed.hub import RESYNC, ChangeFilter, Notice, Subscription, decode_cursor
 from activity_feed.schemas import EventStatus, EventType
@@ -24,6 +30,13 @@ router = APIRouter()
 
 CLOSE_TRY_AGAIN_LATER = 1013
 _REPLAY_PAGE = 500
+_REPLAY_PAGE_BYTES = 1024 * 1024
+# Sends to a client that keeps up never wait, so encoding and sending would hold the event loop for a
+# whole page: every this many bytes the others (/health, live clients, other replays) get their turn.
+_YIELD_EVERY_BYTES = 16 * 1024
+# A replaying client that takes longer than this to read one page is closed as too slow: it must not
+# keep a turn that the others wait for.
+_PAGE_SEND_TIMEOUT_SECONDS = 30.0
 # A client is too slow because its connection is not draining, so the close frame itself may wait for
 # the client to read: long enough for a client that resumes to learn why (1013), bounded for dead ones.
 _CLOSE_TIMEOUT_SECONDS = 30.0
@@ -35,10 +48,12 @@ async def activity_stream(
     store: StoreDep,
     hub: HubDep,
     settings: SettingsDep,
+    limits: ReadLimitsDep,
     event_type: EventType | None = None,
     status: EventStatus | None = None,
     tool_name: Annotated[str | None, Query(max_length=200)] = None,
-    since: Annotated[str | None, Query(max_length=40)] = None,
+    # Any length: a cursor this service never sent gets `resync` (a failed handshake would not say why).
+    since: str | None = None,
 ) -> None:
     change_filter = ChangeFilter(
         event_type=event_type.value if event_type else None,
@@ -47,13 +62,15 @@ async def activity_stream(
     )
     async with hub.subscribe(change_filter, queue_size=settings.ws_queue_size) as subscription:
         await websocket.accept()
-        stream = _Stream(websocket, store, subscription, replay_limit=settings.replay_limit)
+        stream = _Stream(
+            websocket, store, subscription, replay_limit=settings.replay_limit, replays=limits.replays
+        )
         too_slow = False
-        database_gone = False
+        why_again: str | None = None
         async with anyio.create_task_group() as tasks:
 
             async def pump() -> None:
-                nonlocal database_gone
+                nonlocal too_slow, why_again
                 # The client may go away mid-send: then there is no one to tell.
                 with suppress(WebSocketDisconnect, OSError, RuntimeError):
                     try:
@@ -61,7 +78,12 @@ async def activity_stream(
                     except StoreUnavailableError:
                         # The database went away during the replay: the client is told to come back
                         # with its last cursor, and then misses nothing.
-                        database_gone = True
+                        why_again = "database unavailable"
+                    except NoTurnError:
+                        # Nothing was sent yet: coming back with the same cursor misses nothing.
+                        why_again = "try again later"
+                    except _ReplayTooSlow:
+                        too_slow = True
                 tasks.cancel_scope.cancel()
 
             async def watch_too_slow() -> None:
@@ -81,8 +103,8 @@ async def activity_stream(
             tasks.start_soon(pump)
             tasks.start_soon(watch_too_slow)
             tasks.start_soon(drain_incoming)
-    if (too_slow or database_gone) and websocket.client_state == WebSocketState.CONNECTED:
-        why = "client too slow" if too_slow else "database unavailable"
+    if (too_slow or why_again) and websocket.client_state == WebSocketState.CONNECTED:
+        why = "client too slow" if too_slow else why_again
         # The client may go away while the close frame waits for it to read: then there is no one to tell.
         with (
             anyio.move_on_after(_CLOSE_TIMEOUT_SECONDS, shield=True),
@@ -91,14 +113,25 @@ async def activity_stream(
             await websocket.close(CLOSE_TRY_AGAIN_LATER, f"{why}: reconnect with since=<cursor>")
 
 
+class _ReplayTooSlow(Exception):
+    """The client did not take a page of its replay in time."""
+
+
 class _Stream:
     def __init__(
-        self, websocket: WebSocket, store: ActivityStore, subscription: Subscription, *, replay_limit: int
+        self,
+        websocket: WebSocket,
+        store: ActivityStore,
+        subscription: Subscription,
+        *,
+        replay_limit: int,
+        replays: Turns,
     ) -> None:
         self.websocket = websocket
         self.store = store
         self.subscription = subscription
         self.replay_limit = replay_limit
+        self.replays = replays
 
     async def run(self, since: str | None) -> None:
         last_sent = await self.catch_up(since) if since is not None else None
@@ -122,19 +155,42 @@ class _Stream:
         if cursor > head or cursor < floor or head - cursor > self.replay_limit:
             await self.resync()
             return None
+        if cursor == head and not self.subscription.lost:
+            # Nothing missed: whatever is queued came after the head, so the client goes live at once
+            # without waiting for a turn.
+            return cursor
+        async with self.replays.turn():
+            return await self._replay(cursor)
+
+    async def _replay(self, cursor: int) -> int | None:
         last = cursor
+        unyielded = 0
         # Each pass starts by dropping the queued live notices: the pass reads them from the database.
         # A pass during which the queue overflowed is followed by another from where it ended.
         while True:
             self.subscription.restart_catch_up()
             while True:
-                changes = await self.store.changes_since(cursor=last, limit=_REPLAY_PAGE, origin=cursor)
-                for change in changes:
-                    notice = Notice.from_change(change)
-                    if self.subscription.filter.matches(notice):
-                        await self.websocket.send_text(notice.text)
-                    last = change.seq
-                if len(changes) < _REPLAY_PAGE:
+                # Read whole even when the client leaves meanwhile: a read cut short half-way makes the
+                # driver drop its connection (and log why), and a page takes milliseconds.
+                with anyio.CancelScope(shield=True):
+                    page = await self.store.changes_page(
+                        cursor=last, limit=_REPLAY_PAGE, max_bytes=_REPLAY_PAGE_BYTES, origin=cursor
+                    )
+                with anyio.move_on_after(_PAGE_SEND_TIMEOUT_SECONDS) as sending:
+                    for change in page.changes:
+                        if self.subscription.filter.matches_change(change):
+                            text = Notice.from_change(change).text
+                            await self.websocket.send_text(text)
+                            unyielded += len(text)
+                            if unyielded >= _YIELD_EVERY_BYTES:
+                                unyielded = 0
+                                await anyio.lowlevel.checkpoint()
+                        last = change.seq
+                more = page.more
+                del page  # not kept while the next one is read
+                if sending.cancelled_caught:
+                    raise _ReplayTooSlow
+                if not more:
                     break
                 if last - cursor > self.replay_limit:
                     await self.resync()

@@ -6,7 +6,7 @@ import asyncio
 from dataclasses import dataclass
 
 from activity_feed.hub.notice import Notice
-from activity_feed.schemas import ChangeType
+from activity_feed.schemas import Change, ChangeType, DeletedEvent
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -28,6 +28,18 @@ class ChangeFilter:
             (self.event_type is None or event["event_type"] == self.event_type)
             and (self.status is None or event["status"] == self.status)
             and (self.tool_name is None or event["tool_name"] == self.tool_name)
+        )
+
+    def matches_change(self, change: Change) -> bool:
+        """`matches` for a change read from the database, without encoding it first (a replay sends
+        only what matches, and its events may be large)."""
+        event = change.event
+        if change.type == ChangeType.DELETED or isinstance(event, DeletedEvent):
+            return True
+        return (
+            (self.event_type is None or event.event_type == self.event_type)
+            and (self.status is None or event.status == self.status)
+            and (self.tool_name is None or event.tool_name == self.tool_name)
         )
 
 

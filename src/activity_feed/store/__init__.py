@@ -1,6 +1,6 @@
 """Storage: SQLAlchemy async on SQLite or PostgreSQL, Alembic migrations, group-committed writes."""
 
 from activity_feed.store.activity_store import ActivityStore
-from activity_feed.store.reads import RecentQuery
+from activity_feed.store.reads import ChangePage, RecentQuery, StatsWindow
 
-__all__ = ["ActivityStore", "RecentQuery"]
+__all__ = ["ActivityStore", "ChangePage", "RecentQuery", "StatsWindow"]

@@ -33,7 +33,7 @@ from activity_feed.store.engine import (
     refuses_writes,
 )
 from activity_feed.store.migrate import upgrade
-from activity_feed.store.reads import RecentQuery
+from activity_feed.store.reads import ChangePage, RecentQuery, StatsWindow
 from activity_feed.store.runner import AsyncTransactionRunner, SqliteTransactionRunner, TransactionRunner
 from activity_feed.store.write_health import ReportingRunner, WriteHealth
 from activity_feed.store.writer import GroupCommitWriter, OnCommit, WriteOutcome, WriteRequest
@@ -51,6 +51,7 @@ class ActivityStore:
         batch_size: int = 2000,
         max_data_bytes: int | None = None,
         timeout: float = DEFAULT_DATABASE_TIMEOUT_SECONDS,
+        bulk_readers: int = 2,
     ):
         self.url = describe(async_url(database_url))  # fails fast on a URL of an unknown kind
         self._database_url = database_url
@@ -61,7 +62,11 @@ class ActivityStore:
         # PostgreSQL only (a SQLite file does not go away): how long to wait on the database before
         # failing with StoreUnavailableError, to connect, per statement, and for a write's turn.
         self._timeout = timeout
+        # Long reads (statistics, replays) run on connections of their own, so that however many run,
+        # the ones a health check, `recent` or (on PostgreSQL) a write needs are never all taken.
+        self._bulk_readers = bulk_readers
         self._reader: AsyncEngine | None = None
+        self._bulk_reader: AsyncEngine | None = None
         self._runner: TransactionRunner | None = None
         self._write_health: WriteHealth | None = None
         self._writer: GroupCommitWriter | None = None
@@ -72,6 +77,9 @@ class ActivityStore:
         Raises `StoreUnavailableError` with a one-line reason when the database cannot be used, or cannot
         be written (read-only, locked by another process, full)."""
         self._reader = reader = create_reader_engine(self._database_url, timeout=self._timeout)
+        self._bulk_reader = create_reader_engine(
+            self._database_url, timeout=self._timeout, connections=self._bulk_readers
+        )
         try:
             if migrate:
                 await self._migrate(reader)
@@ -131,6 +139,9 @@ class ActivityStore:
         if self._reader is not None:
             await self._reader.dispose()
             self._reader = None
+        if self._bulk_reader is not None:
+            await self._bulk_reader.dispose()
+            self._bulk_reader = None
 
     async def _submit(self, request: WriteRequest) -> WriteOutcome:
         if self._writer is None:
@@ -138,11 +149,12 @@ class ActivityStore:
         return await self._writer.submit(request)
 
     @asynccontextmanager
-    async def _read(self) -> AsyncIterator[AsyncConnection]:
-        if self._reader is None:
+    async def _read(self, *, bulk: bool = False) -> AsyncIterator[AsyncConnection]:
+        engine = self._bulk_reader if bulk else self._reader
+        if engine is None:
             raise StoreUnavailableError("the store is not running")
         try:
-            async with self._reader.connect() as conn:
+            async with engine.connect() as conn:
                 yield conn
         except Exception as exc:  # only to translate: anything else goes on as it was
             if not is_unavailable(exc):
@@ -206,8 +218,16 @@ class ActivityStore:
             return await reads.recent(conn, query=query)
 
     async def stats(self, *, since: datetime | None = None) -> list[ToolStats]:
-        async with self._read() as conn:
-            return await reads.tool_stats(conn, since=since)
+        """Per-tool statistics over every event from `since` on (however many there are)."""
+        return (await self.stats_window(since=since)).tools
+
+    async def stats_window(
+        self, *, since: datetime | None = None, max_events: int | None = None
+    ) -> StatsWindow:
+        """Per-tool statistics over the events from `since` on, at most the newest `max_events` of them,
+        and the window they cover."""
+        async with self._read(bulk=True) as conn:
+            return await reads.tool_stats(conn, since=since, max_events=max_events)
 
     async def last_change(self) -> int:
         async with self._read() as conn:
@@ -216,6 +236,15 @@ class ActivityStore:
     async def changes_since(self, *, cursor: int, limit: int, origin: int | None = None) -> list[Change]:
         async with self._read() as conn:
             return await reads.changes_since(conn, cursor=cursor, limit=limit, origin=origin)
+
+    async def changes_page(
+        self, *, cursor: int, limit: int, max_bytes: int, origin: int | None = None
+    ) -> ChangePage:
+        """As `changes_since`, for replays: the page also stops once its `data` reach `max_bytes`."""
+        async with self._read(bulk=True) as conn:
+            return await reads.changes_page(
+                conn, cursor=cursor, limit=limit, max_bytes=max_bytes, origin=origin
+            )
 
     async def replay_window(self) -> tuple[int, int]:
         """(floor, head): a cursor below the floor or above the head cannot be replayed."""

@@ -86,18 +86,26 @@ DEFAULT_DATABASE_TIMEOUT_SECONDS = 5.0
 
 
 def create_reader_engine(
-    database_url: str, *, timeout: float | None = DEFAULT_DATABASE_TIMEOUT_SECONDS
+    database_url: str,
+    *,
+    timeout: float | None = DEFAULT_DATABASE_TIMEOUT_SECONDS,
+    connections: int | None = None,
 ) -> AsyncEngine:
     """The engine for reads (and PostgreSQL's writes): aiosqlite or asyncpg, pooled.
 
     On PostgreSQL, `timeout` bounds connecting, each statement and the wait for a pooled connection;
-    None leaves statements unbounded, as migrations need (an index on a large table takes its time)."""
+    None leaves statements unbounded, as migrations need (an index on a large table takes its time).
+    `connections` makes the pool exactly that many connections (the default lets it grow for bursts)."""
     url = async_url(database_url)
+    fixed = {} if connections is None else {"pool_size": connections, "max_overflow": 0}
     if is_sqlite(url):
         if url.database and url.database != ":memory:":
             _prepare_file(Path(url.database).expanduser(), url)
         engine = create_async_engine(
-            url, json_serializer=json_dumps, json_deserializer=orjson.loads, pool_size=4, max_overflow=4
+            url,
+            json_serializer=json_dumps,
+            json_deserializer=orjson.loads,
+            **({"pool_size": 4, "max_overflow": 4} | fixed),
         )
         event.listen(engine.sync_engine, "connect", _set_sqlite_pragmas)
         event.listen(engine.sync_engine, "begin", _begin_deferred)
@@ -107,8 +115,7 @@ def create_reader_engine(
         url,
         json_serializer=json_dumps,
         json_deserializer=orjson.loads,
-        pool_size=10,
-        max_overflow=10,
+        **({"pool_size": 10, "max_overflow": 10} | fixed),
         pool_timeout=connect_timeout,
         # A pooled connection may have died with the database (a restart, a cut link): each checkout
         # tests it first, and a failed test discards every connection made before it, so that the pool

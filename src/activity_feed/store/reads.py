@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -74,29 +77,59 @@ async def recent(conn: AsyncConnection, *, query: RecentQuery) -> list[ActivityP
     return [to_public(row) for row in (await conn.execute(stmt)).mappings()]
 
 
-async def tool_stats(conn: AsyncConnection, *, since: datetime | None = None) -> list[ToolStats]:
-    """Count, errors and nearest-rank p50/p95 of `duration_ms` per tool, busiest tool first."""
-    window = [] if since is None else [_events.c.timestamp >= since]
-    counts = (
-        sa.select(
-            _events.c.tool_name,
-            sa.func.count().label("count"),
-            sa.func.sum(sa.case((_events.c.status == EventStatus.ERROR.value, 1), else_=0)).label("errors"),
-        )
-        .where(*window)
-        .group_by(_events.c.tool_name)
-    )
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StatsWindow:
+    """Per-tool statistics and the events they cover.
+
+    `since`: every event with a timestamp from then on was counted (None when no event was). It is the
+    requested `since`, unless the limit left out older events that `since` would have taken
+    (`truncated`): then it is the timestamp of the oldest event counted."""
+
+    tools: list[ToolStats]
+    events: int
+    since: datetime | None
+    truncated: bool
+
+
+async def tool_stats(
+    conn: AsyncConnection, *, since: datetime | None = None, max_events: int | None = None
+) -> StatsWindow:
+    """Count, errors and nearest-rank p50/p95 of `duration_ms` per tool, busiest tool first, over the
+    events from `since` on, and at most the newest `max_events` of them (by timestamp, then arrival).
+
+    With `max_events`, the cost is bounded by it whatever the size of the table: the window is read
+    backwards along the timestamp index and stops after `max_events` rows (left to itself, SQLite would
+    rather scan a whole index that is in tool order, to group without sorting)."""
+    newest_first = (_events.c.timestamp.desc(), _events.c.seq.desc())
+    matching = sa.select(_events.c.tool_name, _events.c.status, _events.c.duration_ms, _events.c.timestamp)
+    if since is not None:
+        matching = matching.where(_events.c.timestamp >= since)
+    truncated = False
+    if max_events is not None:
+        matching = matching.order_by(*newest_first).limit(max_events)
+        # The newest event that does not fit: the same walk down the index, one step further.
+        first_left_out = sa.select(_events.c.seq).order_by(*newest_first).offset(max_events).limit(1)
+        if since is not None:
+            first_left_out = first_left_out.where(_events.c.timestamp >= since)
+        truncated = (await conn.execute(first_left_out)).first() is not None
+    window = matching.subquery()
+    counts = sa.select(
+        window.c.tool_name,
+        sa.func.count().label("count"),
+        sa.func.sum(sa.case((window.c.status == EventStatus.ERROR.value, 1), else_=0)).label("errors"),
+        sa.func.min(window.c.timestamp).label("oldest"),
+    ).group_by(window.c.tool_name)
     # Window functions compute the same nearest-rank percentiles on SQLite and PostgreSQL alike.
     ranked = (
         sa.select(
-            _events.c.tool_name,
-            _events.c.duration_ms,
+            window.c.tool_name,
+            window.c.duration_ms,
             sa.func.row_number()
-            .over(partition_by=_events.c.tool_name, order_by=_events.c.duration_ms)
+            .over(partition_by=window.c.tool_name, order_by=window.c.duration_ms)
             .label("rank"),
-            sa.func.count().over(partition_by=_events.c.tool_name).label("n"),
+            sa.func.count().over(partition_by=window.c.tool_name).label("n"),
         )
-        .where(_events.c.duration_ms.is_not(None), *window)
+        .where(window.c.duration_ms.is_not(None))
         .subquery()
     )
     percentiles = sa.select(
@@ -106,6 +139,7 @@ async def tool_stats(conn: AsyncConnection, *, since: datetime | None = None) ->
     ).group_by(ranked.c.tool_name)
     durations = {row.tool_name: (row.p50, row.p95) for row in await conn.execute(percentiles)}
     stats = []
+    oldest: datetime | None = None
     for row in await conn.execute(counts):
         p50, p95 = durations.get(row.tool_name, (None, None))
         errors = int(row.errors or 0)
@@ -119,8 +153,14 @@ async def tool_stats(conn: AsyncConnection, *, since: datetime | None = None) ->
                 p95_duration_ms=p95,
             )
         )
+        oldest = row.oldest if oldest is None else min(oldest, row.oldest)
     stats.sort(key=lambda tool: (-tool.count, tool.tool_name or ""))
-    return stats
+    return StatsWindow(
+        tools=stats,
+        events=sum(tool.count for tool in stats),
+        since=oldest if truncated or since is None else since,
+        truncated=truncated,
+    )
 
 
 async def last_change(conn: AsyncConnection) -> int:
@@ -143,40 +183,39 @@ _REPLAY_COLUMNS: tuple[str, ...] = ("seq", "id", "timestamp", "tool_name", "user
 _REPLAY_COLUMNS += ("status", "data", "duration_ms", "error_message", "correlation_id")
 
 
-def _changes_after(cursor: int, limit: int) -> sa.Select[tuple[object, ...]]:
+def _changes_after(cursor: int, limit: int, *, data_as_text: bool = False) -> sa.CompoundSelect[Any]:
     """Event changes and deletions after `cursor` in ONE statement, so in one snapshot of the database:
     read by two statements, a transaction committed between them (PostgreSQL's READ COMMITTED and
     SQLite's autocommit reads both allow it) could show its deletion without the event change numbered
-    just below it, and a reader going by change numbers would skip that change for good."""
-    events = (
-        sa.select(
-            _events.c.change_seq,
-            *(_events.c[name] for name in _REPLAY_COLUMNS),
-            sa.literal(False, sa.Boolean()).label("deleted"),
-        )
-        .where(_events.c.change_seq > cursor)
-        .order_by(_events.c.change_seq)
-        .limit(limit)
-        .subquery()
-    )
-    deletions = (
-        sa.select(
-            activity_deletions.c.change_seq,
-            *(
-                activity_deletions.c.id
-                if name == "id"
-                else sa.cast(sa.null(), _events.c[name].type).label(name)
-                for name in _REPLAY_COLUMNS
-            ),
-            sa.literal(True, sa.Boolean()).label("deleted"),
-        )
-        .where(activity_deletions.c.change_seq > cursor)
-        .order_by(activity_deletions.c.change_seq)
-        .limit(limit)
-        .subquery()
-    )
-    both = sa.union_all(sa.select(events), sa.select(deletions)).subquery()
-    return sa.select(both).order_by(both.c.change_seq).limit(limit)
+    just below it, and a reader going by change numbers would skip that change for good.
+
+    A plain UNION ALL ordered as a whole is merged from the two indexes row by row on both databases,
+    so rows are read only as they are fetched (ordered subqueries would make SQLite sort every row of
+    each, `data` included, before the first comes out). With `data_as_text`, `data` comes as the JSON
+    text the database holds, not decoded."""
+
+    def data_column(column: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
+        return sa.cast(column, sa.Text()).label("data") if data_as_text else column
+
+    events = sa.select(
+        _events.c.change_seq,
+        *(data_column(_events.c.data) if name == "data" else _events.c[name] for name in _REPLAY_COLUMNS),
+        sa.literal(False, sa.Boolean()).label("deleted"),
+    ).where(_events.c.change_seq > cursor)
+    deletions = sa.select(
+        activity_deletions.c.change_seq,
+        *(
+            activity_deletions.c.id
+            if name == "id"
+            else data_column(sa.cast(sa.null(), _events.c.data.type))
+            if name == "data"
+            else sa.cast(sa.null(), _events.c[name].type).label(name)
+            for name in _REPLAY_COLUMNS
+        ),
+        sa.literal(True, sa.Boolean()).label("deleted"),
+    ).where(activity_deletions.c.change_seq > cursor)
+    both = sa.union_all(events, deletions)
+    return both.order_by(both.selected_columns.change_seq).limit(limit)
 
 
 async def changes_since(
@@ -188,21 +227,58 @@ async def changes_since(
     `cursor` by default) is replayed as `activity_logged`: the client has never seen it."""
     origin = cursor if origin is None else origin
     result = await conn.execute(_changes_after(cursor, limit))
+    return [_change(row, origin) for row in result.mappings()]
+
+
+@dataclass(frozen=True, slots=True)
+class ChangePage:
+    """Changes in change order, for sending: each event's `data` is an `orjson.Fragment`, the JSON text
+    the database holds, which orjson writes into a message as it is (never decoded and encoded again).
+    `more` when the page stopped at its count or its size: changes after its last one may be waiting."""
+
+    changes: list[Change]
+    more: bool
+
+
+# What a change weighs in a page besides its `data`: its other fields and the message around them.
+CHANGE_OVERHEAD_BYTES = 256
+# Rows fetched from the database at a time: what a page may read past its size, at most.
+_FETCH_ROWS = 16
+
+
+async def changes_page(
+    conn: AsyncConnection, *, cursor: int, limit: int, max_bytes: int, origin: int | None = None
+) -> ChangePage:
+    """As `changes_since`, but the page also stops once its changes' `data` reach `max_bytes` (the
+    change that crosses the line included, so that one large event still moves the page on). Rows are
+    fetched a few at a time, so no more than that is ever read into memory."""
+    origin = cursor if origin is None else origin
+    statement = _changes_after(cursor, limit, data_as_text=True).execution_options(yield_per=_FETCH_ROWS)
+    result = await conn.stream(statement)
     changes: list[Change] = []
-    for row in result.mappings():
-        if row["deleted"]:
-            changes.append(
-                Change(seq=row["change_seq"], type=ChangeType.DELETED, event=DeletedEvent(id=row["id"]))
-            )
-        else:
-            changes.append(
-                Change(
-                    seq=row["change_seq"],
-                    type=_replayed_type(row["seq"], row["status"], origin),
-                    event=to_public(row),
-                )
-            )
-    return changes
+    size = 0
+    try:
+        async for row in result.mappings():
+            if row["deleted"]:
+                changes.append(_change(row, origin))
+            else:
+                text = row["data"]
+                size += len(text)
+                changes.append(_change({**row, "data": orjson.Fragment(text)}, origin))
+            size += CHANGE_OVERHEAD_BYTES
+            if size >= max_bytes:
+                return ChangePage(changes, more=True)
+    finally:
+        await result.close()
+    return ChangePage(changes, more=len(changes) == limit)
+
+
+def _change(row: Mapping[str, Any], origin: int) -> Change:
+    if row["deleted"]:
+        return Change(seq=row["change_seq"], type=ChangeType.DELETED, event=DeletedEvent(id=row["id"]))
+    return Change(
+        seq=row["change_seq"], type=_replayed_type(row["seq"], row["status"], origin), event=to_public(row)
+    )
 
 
 def _replayed_type(created_seq: int, status: str, cursor: int) -> ChangeType:

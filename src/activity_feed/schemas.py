@@ -6,6 +6,7 @@ store, the hub, the API and the client all speak the same types.
 
 from __future__ import annotations
 
+import math
 import re
 import uuid
 from datetime import UTC, datetime
@@ -84,7 +85,23 @@ def _json_without_nul(value: dict[str, Any]) -> dict[str, Any]:
     # NUL from a literal backslash followed by "u0000".
     if b"\\u0000" in encoded and _ESCAPED_NUL.search(encoded):
         raise ValueError("must not contain NUL characters (\\u0000) in any key or string")
+    # orjson writes NaN and the infinities as null, which would store a different value than was sent; so
+    # only an encoding with a null in it can hide one, and only then is the object walked.
+    if b"null" in encoded and (where := _non_finite_number(value, "data")) is not None:
+        raise ValueError(f"must hold JSON numbers only: {where} is not a finite number (NaN or Infinity)")
     return value
+
+
+def _non_finite_number(value: object, path: str) -> str | None:
+    """Where in `value`, found at `path`, the first NaN or infinity is (`path.key[2]`), or None."""
+    if isinstance(value, float):
+        return None if math.isfinite(value) else path
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        found = _non_finite_number(item, f"{path}[{key}]" if isinstance(key, int) else f"{path}.{key}")
+        if found is not None:
+            return found
+    return None
 
 
 UtcDatetime = Annotated[datetime, AfterValidator(_as_utc)]

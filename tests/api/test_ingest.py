@@ -157,3 +157,50 @@ def test_other_methods_and_chunked_bodies_on_the_ingest_paths(client: httpx.Clie
     assert created.status_code == 201, created.text
     assert created.json()["tool_name"] == "chunked"
     assert [event["tool_name"] for event in client.get("/activities/recent").json()] == ["chunked"]
+
+
+NOT_JSON_NUMBERS = [b"NaN", b"Infinity", b"-Infinity", b"1e400"]
+
+
+@pytest.mark.parametrize("number", NOT_JSON_NUMBERS)
+def test_a_duration_that_is_not_a_finite_number_answers_422_naming_it(
+    client: httpx.Client, number: bytes
+) -> None:
+    event = b'{"event_type": "tool_call", "duration_ms": ' + number + b"}"
+    headers = {"Content-Type": "application/json"}
+
+    logged = client.post("/activities/log", content=event, headers=headers)
+    batched = client.post("/activities/batch", content=b'{"events": [' + event + b"]}", headers=headers)
+
+    assert logged.status_code == 422, logged.text
+    assert [error["loc"] for error in logged.json()["detail"]] == [["body", "duration_ms"]]
+    assert batched.status_code == 422, batched.text
+    assert [error["loc"] for error in batched.json()["detail"]] == [["body", "events", 0, "duration_ms"]]
+    assert client.get("/activities/recent").json() == []
+
+
+@pytest.mark.parametrize("number", NOT_JSON_NUMBERS)
+def test_data_holding_a_number_that_is_not_finite_answers_422_saying_where(
+    client: httpx.Client, number: bytes
+) -> None:
+    event = b'{"event_type": "tool_call", "data": {"scores": [1.5, null, ' + number + b"]}}"
+    headers = {"Content-Type": "application/json"}
+
+    logged = client.post("/activities/log", content=event, headers=headers)
+    batched = client.post("/activities/batch", content=b'{"events": [' + event + b"]}", headers=headers)
+
+    assert logged.status_code == 422, logged.text
+    (error,) = logged.json()["detail"]
+    assert error["loc"] == ["body", "data"]
+    assert "data.scores[2] is not a finite number" in error["msg"]
+    assert batched.status_code == 422, batched.text
+    assert batched.json()["detail"][0]["loc"] == ["body", "events", 0, "data"]
+    assert client.get("/activities/recent").json() == []  # nothing stored, not even as null
+
+
+def test_data_with_nulls_and_finite_numbers_is_stored_as_sent(client: httpx.Client) -> None:
+    data = {"scores": [1.5, None, -2e300], "nested": {"none": None}}
+    created = client.post("/activities/log", json={"event_type": "tool_call", "data": data})
+
+    assert created.status_code == 201, created.text
+    assert client.get(f"/activities/{created.json()['id']}").json()["data"] == data

@@ -13,6 +13,7 @@ them without this middleware; tests/api/test_ingest.py and the schema tests hold
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from fastapi.encoders import jsonable_encoder
@@ -42,10 +43,22 @@ def _invalid(exc: ValidationError) -> JSONResponse:
 
 
 def _in_body(error: ErrorDetails) -> dict[str, Any]:
-    located = {**error, "loc": ("body", *error["loc"])}
+    located = {**error, "loc": ("body", *error["loc"]), "input": _as_json(error["input"])}
     if isinstance(error["input"], bytes):  # a body that is not JSON at all: say what it was, as text
         located["input"] = error["input"].decode("utf-8", "replace")
     return located
+
+
+def _as_json(value: Any) -> Any:
+    """`value` with NaN and the infinities (which pydantic's JSON parser accepts, and JSON cannot hold)
+    spelled as text, so that the answer that refuses them can be written."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value).replace("inf", "Infinity").replace("nan", "NaN")
+    if isinstance(value, dict):
+        return {key: _as_json(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_as_json(item) for item in value]
+    return value
 
 
 ModelT = TypeVar("ModelT", bound=BaseModel)

@@ -31,7 +31,7 @@ from activity_feed.store.maintenance import (
     expire_pending,
     prune,
 )
-from activity_feed.store.writer import WriteRequest
+from activity_feed.store.transaction import WriteRequest
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 

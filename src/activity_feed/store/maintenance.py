@@ -24,7 +24,7 @@ from activity_feed.schemas import ActivityUpdateItem, EventStatus
 from activity_feed.settings import Settings
 from activity_feed.store.activity_store import ActivityStore
 from activity_feed.store.schema import activity_events
-from activity_feed.store.writer import TIMED_OUT_PREFIX, DropTombstones, WriteRequest
+from activity_feed.store.transaction import TIMED_OUT_PREFIX, DropTombstones, WriteRequest
 
 log = logging.getLogger(__name__)
 

@@ -44,7 +44,7 @@ health_router = APIRouter(tags=["health"], responses=MISDIRECTED)
 
 
 def _missing(event_id: uuid.UUID) -> HTTPException:
-    return HTTPException(status.HTTP_404NOT_FOUND, detail=f"no event with id {event_id}")
+    return HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no event with id {event_id}")
 
 
 @router.get("/recent")

@@ -24,17 +24,17 @@ _EXPORTS = {
     "update_mcp_tool_result": "activity_feed.client",
     "ActivityLoggerMiddleware": "activity_feed.middleware",
     "ActivitySink": "activity_feed.middleware",
-    "StoreSink": "activity_feed.middleware",
+    "StoreSink": "activity_feed.api",
     "Redactor": "activity_feed.redaction",
     "Settings": "activity_feed.settings",
     "track_tool": "activity_feed.mcp",
 }
 
 if TYPE_CHECKING:
-    from activity_feed.api import ActivityFeed, create_app
+    from activity_feed.api import ActivityFeed, StoreSink, create_app
     from activity_feed.client import ClientSink, FeedClient, log_mcp_tool_call, update_mcp_tool_result
     from activity_feed.mcp import track_tool
-    from activity_feed.middleware import ActivityLoggerMiddleware, ActivitySink, StoreSink
+    from activity_feed.middleware import ActivityLoggerMiddleware, ActivitySink
     from activity_feed.redaction import Redactor
     from activity_feed.settings import Settings
 

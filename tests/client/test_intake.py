@@ -131,23 +131,26 @@ def test_updates_fold_into_their_create_as_the_server_would_apply_them() -> None
     assert first.data == {"arguments": {"q": 1}, "step": 2, "result": "ok"}
 
 
-class SearchCall(ToolCallRecord):
-    """A record with more `data`, as the MCP middleware's is."""
+class StdioDetails:
+    """More `data` for a call, read on the worker's thread, as the MCP middleware's are."""
 
-    __slots__ = ()
-
-    def extra(self) -> Mapping[str, Any]:
+    def extra_data(self) -> Mapping[str, Any]:
         return {"mcp": {"transport": "stdio"}}
+
+
+def start_search(
+    client: FeedClient, name: str, user_source: str | None, arguments: dict[str, Any] | None
+) -> ToolCallRecord:
+    return client.start_tool_call(name, user_source=user_source, arguments=arguments, details=StdioDetails())
 
 
 def test_a_tool_call_that_ended_before_the_worker_saw_it_is_sent_as_one_finished_create(
     sqlite_feed: LiveServer, make_client: Callable[..., FeedClient]
 ) -> None:
     client = make_client(sqlite_feed.url, flush_interval=60.0)  # nothing is admitted before flush()
-    call = SearchCall("search", "Claude Desktop 1.0", {"city": "Leeds", "password": "hunter2"})
 
-    client.tool_call_started(call)
-    client.tool_call_ended(call, "success", 12.5, None, "3 properties")
+    call = start_search(client, "search", "Claude Desktop 1.0", {"city": "Leeds", "password": "hunter2"})
+    client.end_tool_call(call, "success", 12.5, None, "3 properties")
     assert client.flush(timeout=5)
 
     assert client.sent == 1  # the start and the end made one item
@@ -165,14 +168,13 @@ def test_a_tool_call_seen_in_flight_is_created_pending_and_then_finished(
     sqlite_feed: LiveServer, make_client: Callable[..., FeedClient]
 ) -> None:
     client = make_client(sqlite_feed.url, flush_interval=60.0)
-    call = SearchCall("schedule_viewing", None, {"property_id": 7})
 
-    client.tool_call_started(call)
+    call = start_search(client, "schedule_viewing", None, {"property_id": 7})
     assert client.flush(timeout=5)
     pending = get_event(sqlite_feed.url, str(call.id))
     assert (pending["status"], pending["duration_ms"]) == ("pending", None)
 
-    client.tool_call_ended(call, "error", 40.0, "ValueError: no slot left", None)
+    client.end_tool_call(call, "error", 40.0, "ValueError: no slot left", None)
     assert client.flush(timeout=5)
 
     assert client.sent == 2
@@ -187,12 +189,11 @@ def test_a_tool_calls_end_handed_off_again_is_sent_once(
     sqlite_feed: LiveServer, make_client: Callable[..., FeedClient]
 ) -> None:
     client = make_client(sqlite_feed.url, flush_interval=60.0)
-    call = SearchCall("search", None, None)
-    client.tool_call_started(call)
+    call = start_search(client, "search", None, None)
     assert client.flush(timeout=5)
-    client.tool_call_ended(call, "success", 1.0, None, "ok")
+    client.end_tool_call(call, "success", 1.0, None, "ok")
 
-    client.tool_call_ended(call, "success", 1.0, None, "ok")  # its end, handed off once more
+    client.end_tool_call(call, "success", 1.0, None, "ok")  # its end, handed off once more
     assert client.flush(timeout=5)
 
     assert client.sent == 2
@@ -274,11 +275,10 @@ def test_a_tool_call_refused_at_its_start_is_counted_once(
     sqlite_feed: LiveServer, make_client: Callable[..., FeedClient]
 ) -> None:
     client = make_client(sqlite_feed.url, max_queue_events=INTAKE_BOUND)
-    call = SearchCall("search", None, None)
     with worker_busy_admitting(client):
         fill_intake(client, INTAKE_BOUND)
-        client.tool_call_started(call)
-        client.tool_call_ended(call, "success", 2.0, None, "ok")
+        call = start_search(client, "search", None, None)
+        client.end_tool_call(call, "success", 2.0, None, "ok")
     assert client.flush(timeout=5)
 
     assert client.sent == INTAKE_BOUND
@@ -290,11 +290,10 @@ def test_the_end_of_a_call_whose_start_waits_in_a_full_intake_goes_with_it(
     sqlite_feed: LiveServer, make_client: Callable[..., FeedClient]
 ) -> None:
     client = make_client(sqlite_feed.url, max_queue_events=INTAKE_BOUND)
-    call = SearchCall("search", None, None)
     with worker_busy_admitting(client):
         fill_intake(client, INTAKE_BOUND - 1)
-        client.tool_call_started(call)  # the last place in the intake
-        client.tool_call_ended(call, "success", 2.0, None, "ok")  # refused, but nothing is lost
+        call = start_search(client, "search", None, None)  # the last place in the intake
+        client.end_tool_call(call, "success", 2.0, None, "ok")  # refused, but nothing is lost
     assert client.flush(timeout=5)
 
     assert client.dropped["queue_full"] == 0

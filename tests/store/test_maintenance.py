@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from activity_feed.api.feed import maintenance_for
 from activity_feed.schemas import (
     ActivityCreate,
     ActivityPublic,
@@ -25,13 +26,12 @@ from activity_feed.schemas import (
 from activity_feed.settings import Settings
 from activity_feed.store import ActivityStore, RecentQuery
 from activity_feed.store.maintenance import (
-    Maintenance,
     Retention,
     drop_tombstones,
     expire_pending,
     prune,
 )
-from activity_feed.store.writer import WriteRequest
+from activity_feed.store.transaction import WriteRequest
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 
@@ -350,7 +350,7 @@ async def test_a_maintenance_pass_applies_every_setting(recorder: Recorder) -> N
         database_url="sqlite://", retention_days=30, retention_max_events=4, pending_timeout="10m"
     )
 
-    report = await Maintenance.from_settings(store, settings).run_once(now=NOW)
+    report = await maintenance_for(store, settings).run_once(now=NOW)
 
     # The 40-day-old event is timed out first, then deleted by age; the count rule keeps four.
     assert (report.expired, report.deleted, report.tombstones_dropped) == (2, 1, 0)
@@ -360,9 +360,9 @@ async def test_a_maintenance_pass_applies_every_setting(recorder: Recorder) -> N
 def test_maintenance_is_off_when_every_job_is_set_to_zero() -> None:
     store = ActivityStore("sqlite://")
     off = Settings(database_url="sqlite://", pending_timeout=0)
-    assert not Maintenance.from_settings(store, off).enabled
-    assert Maintenance.from_settings(store, Settings(database_url="sqlite://")).enabled  # 10m by default
+    assert not maintenance_for(store, off).enabled
+    assert maintenance_for(store, Settings(database_url="sqlite://")).enabled  # 10m by default
     retention_only = Settings(database_url="sqlite://", pending_timeout="0s", retention_days=0.5)
-    maintenance = Maintenance.from_settings(store, retention_only)
+    maintenance = maintenance_for(store, retention_only)
     assert maintenance.retention.older_than == timedelta(hours=12)
     assert maintenance.pending_timeout is None

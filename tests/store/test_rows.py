@@ -1,5 +1,5 @@
-"""`to_public` and `new_public` build the public event without validating it, and `sqlite_text` with
-`sqlite_row` a new event's stored values without SQLAlchemy's type processing: each must be
+"""`to_public` and `new_public` build the public event without validating it, and `draft_row` with
+`complete_row` a new event's stored values without SQLAlchemy's type processing: each must be
 indistinguishable from what the slower way gives."""
 
 from __future__ import annotations
@@ -16,18 +16,10 @@ import sqlalchemy as sa
 from activity_feed.schemas import ActivityCreate, ActivityPublic, EventStatus, EventType
 from activity_feed.store.engine import create_reader_engine, create_sqlite_writer_engine
 from activity_feed.store.migrate import upgrade
-from activity_feed.store.rows import (
-    PUBLIC_COLUMNS,
-    SQLITE_COLUMNS,
-    SQLITE_INSERT,
-    new_public,
-    sqlite_datetime,
-    sqlite_row,
-    sqlite_text,
-    to_public,
-)
+from activity_feed.store.rows import PUBLIC_COLUMNS, ROW_COLUMNS, new_public, to_public
 from activity_feed.store.schema import activity_events, metadata
-from activity_feed.store.writer import WriteRequest, transact
+from activity_feed.store.sqlite_rows import SQLITE_INSERT, complete_row, draft_row, sqlite_datetime
+from activity_feed.store.transaction import WriteRequest, transact
 
 
 def _row(**overrides: Any) -> dict[str, Any]:
@@ -133,15 +125,15 @@ def test_sqlite_rows_store_exactly_what_sqlalchemy_stores(tmp_path: Path, overri
         if through_core["timestamp"] is None:
             through_core["timestamp"] = through_core["updated_at"]
         event = _create_of({**_row(**overrides), "id": uuid.uuid4()})
-        text = sqlite_text(event)
-        direct = sqlite_row(text, seq=8, now=sqlite_datetime(through_core["updated_at"]))
+        text = draft_row(event)
+        direct = complete_row(text, seq=8, now=sqlite_datetime(through_core["updated_at"]))
         with engine.begin() as conn:
             conn.execute(sa.insert(activity_events), through_core)
             conn.exec_driver_sql(SQLITE_INSERT, [direct])
         with engine.connect() as conn:
-            columns = ", ".join(SQLITE_COLUMNS)
+            columns = ", ".join(ROW_COLUMNS)
             stored = conn.exec_driver_sql(f"SELECT {columns} FROM activity_events ORDER BY seq")
-            core_values, direct_values = (dict(zip(SQLITE_COLUMNS, row, strict=True)) for row in stored)
+            core_values, direct_values = (dict(zip(ROW_COLUMNS, row, strict=True)) for row in stored)
             read_back = conn.execute(sa.select(activity_events).order_by(activity_events.c.seq)).mappings()
             core_row, direct_row = (dict(row) for row in read_back)
     finally:
@@ -158,14 +150,14 @@ def test_sqlite_rows_store_exactly_what_sqlalchemy_stores(tmp_path: Path, overri
 
 
 def test_an_event_without_id_or_timestamp_gets_a_new_id_and_its_transaction_time() -> None:
-    first, second = (sqlite_text(ActivityCreate(event_type=EventType.TOOL_CALL)) for _ in range(2))
+    first, second = (draft_row(ActivityCreate(event_type=EventType.TOOL_CALL)) for _ in range(2))
 
     assert first.id != second.id
     assert first.id_hex == first.id.hex
-    row = sqlite_row(first, seq=3, now="2026-11-27 01:02:03.000004")
-    assert row[SQLITE_COLUMNS.index("timestamp")] == "2026-11-27 01:02:03.000004"
-    assert row[SQLITE_COLUMNS.index("updated_at")] == "2026-11-27 01:02:03.000004"
-    assert (row[SQLITE_COLUMNS.index("seq")], row[SQLITE_COLUMNS.index("change_seq")]) == (3, 3)
+    row = complete_row(first, seq=3, now="2026-11-27 01:02:03.000004")
+    assert row[ROW_COLUMNS.index("timestamp")] == "2026-11-27 01:02:03.000004"
+    assert row[ROW_COLUMNS.index("updated_at")] == "2026-11-27 01:02:03.000004"
+    assert (row[ROW_COLUMNS.index("seq")], row[ROW_COLUMNS.index("change_seq")]) == (3, 3)
 
 
 @pytest.mark.parametrize("variable_limit", [999, 32766])
@@ -206,3 +198,8 @@ async def test_many_rows_per_insert_within_sqlite_parameter_limit(
     assert [(row.seq, row.id, row.data) for row in stored] == [
         (i + 1, event.id, {"n": i}) for i, event in enumerate(events)
     ]
+
+
+def test_the_one_list_of_columns_is_the_tables() -> None:
+    assert tuple(column.name for column in activity_events.columns) == ROW_COLUMNS
+    assert set(PUBLIC_COLUMNS) == set(ActivityPublic.model_fields)

@@ -31,7 +31,8 @@ from activity_feed.store.engine import create_reader_engine
 from activity_feed.store.migrate import upgrade
 from activity_feed.store.reads import RecentQuery
 from activity_feed.store.runner import AsyncTransactionRunner, TransactionRunner
-from activity_feed.store.writer import GroupCommitWriter, WriteRequest
+from activity_feed.store.transaction import WriteRequest
+from activity_feed.store.writer import GroupCommitWriter
 
 WAIT_SECONDS = 20
 T = TypeVar("T")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated, Protocol
 
 from fastapi import Depends
 from starlette.requests import HTTPConnection
@@ -12,20 +12,26 @@ from activity_feed.hub import Hub
 from activity_feed.settings import Settings
 from activity_feed.store import ActivityStore
 
-if TYPE_CHECKING:
-    from activity_feed.api.feed import ActivityFeed
+
+class FeedParts(Protocol):
+    """What routes use of the feed an app serves (`ActivityFeed.install` puts it in `app.state`)."""
+
+    @property
+    def store(self) -> ActivityStore: ...
+    @property
+    def hub(self) -> Hub: ...
+    @property
+    def settings(self) -> Settings: ...
+    @property
+    def read_limits(self) -> ReadLimits: ...
 
 
-def get_feed(connection: HTTPConnection) -> ActivityFeed:
-    feed: ActivityFeed = connection.app.state.activity_feed
+def get_feed(connection: HTTPConnection) -> FeedParts:
+    feed: FeedParts = connection.app.state.activity_feed
     return feed
 
 
 # Async on purpose: FastAPI runs plain `def` dependencies in its thread pool, a hop per request.
-
-
-async def get_running_feed(connection: HTTPConnection) -> ActivityFeed:
-    return get_feed(connection)
 
 
 async def get_store(connection: HTTPConnection) -> ActivityStore:
@@ -44,7 +50,6 @@ async def get_read_limits(connection: HTTPConnection) -> ReadLimits:
     return get_feed(connection).read_limits
 
 
-FeedDep = Annotated["ActivityFeed", Depends(get_running_feed)]
 StoreDep = Annotated[ActivityStore, Depends(get_store)]
 HubDep = Annotated[Hub, Depends(get_hub)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]

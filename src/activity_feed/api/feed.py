@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any, cast
 
 from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
 
-from activity_feed.api import routes, stream
+from activity_feed.api import ingest_schema, routes, stream
 from activity_feed.api.auth import TokenAuthMiddleware, document_bearer_auth
 from activity_feed.api.content_type import FEED_BODY_TYPES, ContentTypeMiddleware
 from activity_feed.api.errors import add_feed_error_handlers
@@ -18,12 +19,12 @@ from activity_feed.api.host_check import HostCheckMiddleware
 from activity_feed.api.ingest import IngestMiddleware
 from activity_feed.api.limits import BodySizeLimitMiddleware
 from activity_feed.api.read_limits import STATS_HEADERS, ReadLimits
+from activity_feed.api.store_sink import StoreSink
 from activity_feed.hub import Hub
 from activity_feed.hub.backends import backend_for_url
-from activity_feed.middleware.sinks import StoreSink
 from activity_feed.settings import Settings
 from activity_feed.store import ActivityStore
-from activity_feed.store.maintenance import Maintenance
+from activity_feed.store.maintenance import Maintenance, Retention
 
 if TYPE_CHECKING:
     from starlette.types import Lifespan
@@ -53,7 +54,7 @@ class ActivityFeed:
         )
         self.sink = StoreSink(self.store)
         # Retention and the pending timeout, every `maintenance_interval` (store/maintenance.py).
-        self.maintenance = Maintenance.from_settings(self.store, self.settings)
+        self.maintenance = maintenance_for(self.store, self.settings)
 
     @asynccontextmanager
     async def running(self) -> AsyncIterator[None]:
@@ -87,12 +88,13 @@ class ActivityFeed:
         Starlette runs the lifespan of the app it serves but not of mounted sub-apps, so the feed chains
         itself onto `app`'s own lifespan instead of being mounted."""
         app.state.activity_feed = self
+        app.include_router(ingest_schema.router)
         app.include_router(routes.router)
         app.include_router(routes.health_router)
         app.include_router(stream.router)
         add_feed_error_handlers(app)
         # The ingest endpoints, served ahead of FastAPI's routing (api/ingest.py), inside the body limit.
-        app.add_middleware(IngestMiddleware)
+        app.add_middleware(IngestMiddleware, store=self.store, settings=self.settings)
         app.add_middleware(
             BodySizeLimitMiddleware, max_bytes=self.settings.max_body_bytes, path_prefix="/activities"
         )
@@ -140,3 +142,18 @@ class ActivityFeed:
                 expose_headers=list(STATS_HEADERS),
                 max_age=600,
             )
+
+
+def maintenance_for(store: ActivityStore, settings: Settings) -> Maintenance:
+    """The periodic maintenance `settings` ask for; a zero turns a job off (docs/configuration.md)."""
+    return Maintenance(
+        store,
+        retention=Retention(
+            older_than=timedelta(days=settings.retention_days) if settings.retention_days else None,
+            keep=settings.retention_max_events or None,
+        ),
+        pending_timeout=settings.pending_timeout or None,
+        keep_changes=settings.replay_limit,
+        interval=settings.maintenance_interval,
+        batch_size=settings.maintenance_batch_size,
+    )

@@ -6,15 +6,14 @@ its inner middleware and routing (every await of a request passes through each l
 dependencies, decoding the JSON and then validating the decoded objects. Here pydantic validates the body
 straight from its bytes (`model_validate_json`, in Rust), and the answers are what FastAPI would give: the
 same 422 shape (`loc` starting with `"body"`), the same handlers for 413 and 503; anything unexpected
-still reaches the app's catch-all 500. The FastAPI routes of the same paths in routes.py declare the
-endpoints in the OpenAPI schema and do the same work (`record`, `record_batch`) for any app that mounts
-them without this middleware; tests/api/test_ingest.py and the schema tests hold both to the same answers.
+still reaches the app's catch-all 500. This is the endpoints' one front door: api/ingest_schema.py only
+declares them in the OpenAPI schema, with routes that routing never picks.
 """
 
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from fastapi.encoders import jsonable_encoder
 from fastapi.exception_handlers import http_exception_handler
@@ -26,14 +25,12 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from activity_feed.api.clock_skew import refuse_event_ahead, refuse_events_ahead
-from activity_feed.api.deps import get_feed
 from activity_feed.api.errors import store_unavailable
 from activity_feed.api.limits import check_batch_data_sizes, check_data_size
 from activity_feed.errors import StoreUnavailableError
 from activity_feed.schemas import ActivityCreate, BatchRequest
-
-if TYPE_CHECKING:
-    from activity_feed.api.feed import ActivityFeed
+from activity_feed.settings import Settings
+from activity_feed.store import ActivityStore
 
 
 def _invalid(exc: ValidationError) -> JSONResponse:
@@ -71,57 +68,66 @@ def _parse(body: bytes, model: type[ModelT]) -> ModelT | JSONResponse:
         return _invalid(exc)
 
 
-async def record(feed: ActivityFeed, event: ActivityCreate) -> Response:
-    """Store one event: 201, or 200 with the stored event when its id exists (what routes.py declares)."""
-    if (refusal := refuse_event_ahead(event, max_skew=feed.settings.max_clock_skew)) is not None:
+async def record(store: ActivityStore, settings: Settings, event: ActivityCreate) -> Response:
+    """Store one event: 201, or 200 with the stored event when its id exists (ingest_schema.py)."""
+    if (refusal := refuse_event_ahead(event, max_skew=settings.max_clock_skew)) is not None:
         return refusal
-    check_data_size(event.data, max_bytes=feed.settings.max_data_bytes)
-    stored, created = await feed.store.create(event=event)
+    check_data_size(event.data, max_bytes=settings.max_data_bytes)
+    stored, created = await store.create(event=event)
     # Serialised here rather than by FastAPI, which would validate the event it was just handed again.
     status = 201 if created else 200
     return Response(stored.model_dump_json(), status_code=status, media_type="application/json")
 
 
-async def record_batch(feed: ActivityFeed, batch: BatchRequest) -> Response:
+async def record_batch(store: ActivityStore, settings: Settings, batch: BatchRequest) -> Response:
     """Apply a batch: the counts, with `too_large` only when some update was refused."""
-    if (refusal := refuse_events_ahead(batch.events, max_skew=feed.settings.max_clock_skew)) is not None:
+    if (refusal := refuse_events_ahead(batch.events, max_skew=settings.max_clock_skew)) is not None:
         return refusal
     check_batch_data_sizes(
         [event.data for event in batch.events],
         [update.data for update in batch.updates],
-        max_bytes=feed.settings.max_data_bytes,
+        max_bytes=settings.max_data_bytes,
     )
-    result = await feed.store.apply_batch(creates=batch.events, updates=batch.updates)
+    result = await store.apply_batch(creates=batch.events, updates=batch.updates)
     return Response(result.model_dump_json(exclude_unset=True), media_type="application/json")
 
 
-async def _log_activity(feed: ActivityFeed, body: bytes) -> Response:
+async def _log_activity(store: ActivityStore, settings: Settings, body: bytes) -> Response:
     event = _parse(body, ActivityCreate)
     if isinstance(event, JSONResponse):
         return event
-    return await record(feed, event)
+    return await record(store, settings, event)
 
 
-async def _apply_batch(feed: ActivityFeed, body: bytes) -> Response:
+async def _apply_batch(store: ActivityStore, settings: Settings, body: bytes) -> Response:
     batch = _parse(body, BatchRequest)
     if isinstance(batch, JSONResponse):
         return batch
-    return await record_batch(feed, batch)
+    return await record_batch(store, settings, batch)
 
 
 _ENDPOINTS = {"/activities/log": _log_activity, "/activities/batch": _apply_batch}
 
 
-class IngestMiddleware:
-    """Serve `POST /activities/log` and `POST /activities/batch`; pass anything else on to `app`."""
+_METHOD_NOT_ALLOWED = JSONResponse({"detail": "Method Not Allowed"}, 405, {"Allow": "POST"})
 
-    def __init__(self, app: ASGIApp) -> None:
+
+class IngestMiddleware:
+    """Serve `POST /activities/log` and `POST /activities/batch` (405 for other methods on those paths);
+    pass anything else on to `app`."""
+
+    def __init__(self, app: ASGIApp, *, store: ActivityStore, settings: Settings) -> None:
         self.app = app
+        self.store = store
+        self.settings = settings
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         endpoint = _ENDPOINTS.get(scope["path"]) if scope["type"] == "http" else None
-        if endpoint is None or scope["method"] != "POST":
+        if endpoint is None:
             await self.app(scope, receive, send)
+            return
+        if scope["method"] != "POST":
+            await _METHOD_NOT_ALLOWED(scope, receive, send)
             return
         request = Request(scope, receive)
         try:
@@ -129,8 +135,8 @@ class IngestMiddleware:
         except ClientDisconnect:
             return
         try:
-            response = await endpoint(get_feed(request), body)
-        except HTTPException as exc:  # data over the limit (api/limits.py), as routes.py's handlers see it
+            response = await endpoint(self.store, self.settings, body)
+        except HTTPException as exc:  # data over the limit (api/limits.py), as the app's handlers answer it
             response = await http_exception_handler(request, exc)
         except StoreUnavailableError as exc:
             response = await store_unavailable(request, exc)

@@ -8,117 +8,43 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, Response, status
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
 
-from activity_feed.api import ingest
-from activity_feed.api.deps import FeedDep, HubDep, ReadLimitsDep, SettingsDep, StoreDep
+from activity_feed.api.deps import HubDep, ReadLimitsDep, SettingsDep, StoreDep
 from activity_feed.api.errors import RETRY_AFTER_SECONDS
 from activity_feed.api.fast_json import OrjsonRoute
 from activity_feed.api.limits import check_data_size
 from activity_feed.api.read_limits import set_stats_headers, stats_turn
+from activity_feed.api.responses import (
+    FORBIDDEN,
+    MISDIRECTED,
+    NOT_FOUND,
+    TOO_LARGE,
+    UNAUTHORISED,
+    UNAVAILABLE,
+    UNSUPPORTED_TYPE,
+    HealthUnavailable,
+)
 from activity_feed.errors import StoreUnavailableError
 from activity_feed.schemas import (
-    ActivityCreate,
     ActivityPublic,
     ActivityUpdate,
-    BatchRequest,
-    BatchResult,
     EventStatus,
     EventType,
     ToolStats,
 )
 from activity_feed.store import RecentQuery
 
-
-class ErrorDetail(BaseModel):
-    """The body of every error the feed answers on purpose, other than a validation error (422)."""
-
-    detail: str
-
-
-class HealthUnavailable(BaseModel):
-    status: str
-    database: str
-    # Present when the database answers but does not take writes: `failing: <why>`.
-    writes: str | None = None
-    bus: str
-    stream_clients: int | None = None
-
-
-# Only when a token is configured (ACTIVITY_FEED_TOKEN): the answers of api/auth.py, before any route runs.
-_UNAUTHORISED: dict[int | str, dict[str, Any]] = {
-    401: {
-        "model": ErrorDetail,
-        "description": "No token, or a wrong one (only when the service has a token)",
-        "headers": {"WWW-Authenticate": {"description": "`Bearer realm=...`", "schema": {"type": "string"}}},
-    }
-}
-_FORBIDDEN: dict[int | str, dict[str, Any]] = {
-    403: {"model": ErrorDetail, "description": "The read token cannot write: send the write token"}
-}
-_NOT_FOUND: dict[int | str, dict[str, Any]] = {
-    404: {"model": ErrorDetail, "description": "No event with this id"}
-}
-# Only without a token: a request addressed to a host the feed does not answer to (api/host_check.py).
-_MISDIRECTED: dict[int | str, dict[str, Any]] = {
-    421: {"model": ErrorDetail, "description": "Not a loopback or allowed host (only when there is no token)"}
-}
-# Every endpoint that takes a body (api/content_type.py).
-_UNSUPPORTED_TYPE: dict[int | str, dict[str, Any]] = {
-    415: {"model": ErrorDetail, "description": "The body is not declared `Content-Type: application/json`"}
-}
-_TOO_LARGE: dict[int | str, dict[str, Any]] = {
-    413: {"model": ErrorDetail, "description": "Body or `data` too large"}
-}
-# Any request under /activities may lack its token (api/auth.py) or be too large (api/limits.py), and any
-# endpoint that reads or writes the database answers 503 while it does not answer (api/errors.py).
-_UNAVAILABLE: dict[int | str, dict[str, Any]] = {
-    503: {
-        "model": ErrorDetail,
-        "description": "The database does not answer: retry later",
-        "headers": {"Retry-After": {"description": "Seconds to wait", "schema": {"type": "integer"}}},
-    }
-}
-
 router = APIRouter(
     prefix="/activities",
     tags=["activities"],
     route_class=OrjsonRoute,
-    responses={**_UNAUTHORISED, **_MISDIRECTED, **_TOO_LARGE, **_UNAVAILABLE},
+    responses={**UNAUTHORISED, **MISDIRECTED, **TOO_LARGE, **UNAVAILABLE},
 )
-health_router = APIRouter(tags=["health"], responses=_MISDIRECTED)
+health_router = APIRouter(tags=["health"], responses=MISDIRECTED)
 
 
 def _missing(event_id: uuid.UUID) -> HTTPException:
     return HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no event with id {event_id}")
-
-
-@router.post(
-    "/log",
-    status_code=status.HTTP_201_CREATED,
-    response_model=ActivityPublic,
-    responses={
-        200: {"model": ActivityPublic, "description": "An event with this id exists: returned as is"},
-        **_FORBIDDEN,
-        **_UNSUPPORTED_TYPE,
-    },
-)
-async def log_activity(event: ActivityCreate, feed: FeedDep) -> Response:
-    """Record one event. Replaying a create with the same `id` changes nothing and answers 200."""
-    # Served by api/ingest.py's fast route in the feed's own apps; this one declares it, and serves apps
-    # that include `router` alone.
-    return await ingest.record(feed, event)
-
-
-@router.post(
-    "/batch",
-    response_model=BatchResult,
-    response_model_exclude_unset=True,
-    responses={**_FORBIDDEN, **_UNSUPPORTED_TYPE},
-)
-async def apply_batch(batch: BatchRequest, feed: FeedDep) -> Response:
-    """Create `events`, then apply `updates`, in one transaction (at most 1,000 of each)."""
-    return await ingest.record_batch(feed, batch)
 
 
 @router.get("/recent")
@@ -162,7 +88,7 @@ async def activity_stats(
     return window.tools
 
 
-@router.get("/{event_id}", responses=_NOT_FOUND)
+@router.get("/{event_id}", responses=NOT_FOUND)
 async def get_activity(event_id: uuid.UUID, store: StoreDep) -> ActivityPublic:
     event = await store.get(event_id=event_id)
     if event is None:
@@ -170,7 +96,7 @@ async def get_activity(event_id: uuid.UUID, store: StoreDep) -> ActivityPublic:
     return event
 
 
-@router.patch("/{event_id}", responses={**_NOT_FOUND, **_FORBIDDEN, **_UNSUPPORTED_TYPE})
+@router.patch("/{event_id}", responses={**NOT_FOUND, **FORBIDDEN, **UNSUPPORTED_TYPE})
 async def update_activity(
     event_id: uuid.UUID, changes: ActivityUpdate, store: StoreDep, settings: SettingsDep
 ) -> ActivityPublic:
@@ -184,7 +110,7 @@ async def update_activity(
     return event
 
 
-@router.delete("/{event_id}", status_code=status.HTTP_204_NO_CONTENT, responses={**_NOT_FOUND, **_FORBIDDEN})
+@router.delete("/{event_id}", status_code=status.HTTP_204_NO_CONTENT, responses={**NOT_FOUND, **FORBIDDEN})
 async def delete_activity(event_id: uuid.UUID, store: StoreDep) -> Response:
     if not await store.delete(event_id=event_id):
         raise _missing(event_id)

@@ -8,12 +8,9 @@ from activity_feed.tokens import check_token
 
 
 def default_url() -> str | None:
-    try:
-        from activity_feed.settings import Settings
-
-        return Settings().url
-    except Exception:  # boundary: a bad unrelated ACTIVITY_FEED_* variable must not stop the host
-        return os.environ.get("ACTIVITY_FEED_URL") or None
+    """`ACTIVITY_FEED_URL`, read here rather than through the service's `Settings`: the host needs none
+    of the service's other settings, and a bad one of them must not stop it."""
+    return os.environ.get("ACTIVITY_FEED_URL", "").strip() or None
 
 
 def client_token(token: str | None) -> str | None:

@@ -9,34 +9,30 @@ queued create, and `lifecycle.py` for exit and fork.
 from __future__ import annotations
 
 import threading
-from collections import OrderedDict
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, Literal
 
 from activity_feed.client import lifecycle
+from activity_feed.client.admission import Admission
 from activity_feed.client.counters import Counters, DropReason, Warnings, logger
 from activity_feed.client.environment import client_token, default_url
-from activity_feed.client.intake import Call, CreateCall, Intake, ToolCallRecord, UpdateCall
+from activity_feed.client.intake import Call, CreateCall, Intake, ToolCallDetails, ToolCallRecord, UpdateCall
 from activity_feed.client.payload import (
     ENVELOPE_BYTES,
     EVENT_TYPES,
     MAX_REQUEST_BYTES,
     STATUSES,
     InvalidItem,
-    create_fields,
-    dumps,
     enum_value,
     event_id,
-    new_event_id,
-    update_fields,
 )
-from activity_feed.client.pending import PendingQueue, Put
+from activity_feed.client.pending import PendingQueue
 from activity_feed.client.worker import Worker, WorkerConfig
 from activity_feed.redaction import Redactor
 from activity_feed.schemas import MAX_BATCH_ITEMS
 
 MiB = 1024 * 1024
-_REMEMBERED_REDACTIONS = 4096
 _warned_no_url = False
 
 
@@ -85,8 +81,8 @@ class FeedClient:
         self._redactor = (redactor or Redactor()) if redact else None
         self._closed = False
         self._fresh_state()
-        lifecycle.register(self)
         if self.enabled:
+            lifecycle.register(self)  # a disabled client has nothing to flush, nor a worker to fork
             # Now rather than at the first call: starting the worker (a thread, an event loop, an HTTP
             # client) is the one slow step, and the first call is often inside a tool call.
             self._start_worker()
@@ -99,16 +95,13 @@ class FeedClient:
             max_item_bytes=self._config.max_request_bytes - ENVELOPE_BYTES,
             batch_size=self._config.batch_size,
         )
-        self._intake = Intake(self._admit)
-        self._intake_calls = self._intake.calls  # appended to directly: the busiest line of the client
         self._counters = Counters()
         self._warnings = Warnings()
+        self._admission = Admission(self._queue, self._counters, self._warnings, self._redactor)
+        self._intake = Intake(self._admission.admit)
+        self._intake_calls = self._intake.calls  # appended to directly: the busiest line of the client
         self._worker: Worker | None = None
         self._start_lock = threading.Lock()
-        self._redactions_lock = threading.Lock()
-        # Paths redacted from recent creates, so that an update whose own `data.redacted` replaces the
-        # stored list (the server merges `data` key by key) still lists both.
-        self._redactions: OrderedDict[str, list[str]] = OrderedDict()
 
     # Counters.
 
@@ -265,17 +258,26 @@ class FeedClient:
 
     # Internals.
 
-    # The instrumentation's own log() and update() (mcp/recorder.py), which run inside every tool call:
-    # one record per call (`ToolCallRecord`), handed off twice and never checked (its statuses are
-    # valid), with the id, the timestamp and `data` left to the worker.
+    # The fast path for instrumentation (mcp/recorder.py), which runs inside every tool call: one record
+    # per call, handed off twice and never checked (its statuses are valid), with the id, the timestamp
+    # and `data` left to the worker.
 
-    def tool_call_started(self, call: ToolCallRecord) -> None:
-        """Log a `pending` `tool_call` event for `call` (its id, timestamp and `data` are made by the
-        worker, from the moment the record was made)."""
+    def start_tool_call(
+        self,
+        tool_name: str,
+        *,
+        user_source: str | None = None,
+        arguments: Mapping[str, Any] | None = None,
+        details: ToolCallDetails | None = None,
+    ) -> ToolCallRecord:
+        """Log a `pending` `tool_call` event, stamped now, and return its record for `end_tool_call`.
+        `arguments` and `details` are read later, on the worker's thread: neither may change meanwhile."""
+        call = ToolCallRecord(tool_name, user_source, arguments, details)
         if self.enabled:
             self._hand_off(call)
+        return call
 
-    def tool_call_ended(
+    def end_tool_call(
         self,
         call: ToolCallRecord,
         status: Literal["success", "error"],
@@ -329,122 +331,6 @@ class FeedClient:
             call.end_admitted = True
         self._drop("queue_full", "activity feed: queue full (%d events); dropping", self.max_queue_events)
 
-    def _admit(self, call: Call) -> None:
-        """Redact, serialise and queue one call (on the worker's thread, or a reader's; in call order)."""
-        try:
-            if type(call) is CreateCall:
-                fields = create_fields(
-                    event_id=call.id,
-                    event_type=call.event_type,
-                    tool_name=call.tool_name,
-                    user_source=call.user_source,
-                    status=call.status,
-                    data=self._created_data(call.id, call.data),
-                    duration_ms=call.duration_ms,
-                    error_message=call.error_message,
-                    correlation_id=call.correlation_id,
-                    timestamp=call.timestamp,
-                )
-                self._enqueue(call.id, dumps(fields), create=True)
-            elif type(call) is UpdateCall:
-                self._admit_update(call.id, call.status, call.duration_ms, call.error_message, call.data)
-            else:
-                assert isinstance(call, ToolCallRecord)
-                self._admit_tool_call(call)
-        except InvalidItem as exc:
-            self._drop("rejected", "activity feed: event not sent: %s", exc)
-        except Exception:  # boundary: one call that cannot be serialised must not stop the others
-            self._drop("rejected", "activity feed: could not queue an event", exc_info=True)
-
-    def _admit_tool_call(self, call: ToolCallRecord) -> None:
-        event_id = call.id
-        first = event_id is None
-        if event_id is None:
-            # `id` before `status` is read: a host thread that finds no id after writing the end knows
-            # the start has not been read yet, and that the end will go with it (see _refuse).
-            call.id = event_id = new_event_id(call.started_ns // 1_000_000)
-        status = call.status  # before the end's other fields, which are written before it
-        if first:  # the start, with the end when the call has already ended
-            data = call.start_data()
-            ended = status is not None
-            if ended and call.result_preview is not None:
-                data["result"] = call.result_preview
-            call.end_admitted = ended
-            fields = create_fields(
-                event_id=event_id,
-                event_type="tool_call",
-                tool_name=call.tool_name,
-                user_source=call.user_source,
-                status=status if ended else "pending",
-                data=self._created_data(event_id, data),
-                duration_ms=call.duration_ms if ended else None,
-                error_message=call.error_message if ended else None,
-                correlation_id=None,
-                timestamp=datetime.fromtimestamp(call.started_ns / 1e9, UTC),
-            )
-            self._enqueue(event_id, dumps(fields), create=True)
-        elif status is not None and not call.end_admitted:  # the end of a call admitted in flight
-            call.end_admitted = True
-            preview = call.result_preview
-            end_data = {"result": preview} if preview is not None else None
-            self._admit_update(event_id, status, call.duration_ms, call.error_message, end_data)
-
-    def _created_data(self, target: str, data: dict[str, Any] | None) -> dict[str, Any]:
-        clean, paths = self._redacted(data)
-        if paths:
-            self._remember(target, paths)
-        return clean
-
-    def _admit_update(
-        self,
-        target: str,
-        status: str | None,
-        duration_ms: object,
-        error_message: object,
-        data: dict[str, Any] | None,
-    ) -> None:
-        clean, paths = self._redacted(data)
-        if paths:
-            clean["redacted"] = self._remember(target, paths)
-        fields = update_fields(
-            event_id=target,
-            status=status,
-            duration_ms=duration_ms,
-            error_message=error_message,
-            data=clean or None,
-        )
-        if len(fields) > 1:
-            self._enqueue(target, dumps(fields), create=False)
-
-    def _redacted(self, data: dict[str, Any] | None) -> tuple[dict[str, Any], list[str]]:
-        if not data:
-            return {}, []
-        if self._redactor is None:
-            return dict(data), []
-        clean, paths = self._redactor.redact(data)
-        if paths:
-            clean["redacted"] = paths
-        return clean, paths
-
-    def _remember(self, target: str, paths: list[str]) -> list[str]:
-        with self._redactions_lock:
-            known = self._redactions.pop(target, [])
-            joined = [*known, *(p for p in paths if p not in known)]
-            self._redactions[target] = joined
-            if len(self._redactions) > _REMEMBERED_REDACTIONS:
-                self._redactions.popitem(last=False)
-            return joined
-
-    def _enqueue(self, target: str, body: bytes, *, create: bool) -> None:
-        if create:
-            outcome, _ = self._queue.put_create(target, body)
-        else:
-            outcome, _ = self._queue.put_update(target, body)
-        if outcome is Put.QUEUE_FULL:
-            self._drop("queue_full", "activity feed: queue full (%d events); dropping", self.max_queue_events)
-        elif outcome is Put.TOO_LARGE:
-            self._drop("too_large", "activity feed: an event of %d bytes is too large to send", len(body))
-
     def _start_worker(self) -> Worker | None:
         with self._start_lock:
             if self._worker is None or not self._worker.alive:
@@ -457,9 +343,10 @@ class FeedClient:
             return self._worker
 
     def _drop(self, reason: DropReason, message: str, *args: object, exc_info: bool = False) -> None:
-        self._counters.add_dropped(reason)
-        self._warnings.warn(reason, message, *args, exc_info=exc_info)
+        self._admission.drop(reason, message, *args, exc_info=exc_info)
 
-    def _after_fork_in_child(self) -> None:
+    def reset_after_fork(self) -> None:
+        """Start afresh in a forked child: a new queue, zeroed counters, and a new worker on the next
+        call (the parent's is left alone: its thread does not exist here)."""
         lifecycle.abandon(self._worker)
         self._fresh_state()

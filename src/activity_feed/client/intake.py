@@ -20,7 +20,7 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 
 @dataclass(slots=True)
@@ -46,23 +46,30 @@ class UpdateCall:
     data: dict[str, Any] | None
 
 
+class ToolCallDetails(Protocol):
+    """More keys for a tool call's `data` besides its arguments, read once on the worker's thread (so
+    the caller builds nothing for them inside the call)."""
+
+    def extra_data(self) -> Mapping[str, Any] | None: ...
+
+
 class ToolCallRecord:
-    """A tool call's start and end in one object (`FeedClient.tool_call_started` and `tool_call_ended`),
+    """A tool call's start and end in one object (`FeedClient.start_tool_call` and `end_tool_call`),
     handed off at the start and again at the end.
 
     One object per call, and nothing built on the tool call's path that could wait for the worker:
     whatever a call leaves alive until the worker reads it costs the host more than the work itself (the
-    host's next allocations land in colder memory). `data` (the arguments, `extra()` and the result
+    host's next allocations land in colder memory). `data` (the arguments, the `details` and the result
     preview), the id and the timestamp are made on the worker's thread, when it admits the record.
 
     The end's fields are written before `status`, and `status` is read first: the worker either sees a
     finished call, whose end then goes into the create, or a call in flight, which is created `pending`
-    and updated when the end is handed off. Subclasses add fields (in their own `__slots__`) and say
-    what goes into `data` besides the arguments by overriding `extra`.
+    and updated when the end is handed off.
     """
 
     __slots__ = (
         "arguments",
+        "details",
         "duration_ms",
         "end_admitted",
         "error_message",
@@ -74,10 +81,17 @@ class ToolCallRecord:
         "user_source",
     )
 
-    def __init__(self, tool_name: str, user_source: str | None, arguments: Mapping[str, Any] | None) -> None:
+    def __init__(
+        self,
+        tool_name: str,
+        user_source: str | None,
+        arguments: Mapping[str, Any] | None,
+        details: ToolCallDetails | None = None,
+    ) -> None:
         self.tool_name = tool_name
         self.user_source = user_source
         self.arguments = arguments
+        self.details = details
         self.started_ns = time.time_ns()
         self.id: str | None = None  # set when the worker admits the start
         self.status: str | None = None  # set last, when the call ends
@@ -86,20 +100,17 @@ class ToolCallRecord:
         self.result_preview: str | None = None
         self.end_admitted = False
 
-    def extra(self) -> Mapping[str, Any] | None:
-        """More keys for the event's `data` (read on the worker's thread, once)."""
-        return None
-
     def start_data(self) -> dict[str, Any]:
-        """The create's `data`: a copy of the arguments and `extra()` (the worker adds the result's
-        preview when the call has already ended)."""
+        """The create's `data`: a copy of the arguments and the details' keys (the worker adds the
+        result's preview when the call has already ended)."""
         data: dict[str, Any] = {}
         if self.arguments is not None:
             data["arguments"] = dict(self.arguments)
-        extra = self.extra()
+        extra = self.details.extra_data() if self.details is not None else None
         if extra:
             data.update(extra)
         self.arguments = None  # the worker's copy is the event's now; the host's dict can go
+        self.details = None
         return data
 
 

@@ -15,16 +15,21 @@ import atexit
 import os
 import threading
 import time
-import weakref
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-if TYPE_CHECKING:
-    from activity_feed.client.feed_client import FeedClient
-    from activity_feed.client.worker import Worker
+
+class ManagedClient(Protocol):
+    """What exit and fork need of a client (`FeedClient`)."""
+
+    def close(self, timeout: float = ...) -> None: ...
+
+    def reset_after_fork(self) -> None: ...
+
 
 EXIT_FLUSH_SECONDS = 2.0
 
-_clients: weakref.WeakSet[FeedClient] = weakref.WeakSet()
+# Held until closed: a client nobody else references still has events to send, and exit must flush them.
+_clients: set[ManagedClient] = set()
 _lock = threading.Lock()
 _abandoned: list[object] = []
 
@@ -33,17 +38,18 @@ def now() -> float:
     return time.monotonic()
 
 
-def register(client: FeedClient) -> None:
+def register(client: ManagedClient) -> None:
     with _lock:
         _clients.add(client)
 
 
-def unregister(client: FeedClient) -> None:
+def unregister(client: ManagedClient) -> None:
     with _lock:
         _clients.discard(client)
 
 
-def abandon(worker: Worker | None) -> None:
+def abandon(worker: object | None) -> None:
+    """Keep a forked parent's worker referenced and untouched: its loop and sockets are the parent's."""
     if worker is not None:
         _abandoned.append(worker)
 
@@ -61,7 +67,7 @@ def _after_fork_in_child() -> None:
     global _lock
     _lock = threading.Lock()
     for client in list(_clients):
-        client._after_fork_in_child()
+        client.reset_after_fork()
 
 
 atexit.register(close_all)

@@ -62,17 +62,8 @@ def client_source(ctx: ServerRequestContext[Any, Any]) -> str | None:
     info = params.client_info if params is not None else None
     if info is None:
         return None
-    global _last_source
     name, version = info.name, info.version
-    cached = _last_source
-    if cached[0] is name and cached[1] is version:  # the same session's info, call after call
-        return cached[2]
-    source = f"{name} {version}".strip() if version else name
-    _last_source = (name, version, source)
-    return source
-
-
-_last_source: tuple[object, object, str | None] = (None, None, None)
+    return f"{name} {version}".strip() if version else name
 
 
 class McpToolCall(ToolCall):
@@ -85,7 +76,7 @@ class McpToolCall(ToolCall):
     transport: str
     server_name: str | None
 
-    def extra(self) -> Mapping[str, Any]:
+    def extra_data(self) -> Mapping[str, Any]:
         return {
             "mcp": {
                 "method": TOOLS_CALL,
@@ -146,4 +137,4 @@ class ActivityFeedServerMiddleware:
         except Exception:  # boundary: a context the instrumentation cannot read must not stop the call
             warn_once("read", "activity feed: could not read an MCP tools/call request")
             return None
-        return recorder.begin(call)
+        return recorder.record_start(call)

@@ -13,10 +13,9 @@ import logging
 import threading
 import time
 from collections.abc import Mapping
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, cast
 
-from activity_feed.client.feed_client import FeedClient
-from activity_feed.client.intake import ToolCallRecord
+from activity_feed.client.intake import ToolCallDetails, ToolCallRecord
 from activity_feed.mcp import preview
 from activity_feed.redaction import Redactor
 
@@ -59,7 +58,80 @@ class ActivityClient(Protocol):
     ) -> None: ...
 
 
-def _default_client() -> ActivityClient:
+class ToolCallSink(Protocol):
+    """The one way the instrumentation records a call: `FeedClient`'s fast path, or `LoggingClient`
+    around any other client."""
+
+    def start_tool_call(
+        self,
+        tool_name: str,
+        *,
+        user_source: str | None = ...,
+        arguments: Mapping[str, Any] | None = ...,
+        details: ToolCallDetails | None = ...,
+    ) -> Any: ...
+
+    def end_tool_call(
+        self,
+        call: Any,
+        status: Literal["success", "error"],
+        duration_ms: float,
+        error_message: str | None,
+        result_preview: str | None,
+    ) -> None: ...
+
+    def redact_text(self, text: str) -> str: ...
+
+
+class LoggingClient:
+    """A `ToolCallSink` over any client with `FeedClient`'s `log` and `update` (a test double, a
+    client of your own): the start is logged at once, the end updates it."""
+
+    def __init__(self, client: ActivityClient) -> None:
+        self.client = client
+        self.enabled = getattr(client, "enabled", True)
+
+    def start_tool_call(
+        self,
+        tool_name: str,
+        *,
+        user_source: str | None = None,
+        arguments: Mapping[str, Any] | None = None,
+        details: ToolCallDetails | None = None,
+    ) -> str:
+        data = ToolCallRecord(tool_name, user_source, arguments, details).start_data()
+        return self.client.log(
+            event_type="tool_call", tool_name=tool_name, user_source=user_source, status="pending", data=data
+        )
+
+    def end_tool_call(
+        self,
+        call: str,
+        status: Literal["success", "error"],
+        duration_ms: float,
+        error_message: str | None,
+        result_preview: str | None,
+    ) -> None:
+        self.client.update(
+            call,
+            status=status,
+            duration_ms=duration_ms,
+            error_message=error_message,
+            data={"result": result_preview} if result_preview is not None else None,
+        )
+
+    def redact_text(self, text: str) -> str:
+        # The defaults: this client's own patterns, if any, are unknown here.
+        return _default_redactor().redact_text(text)
+
+
+def _sink_for(client: ActivityClient | ToolCallSink) -> ToolCallSink:
+    if hasattr(client, "start_tool_call"):
+        return cast(ToolCallSink, client)
+    return LoggingClient(client)
+
+
+def _default_client() -> ToolCallSink:
     from activity_feed.client import get_default_client
 
     return get_default_client()
@@ -70,21 +142,23 @@ class CallRecorder:
 
     def __init__(
         self,
-        client: ActivityClient | None = None,
+        client: ActivityClient | ToolCallSink | None = None,
         *,
         user_source: str | None = None,
         capture_arguments: bool = True,
         capture_results: bool = True,
     ) -> None:
         self.client = client
+        # Chosen once: every call then goes one way, whatever the client.
+        self.sink = _sink_for(client) if client is not None else None
         self.user_source = user_source
         self.capture_arguments = capture_arguments
         self.capture_results = capture_results
 
-    def client_for_call(self) -> ActivityClient | None:
-        """The client to record a call through; None when the feed is disabled (no URL)."""
-        client = self.client if self.client is not None else _default_client()
-        return None if getattr(client, "enabled", True) is False else client
+    def client_for_call(self) -> ToolCallSink | None:
+        """The sink to record a call through; None when the feed is disabled (no URL)."""
+        sink = self.sink if self.sink is not None else _default_client()
+        return None if getattr(sink, "enabled", True) is False else sink
 
     def start(
         self,
@@ -96,66 +170,67 @@ class CallRecorder:
     ) -> ToolCall | None:
         """Log the call as `pending`; None when the feed is disabled or logging failed."""
         try:
-            client = self.client_for_call()
-            if client is None:
+            sink = self.client_for_call()
+            if sink is None:
                 return None  # no URL: skip building an event nobody will send
-            call = ToolCall(self, client, tool_name, user_source, arguments, extra)
+            call = ToolCall(self, sink, tool_name, user_source, arguments, extra)
         except Exception:  # boundary: the tool runs whatever happens to its record
             warn_once("start", "activity feed: could not record the start of a tool call")
             return None
-        return self.begin(call)
+        return self.record_start(call)
 
-    def begin(self, call: ToolCall) -> ToolCall | None:
+    def record_start(self, call: ToolCall) -> ToolCall | None:
         """Log the start of `call` (made with this recorder); None when logging failed."""
         try:
-            client = call.client
-            if type(client) is FeedClient:
-                client.tool_call_started(call)
-            else:
-                call.event = client.log(
-                    event_type="tool_call",
-                    tool_name=call.tool_name,
-                    user_source=call.user_source,
-                    status="pending",
-                    data=call.start_data(),
-                )
+            call.record = call.sink.start_tool_call(
+                call.tool_name, user_source=call.user_source, arguments=call.arguments, details=call
+            )
+            call.arguments = None  # the record holds them now
             return call
         except Exception:  # boundary: the tool runs whatever happens to its record
             warn_once("start", "activity feed: could not record the start of a tool call")
             return None
 
 
-class ToolCall(ToolCallRecord):
-    """One recorded call in flight; ends exactly once. For a `FeedClient` it is also the record the
-    client queues, so a call leaves one object behind it until the worker reads it."""
+class ToolCall:
+    """One recorded call in flight; ends exactly once. It is also the call's `details` (`extra_data`),
+    which the client reads on its worker's thread."""
 
-    __slots__ = ("_capture_results", "_cause", "_done", "_started", "client", "event", "extra_data")
+    __slots__ = (
+        "_capture_results",
+        "_cause",
+        "_done",
+        "_started",
+        "arguments",
+        "extra",
+        "record",
+        "sink",
+        "tool_name",
+        "user_source",
+    )
 
     def __init__(
         self,
         recorder: CallRecorder,
-        client: ActivityClient,
+        sink: ToolCallSink,
         tool_name: str,
         user_source: str | None,
         arguments: Mapping[str, Any] | None,
         extra: Mapping[str, Any] | None = None,
     ) -> None:
-        ToolCallRecord.__init__(
-            self,
-            tool_name,
-            recorder.user_source if recorder.user_source is not None else user_source,
-            arguments if recorder.capture_arguments else None,
-        )
+        self.tool_name = tool_name
+        self.user_source = recorder.user_source if recorder.user_source is not None else user_source
+        self.arguments = arguments if recorder.capture_arguments else None
+        self.extra = extra
         self._capture_results = recorder.capture_results
         self._started = time.perf_counter()
         self._done = False
         self._cause: str | None = None
-        self.client = client
-        self.event: str | None = None  # the id log() returned, for a client other than FeedClient
-        self.extra_data = extra
+        self.sink = sink
+        self.record: Any = None  # what the sink's start_tool_call returned, for its end_tool_call
 
-    def extra(self) -> Mapping[str, Any] | None:
-        return self.extra_data
+    def extra_data(self) -> Mapping[str, Any] | None:
+        return self.extra
 
     def note_cause(self, exc: BaseException) -> None:
         """Remember the exception the SDK logged while turning it into an `isError` result."""
@@ -193,33 +268,16 @@ class ToolCall(ToolCallRecord):
             return
         self._done = True
         duration_ms = (time.perf_counter() - self._started) * 1000.0
-        client = self.client
+        sink = self.sink
         if error_message is not None:
-            error_message = _redact_text(client, error_message)
+            # The client redacts `data` only; an error message can quote arguments too.
+            error_message = sink.redact_text(error_message)
         # Previewed here even for a FeedClient, whose worker could do it: keeping the result alive until
         # then would cost the host more than the preview (and hold results of any size).
         result_preview = (
             preview.result_preview(result) if self._capture_results and result is not None else None
         )
-        if type(client) is FeedClient:
-            client.tool_call_ended(self, status, duration_ms, error_message, result_preview)
-        else:
-            client.update(
-                self.event,
-                status=status,
-                duration_ms=duration_ms,
-                error_message=error_message,
-                data={"result": result_preview} if result_preview is not None else None,
-            )
-
-
-def _redact_text(client: ActivityClient, text: str) -> str:
-    # The client redacts `data` only; an error message can quote arguments too, so it gets the same
-    # value patterns (a FeedClient's own, so custom patterns apply and redact=False is respected; the
-    # defaults for any other client).
-    if isinstance(client, FeedClient):
-        return client.redact_text(text)
-    return _default_redactor().redact_text(text)
+        sink.end_tool_call(self.record, status, duration_ms, error_message, result_preview)
 
 
 _redactor: Redactor | None = None

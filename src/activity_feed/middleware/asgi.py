@@ -14,7 +14,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from activity_feed.middleware.sinks import ActivitySink
+from activity_feed.middleware.sink import ActivitySink
 from activity_feed.schemas import MAX_TEXT, ActivityCreate, EventStatus, EventType
 
 log = logging.getLogger(__name__)

@@ -35,8 +35,9 @@ from activity_feed.store.engine import (
 from activity_feed.store.migrate import upgrade
 from activity_feed.store.reads import ChangePage, RecentQuery, StatsWindow
 from activity_feed.store.runner import AsyncTransactionRunner, SqliteTransactionRunner, TransactionRunner
+from activity_feed.store.transaction import WriteOutcome, WriteRequest
 from activity_feed.store.write_health import ReportingRunner, WriteHealth
-from activity_feed.store.writer import GroupCommitWriter, OnCommit, WriteOutcome, WriteRequest
+from activity_feed.store.writer import GroupCommitWriter, OnCommit
 
 
 class ActivityStore:
@@ -106,7 +107,7 @@ class ActivityStore:
             on_commit=self._on_commit,
             batch_size=self._batch_size,
             queue_timeout=queue_timeout,
-            encode_for_sqlite=is_sqlite(reader.url),
+            draft_for_sqlite=is_sqlite(reader.url),
         )
         self._writer.start()
 

@@ -21,10 +21,9 @@ import sqlalchemy as sa
 from activity_feed.durations import format_duration
 from activity_feed.errors import StoreUnavailableError
 from activity_feed.schemas import ActivityUpdateItem, EventStatus
-from activity_feed.settings import Settings
 from activity_feed.store.activity_store import ActivityStore
 from activity_feed.store.schema import activity_events
-from activity_feed.store.writer import TIMED_OUT_PREFIX, DropTombstones, WriteRequest
+from activity_feed.store.transaction import TIMED_OUT_PREFIX, DropTombstones, WriteRequest
 
 log = logging.getLogger(__name__)
 
@@ -190,21 +189,6 @@ class Maintenance:
         self.interval = interval
         self.batch_size = batch_size
         self._task: asyncio.Task[None] | None = None
-
-    @classmethod
-    def from_settings(cls, store: ActivityStore, settings: Settings) -> Maintenance:
-        """Zero turns a setting off (see the README's Configuration)."""
-        return cls(
-            store,
-            retention=Retention(
-                older_than=timedelta(days=settings.retention_days) if settings.retention_days else None,
-                keep=settings.retention_max_events or None,
-            ),
-            pending_timeout=settings.pending_timeout or None,
-            keep_changes=settings.replay_limit,
-            interval=settings.maintenance_interval,
-            batch_size=settings.maintenance_batch_size,
-        )
 
     @property
     def enabled(self) -> bool:

@@ -22,7 +22,7 @@ from activity_feed.schemas import (
     EventType,
     ToolStats,
 )
-from activity_feed.store.rows import to_public
+from activity_feed.store.rows import PUBLIC_COLUMNS, to_public
 from activity_feed.store.schema import activity_change_counter, activity_deletions, activity_events
 
 _events = activity_events
@@ -179,8 +179,7 @@ async def replay_window(conn: AsyncConnection) -> tuple[int, int]:
     return int(floor), int(head)
 
 
-_REPLAY_COLUMNS: tuple[str, ...] = ("seq", "id", "timestamp", "tool_name", "user_source", "event_type")
-_REPLAY_COLUMNS += ("status", "data", "duration_ms", "error_message", "correlation_id")
+_REPLAY_COLUMNS = ("seq", *PUBLIC_COLUMNS)
 
 
 def _changes_after(cursor: int, limit: int, *, data_as_text: bool = False) -> sa.CompoundSelect[Any]:

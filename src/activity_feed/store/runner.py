@@ -1,4 +1,4 @@
-"""How a write transaction runs on each database. The transaction itself (`writer.transact`) is one
+"""How a write transaction runs on each database. The transaction itself (`transaction.transact`) is one
 synchronous function, so it is written once for both."""
 
 from __future__ import annotations

@@ -1,21 +1,15 @@
-"""Where `ActivityLoggerMiddleware` sends its events. A sink must return at once and never raise."""
+"""`StoreSink`: `ActivityLoggerMiddleware`'s sink inside the service process, writing into the local store."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Protocol
 
 from activity_feed.errors import ActivityFeedError
 from activity_feed.schemas import ActivityCreate
 from activity_feed.store import ActivityStore
 
 log = logging.getLogger(__name__)
-
-
-class ActivitySink(Protocol):
-    def emit(self, event: ActivityCreate) -> None:
-        """Hand `event` over for recording without waiting and without raising."""
 
 
 class StoreSink:

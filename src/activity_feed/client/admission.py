@@ -1,0 +1,159 @@
+"""Admission: what the worker does with each call the host made, in call order: redact its `data`
+(remembering what was redacted, so that an update's list still names its create's), serialise it, and
+queue it, counting and warning about whatever has to be dropped.
+
+It runs on the worker's thread (or on a reader's that needs every call counted, such as `dropped`),
+never on the host's: `FeedClient.log()` and `update()` only record their arguments (intake.py).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from datetime import UTC, datetime
+from typing import Any
+
+from activity_feed.client.counters import Counters, DropReason, Warnings
+from activity_feed.client.intake import Call, CreateCall, ToolCallRecord, UpdateCall
+from activity_feed.client.payload import InvalidItem, create_fields, dumps, new_event_id, update_fields
+from activity_feed.client.pending import PendingQueue, Put
+from activity_feed.redaction import Redactor
+
+_REMEMBERED_REDACTIONS = 4096
+
+
+class Admission:
+    """Redacts, serialises and queues calls into `queue`; counts drops in `counters`."""
+
+    def __init__(
+        self, queue: PendingQueue, counters: Counters, warnings: Warnings, redactor: Redactor | None
+    ) -> None:
+        self._queue = queue
+        self._counters = counters
+        self._warnings = warnings
+        self._redactor = redactor
+        self._redactions_lock = threading.Lock()
+        # Paths redacted from recent creates, so that an update whose own `data.redacted` replaces the
+        # stored list (the server merges `data` key by key) still lists both.
+        self._redactions: OrderedDict[str, list[str]] = OrderedDict()
+
+    def admit(self, call: Call) -> None:
+        """Redact, serialise and queue one call (on the worker's thread, or a reader's; in call order)."""
+        try:
+            if type(call) is CreateCall:
+                fields = create_fields(
+                    event_id=call.id,
+                    event_type=call.event_type,
+                    tool_name=call.tool_name,
+                    user_source=call.user_source,
+                    status=call.status,
+                    data=self._created_data(call.id, call.data),
+                    duration_ms=call.duration_ms,
+                    error_message=call.error_message,
+                    correlation_id=call.correlation_id,
+                    timestamp=call.timestamp,
+                )
+                self._enqueue(call.id, dumps(fields), create=True)
+            elif type(call) is UpdateCall:
+                self._admit_update(call.id, call.status, call.duration_ms, call.error_message, call.data)
+            else:
+                assert isinstance(call, ToolCallRecord)
+                self._admit_tool_call(call)
+        except InvalidItem as exc:
+            self.drop("rejected", "activity feed: event not sent: %s", exc)
+        except Exception:  # boundary: one call that cannot be serialised must not stop the others
+            self.drop("rejected", "activity feed: could not queue an event", exc_info=True)
+
+    def _admit_tool_call(self, call: ToolCallRecord) -> None:
+        event_id = call.id
+        first = event_id is None
+        if event_id is None:
+            # `id` before `status` is read: a host thread that finds no id after writing the end knows
+            # the start has not been read yet, and that the end will go with it (see _refuse).
+            call.id = event_id = new_event_id(call.started_ns // 1_000_000)
+        status = call.status  # before the end's other fields, which are written before it
+        if first:  # the start, with the end when the call has already ended
+            data = call.start_data()
+            ended = status is not None
+            if ended and call.result_preview is not None:
+                data["result"] = call.result_preview
+            call.end_admitted = ended
+            fields = create_fields(
+                event_id=event_id,
+                event_type="tool_call",
+                tool_name=call.tool_name,
+                user_source=call.user_source,
+                status=status if ended else "pending",
+                data=self._created_data(event_id, data),
+                duration_ms=call.duration_ms if ended else None,
+                error_message=call.error_message if ended else None,
+                correlation_id=None,
+                timestamp=datetime.fromtimestamp(call.started_ns / 1e9, UTC),
+            )
+            self._enqueue(event_id, dumps(fields), create=True)
+        elif status is not None and not call.end_admitted:  # the end of a call admitted in flight
+            call.end_admitted = True
+            preview = call.result_preview
+            end_data = {"result": preview} if preview is not None else None
+            self._admit_update(event_id, status, call.duration_ms, call.error_message, end_data)
+
+    def _created_data(self, target: str, data: dict[str, Any] | None) -> dict[str, Any]:
+        clean, paths = self._redacted(data)
+        if paths:
+            self._remember(target, paths)
+        return clean
+
+    def _admit_update(
+        self,
+        target: str,
+        status: str | None,
+        duration_ms: object,
+        error_message: object,
+        data: dict[str, Any] | None,
+    ) -> None:
+        clean, paths = self._redacted(data)
+        if paths:
+            clean["redacted"] = self._remember(target, paths)
+        fields = update_fields(
+            event_id=target,
+            status=status,
+            duration_ms=duration_ms,
+            error_message=error_message,
+            data=clean or None,
+        )
+        if len(fields) > 1:
+            self._enqueue(target, dumps(fields), create=False)
+
+    def _redacted(self, data: dict[str, Any] | None) -> tuple[dict[str, Any], list[str]]:
+        if not data:
+            return {}, []
+        if self._redactor is None:
+            return dict(data), []
+        clean, paths = self._redactor.redact(data)
+        if paths:
+            clean["redacted"] = paths
+        return clean, paths
+
+    def _remember(self, target: str, paths: list[str]) -> list[str]:
+        with self._redactions_lock:
+            known = self._redactions.pop(target, [])
+            joined = [*known, *(p for p in paths if p not in known)]
+            self._redactions[target] = joined
+            if len(self._redactions) > _REMEMBERED_REDACTIONS:
+                self._redactions.popitem(last=False)
+            return joined
+
+    def _enqueue(self, target: str, body: bytes, *, create: bool) -> None:
+        if create:
+            outcome, _ = self._queue.put_create(target, body)
+        else:
+            outcome, _ = self._queue.put_update(target, body)
+        if outcome is Put.QUEUE_FULL:
+            self.drop("queue_full", "activity feed: queue full (%d events); dropping", self._queue.max_items)
+        elif outcome is Put.TOO_LARGE:
+            self.drop("too_large", "activity feed: an event of %d bytes is too large to send", len(body))
+
+    def drop(self, reason: DropReason, message: str, *args: object, exc_info: bool = False) -> None:
+        """Count one item dropped for `reason`, and warn (at most once in a while per reason)."""
+        self._counters.add_dropped(reason)
+        self._warnings.warn(reason, message, *args, exc_info=exc_info)

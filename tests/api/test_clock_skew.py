@@ -1,6 +1,6 @@
 """Timestamps from the future (api/clock_skew.py): an event stamped more than ACTIVITY_FEED_MAX_CLOCK_SKEW
-ahead of the server's clock is refused with 422 naming the field, on /log and /batch, by the fast ingest
-path and by the declared routes alike; a batch holding one is refused whole."""
+ahead of the server's clock is refused with 422 naming the field, on /log and /batch; a batch holding one
+is refused whole."""
 
 from __future__ import annotations
 
@@ -13,7 +13,6 @@ import httpx
 import pytest
 
 from activity_feed.api import create_app
-from activity_feed.api.ingest import IngestMiddleware
 from activity_feed.settings import Settings
 from tests.support.server import LiveServer
 
@@ -24,20 +23,13 @@ def ahead(delta: timedelta) -> str:
     return (datetime.now(UTC) + delta).isoformat()
 
 
-def serve(
-    live_server: Callable[..., LiveServer], tmp_path: Path, *, fast_path: bool = True, **settings: Any
-) -> LiveServer:
-    app = create_app(Settings(database_url=f"sqlite:///{tmp_path / 'feed.db'}", **settings))
-    if not fast_path:  # only the FastAPI routes of routes.py, as in an app that mounts them alone
-        app.user_middleware[:] = [entry for entry in app.user_middleware if entry.cls is not IngestMiddleware]
-    return live_server(app=app)
+def serve(live_server: Callable[..., LiveServer], tmp_path: Path, **settings: Any) -> LiveServer:
+    return live_server(app=create_app(Settings(database_url=f"sqlite:///{tmp_path / 'feed.db'}", **settings)))
 
 
-@pytest.fixture(params=["fast path", "routes"])
-def client(
-    request: pytest.FixtureRequest, live_server: Callable[..., LiveServer], tmp_path: Path
-) -> Iterator[httpx.Client]:
-    server = serve(live_server, tmp_path, fast_path=request.param == "fast path")
+@pytest.fixture
+def client(live_server: Callable[..., LiveServer], tmp_path: Path) -> Iterator[httpx.Client]:
+    server = serve(live_server, tmp_path)
     with httpx.Client(base_url=server.url, timeout=20) as http:
         yield http
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from contextvars import ContextVar
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from activity_feed.mcp.recorder import CallRecorder, ToolCall, warn_once
 
@@ -66,11 +66,11 @@ def client_source(ctx: ServerRequestContext[Any, Any]) -> str | None:
     return f"{name} {version}".strip() if version else name
 
 
-class McpToolCall(ToolCall):
-    """A `tools/call` request's call: its `data.mcp` is built from these fields on the client's worker,
-    not inside the call."""
+class McpCallDetails(NamedTuple):
+    """A `tools/call` request's `data.mcp`, built from these fields on the client's worker, not inside
+    the call. A tuple of plain values: the garbage collector stops tracking it, so the many that wait
+    for a starved worker cost the host nothing at each collection."""
 
-    __slots__ = ("protocol_version", "request_id", "server_name", "transport")
     request_id: object
     protocol_version: str | None
     transport: str
@@ -86,6 +86,16 @@ class McpToolCall(ToolCall):
                 "server_name": self.server_name,
             }
         }
+
+
+class McpToolCall(ToolCall):
+    """A `tools/call` request's call, whose details are the request's (`McpCallDetails`)."""
+
+    __slots__ = ("mcp_details",)
+    mcp_details: McpCallDetails
+
+    def details(self) -> McpCallDetails:
+        return self.mcp_details
 
 
 class ActivityFeedServerMiddleware:
@@ -128,12 +138,12 @@ class ActivityFeedServerMiddleware:
                 client_source(ctx),
                 arguments if isinstance(arguments, dict) else None,
             )
-            call.request_id = ctx.request_id
-            call.protocol_version = ctx.protocol_version
             # The SDK's middleware context does not name the transport; it carries the HTTP request for
             # the HTTP transports (streamable HTTP, SSE) and nothing for stdio (or in process).
-            call.transport = "stdio" if ctx.request is None else "http"
-            call.server_name = self.server_name
+            transport = "stdio" if ctx.request is None else "http"
+            call.mcp_details = McpCallDetails(
+                ctx.request_id, ctx.protocol_version, transport, self.server_name
+            )
         except Exception:  # boundary: a context the instrumentation cannot read must not stop the call
             warn_once("read", "activity feed: could not read an MCP tools/call request")
             return None

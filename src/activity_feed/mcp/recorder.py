@@ -13,7 +13,7 @@ import logging
 import threading
 import time
 from collections.abc import Mapping
-from typing import Any, Literal, Protocol, cast
+from typing import Any, Literal, NamedTuple, Protocol, cast
 
 from activity_feed.client.intake import ToolCallDetails, ToolCallRecord
 from activity_feed.mcp import preview
@@ -125,6 +125,15 @@ class LoggingClient:
         return _default_redactor().redact_text(text)
 
 
+class ExtraData(NamedTuple):
+    """Keys a caller gave for the event's `data`, as `ToolCallDetails`."""
+
+    data: Mapping[str, Any]
+
+    def extra_data(self) -> Mapping[str, Any]:
+        return self.data
+
+
 def _sink_for(client: ActivityClient | ToolCallSink) -> ToolCallSink:
     if hasattr(client, "start_tool_call"):
         return cast(ToolCallSink, client)
@@ -183,7 +192,7 @@ class CallRecorder:
         """Log the start of `call` (made with this recorder); None when logging failed."""
         try:
             call.record = call.sink.start_tool_call(
-                call.tool_name, user_source=call.user_source, arguments=call.arguments, details=call
+                call.tool_name, user_source=call.user_source, arguments=call.arguments, details=call.details()
             )
             call.arguments = None  # the record holds them now
             return call
@@ -193,8 +202,8 @@ class CallRecorder:
 
 
 class ToolCall:
-    """One recorded call in flight; ends exactly once. It is also the call's `details` (`extra_data`),
-    which the client reads on its worker's thread."""
+    """One recorded call in flight; ends exactly once. It lives as long as the call: what the client
+    keeps until its worker reads it is the record and the `details()`, never this object."""
 
     __slots__ = (
         "_capture_results",
@@ -229,8 +238,9 @@ class ToolCall:
         self.sink = sink
         self.record: Any = None  # what the sink's start_tool_call returned, for its end_tool_call
 
-    def extra_data(self) -> Mapping[str, Any] | None:
-        return self.extra
+    def details(self) -> ToolCallDetails | None:
+        """More `data` for the event, read on the client's worker thread."""
+        return ExtraData(self.extra) if self.extra else None
 
     def note_cause(self, exc: BaseException) -> None:
         """Remember the exception the SDK logged while turning it into an `isError` result."""

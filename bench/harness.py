@@ -302,6 +302,22 @@ def require_no_errors(result: dict[str, Any], what: str) -> None:
         )
 
 
+def sequential_latencies(server: ServerProcess, path: str, *, warmup: int, count: int) -> list[float]:
+    """Milliseconds of each of `count` GETs of `path`, one at a time on one connection, after `warmup`."""
+    spec = {
+        "port": server.port,
+        "connections": 1,
+        "requests": [{"method": "GET", "path": path}],
+        "warmup_requests": warmup,
+        "count": count,
+        "return_latencies": True,
+    }
+    result = run_load(spec)
+    require_no_errors(result, f"GET {path}")
+    latencies: list[float] = result["latencies_ms"]
+    return latencies
+
+
 # Realistic events: an MCP server for a property-management app, driven from Claude Desktop, plus the
 # HTTP API it sits in front of. About 10% errors, spread evenly.
 

@@ -27,9 +27,8 @@ from bench.harness import (
     event_pool,
     fmt,
     migrated_writer,
-    require_no_errors,
-    run_load,
     say,
+    sequential_latencies,
     sqlite_url,
     writer_rows,
 )
@@ -74,18 +73,7 @@ def _check_answer(server: ServerProcess) -> None:
 
 
 def _round(server: ServerProcess) -> list[float]:
-    spec = {
-        "port": server.port,
-        "connections": 1,
-        "requests": [{"method": "GET", "path": PATH}],
-        "warmup_requests": WARMUP_REQUESTS,
-        "count": REQUESTS_PER_ROUND,
-        "return_latencies": True,
-    }
-    result = run_load(spec)
-    require_no_errors(result, f"GET {PATH}")
-    latencies: list[float] = result["latencies_ms"]
-    return latencies
+    return sequential_latencies(server, PATH, warmup=WARMUP_REQUESTS, count=REQUESTS_PER_ROUND)
 
 
 def _summary(latencies: list[float], fill_seconds: float) -> dict[str, Any]:

@@ -22,7 +22,7 @@ from typing import Any
 
 import httpx
 
-from bench.harness import Check, ServerProcess, fmt, require_no_errors, run_load, say, sqlite_url
+from bench.harness import Check, ServerProcess, fmt, run_load, say, sequential_latencies, sqlite_url
 from bench.query import fill
 from bench.replay import p99
 
@@ -55,18 +55,7 @@ def _check_answer(server: ServerProcess, *, events: int, truncated: bool) -> Non
 
 
 def _round(server: ServerProcess) -> list[float]:
-    spec = {
-        "port": server.port,
-        "connections": 1,
-        "requests": [{"method": "GET", "path": PATH}],
-        "warmup_requests": WARMUP_REQUESTS,
-        "count": REQUESTS_PER_ROUND,
-        "return_latencies": True,
-    }
-    result = run_load(spec)
-    require_no_errors(result, f"GET {PATH}")
-    latencies: list[float] = result["latencies_ms"]
-    return latencies
+    return sequential_latencies(server, PATH, warmup=WARMUP_REQUESTS, count=REQUESTS_PER_ROUND)
 
 
 def _health_under_load(server: ServerProcess) -> tuple[list[float], dict[str, Any]]:

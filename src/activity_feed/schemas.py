@@ -216,6 +216,31 @@ class ToolStats(BaseModel):
     p95_duration_ms: float | None
 
 
+class TimelineBucket(BaseModel):
+    """One time bucket of `GET /activities/stats/timeline`: its events, failed ones, and the nearest-rank
+    p50/p95 of their `duration_ms` (null when none has one)."""
+
+    start: datetime
+    calls: int
+    errors: int
+    p50_ms: float | None
+    p95_ms: float | None
+
+
+class StatsTimeline(BaseModel):
+    """Every bucket from `since` to `until`, oldest first, empty ones included."""
+
+    since: datetime = Field(
+        description="the first bucket's start: the requested time, or, when `truncated`, the oldest event "
+        "counted (every event from then on was)"
+    )
+    until: datetime
+    bucket_seconds: int
+    truncated: bool = Field(description="older events of the window were left out (stats_window_events)")
+    events: int
+    buckets: list[TimelineBucket]
+
+
 class SessionPublic(BaseModel):
     """One session as `GET /activities/sessions` lists it: its first and latest event's timestamps,
     who and which server (the latest named), and how many of its events there are, failed and pending."""

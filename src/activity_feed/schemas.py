@@ -140,6 +140,7 @@ class ActivityCreate(_Strict):
     session_id: SessionId | None = Field(
         default=None,
         description="the MCP connection or conversation the event belongs to; set on create only",
+        examples=["3f1c9a7e-mcp-session"],
     )
 
 

@@ -6,11 +6,13 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from activity_feed.api import create_app
 from activity_feed.settings import Settings
 from tests.support.server import LiveServer
 
@@ -330,3 +332,40 @@ def test_the_timeline_counts_at_most_the_window_of_events_and_says_so(
     assert (body["truncated"], body["events"]) == (True, 3)
     assert datetime.fromisoformat(body["since"]) == moments[2]
     assert sum(bucket["calls"] for bucket in body["buckets"]) == 3
+
+
+def test_the_schema_documents_every_new_parameter_with_examples(tmp_path: Path) -> None:
+    document = create_app(Settings(database_url=f"sqlite:///{tmp_path / 'feed.db'}")).openapi()
+    expected = {
+        "/activities/sessions": {"limit", "before"},
+        "/activities/stats": {"since", "session_id", "event_type"},
+        "/activities/stats/timeline": {"since", "session_id", "event_type", "tool_name"},
+        "/activities/recent": {"session_id"},
+    }
+
+    for path, names in expected.items():
+        operation = document["paths"][path]["get"]
+        parameters = {parameter["name"]: parameter for parameter in operation["parameters"]}
+        assert names <= set(parameters), path
+        for name in names:
+            assert parameters[name].get("description"), (path, name)
+            assert parameters[name]["schema"].get("examples"), (path, name)
+        if path != "/activities/recent":
+            assert "example" in operation["responses"]["200"]["content"]["application/json"], path
+    for path in ("/activities/stats", "/activities/stats/timeline"):
+        since = next(p for p in document["paths"][path]["get"]["parameters"] if p["name"] == "since")
+        assert {example["value"] for example in since["examples"].values()} >= {"15m", "2026-12-01T09:00:00Z"}
+    assert "404" in document["paths"]["/activities/sessions"]["get"]["responses"]
+    schemas = document["components"]["schemas"]
+    assert schemas["EventType"]["enum"][-2:] == ["mcp_request", "mcp_notification"]
+    assert "session_id" in schemas["ActivityCreate"]["properties"]
+    assert "session_id" in schemas["ActivityPublic"]["required"]
+    assert set(schemas["SessionPublic"]["required"]) == SESSION_FIELDS
+    assert set(schemas["StatsTimeline"]["properties"]) == {
+        "since",
+        "until",
+        "bucket_seconds",
+        "truncated",
+        "events",
+        "buckets",
+    }

@@ -53,7 +53,12 @@ async def recent_activities(
     tool_name: Annotated[str | None, Query(max_length=200)] = None,
     user_source: Annotated[str | None, Query(max_length=200)] = None,
     correlation_id: Annotated[str | None, Query(max_length=200)] = None,
-    session_id: Annotated[str | None, Query(max_length=200)] = None,
+    session_id: Annotated[
+        str | None,
+        Query(
+            max_length=200, description="only the events of this session", examples=["3f1c9a7e-mcp-session"]
+        ),
+    ] = None,
     before: Annotated[uuid.UUID | None, Query(description="only events older than this event")] = None,
 ) -> list[ActivityPublic]:
     """Newest first, with optional exact-match filters; page back with `before=<last id seen>`."""

@@ -6,6 +6,7 @@ import re
 from datetime import UTC, datetime
 
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.models import Example
 from pydantic import TypeAdapter, ValidationError
 
 from activity_feed.durations import parse_duration
@@ -18,6 +19,12 @@ SINCE_DESCRIPTION = (
     "(`90s`, `15m`, `24h`, `7d`)"
 )
 SINCE_EXAMPLES = ["15m", "24h", "2026-12-01T09:00:00Z"]
+# Named examples, which the API docs offer to try.
+SINCE_OPENAPI_EXAMPLES: dict[str, Example] = {
+    "duration": {"summary": "the last 15 minutes", "value": "15m"},
+    "day": {"summary": "the last 24 hours", "value": "24h"},
+    "time": {"summary": "from an ISO 8601 time on", "value": "2026-12-01T09:00:00Z"},
+}
 
 
 def _invalid(text: str, why: str) -> RequestValidationError:

@@ -52,7 +52,7 @@ async def activity_stream(
     event_type: EventType | None = None,
     status: EventStatus | None = None,
     tool_name: Annotated[str | None, Query(max_length=200)] = None,
-    session_id: Annotated[str | None, Query(max_length=200)] = None,
+    session_id: Annotated[str | None, Query(max_length=200, description="only this session's events")] = None,
     # Any length: a cursor this service never sent gets `resync` (a failed handshake would not say why).
     since: str | None = None,
 ) -> None:

@@ -1,12 +1,13 @@
-// Wires the page together: URL state, filters, the three views, the live stream, pause, the
+// Wires the page together: URL state, filters, the four views, the live stream, pause, the
 // connection indicator and the screen-reader announcements. Stream messages are queued and applied
 // once per animation frame, so a burst of hundreds of events per second costs one DOM update a frame.
 
-import { fetchEvent, fetchStats, streamURL } from "./api.js";
+import { fetchEvent, fetchSessions, fetchStats, streamURL } from "./api.js";
 import { VIEWS, emptyFilters, historyParams, isActive, matches, readState, streamParams, writeState } from "./filters.js";
 import { Feed } from "./feed.js";
 import { Announcer } from "./announce.js";
 import { createCard, toggleCard } from "./render/cards.js";
+import { SessionsView } from "./sessions.js";
 import { StatsPanel } from "./stats.js";
 import { LiveStream } from "./stream.js";
 import { Timeline } from "./timeline.js";
@@ -32,6 +33,8 @@ const feed = new Feed({
   status: $("feed-status"),
   newer: $("feed-newer"),
   onFilterCorrelation: (id) => setFilters({ ...state.filters, correlation_id: id }),
+  onOpenSession: (id) => openSession(id),
+  onHistory: (events) => events.forEach(rememberSuggestions),
   onCountChange: (n) => {
     // Once per batch: only write on change (at the 500-card bound it no longer changes).
     const list = $("feed-list");
@@ -41,10 +44,26 @@ const feed = new Feed({
 const timeline = new Timeline({ root: $("timeline"), onOpen: openEvent });
 const stats = new StatsPanel({
   root: $("stats"),
+  chart: $("stats-chart"),
+  scope: $("stats-scope"),
   onPickTool: (tool) => {
     setView("feed");
     setFilters({ ...state.filters, tool_name: tool });
   },
+});
+const sessions = new SessionsView({
+  root: $("view-sessions"),
+  onOpenEvent: showEventDialog,
+  onFilterCorrelation: (id) => {
+    setView("feed");
+    setFilters({ ...state.filters, correlation_id: id });
+  },
+  onNavigate: (id) => {
+    // Opening a session is a page of its own: Back returns to the list.
+    state.session = id;
+    writeState(state, { push: true });
+  },
+  onSessions: (list) => list.forEach((s) => addSuggestion("source", "source-options", s.user_source)),
 });
 const announcer = new Announcer($("announcer"));
 
@@ -64,7 +83,10 @@ const stream = new LiveStream({
   onResync: () => reloadAll(),
   onState: showConnection,
 });
-window.addEventListener("activity-feed-token", () => stream.reconnectNow());
+window.addEventListener("activity-feed-token", () => {
+  stream.reconnectNow();
+  sessions.reconnectNow();
+});
 
 function receive(message) {
   if (paused) {
@@ -120,6 +142,7 @@ const flushStats = { flushes: 0, messages: 0, totalMs: 0, maxMs: 0, maxBatch: 0 
 
 function setPaused(value) {
   paused = value;
+  sessions.setPaused(paused);
   const button = $("pause");
   button.setAttribute("aria-pressed", String(paused));
   document.body.classList.toggle("is-paused", paused);
@@ -218,7 +241,7 @@ function reloadAll() {
   feed.reload(state.filters);
   if (state.view === "timeline") timeline.load(state.filters, state.minutes);
   else timeline.loaded = false;
-  if (state.view === "stats") stats.load();
+  if (state.view === "stats") stats.load(state.statsWindow);
 }
 
 let searchTimer;
@@ -257,7 +280,8 @@ function addSuggestion(kind, listId, value) {
 
 const tabs = [...document.querySelectorAll('[role="tab"]')];
 
-function setView(view) {
+/** Show a view; `reshow` reloads the Sessions view even when it is already shown (the URL changed). */
+function setView(view, { reshow = false } = {}) {
   state.view = view;
   writeState(state);
   for (const tab of tabs) {
@@ -267,8 +291,34 @@ function setView(view) {
   }
   for (const name of VIEWS) $(`view-${name}`).hidden = name !== view;
   if (view === "timeline" && !timeline.loaded) timeline.load(state.filters, state.minutes);
-  if (view === "stats") stats.load();
+  if (view === "stats") stats.load(state.statsWindow);
+  if (view !== "sessions") sessions.hide();
+  else if (reshow || !sessions.visible) sessions.show(state.session);
 }
+
+/** Open one session in the Sessions view (from a card's details, say). */
+function openSession(id) {
+  state.session = id;
+  if (state.view === "sessions") sessions.navigate(id);
+  else {
+    writeState({ ...state, view: "sessions" }, { push: true });
+    setView("sessions");
+  }
+}
+
+// Back and Forward move between the session list and the sessions opened from it.
+window.addEventListener("popstate", () => {
+  const next = readState();
+  state.minutes = next.minutes;
+  state.statsWindow = next.statsWindow;
+  state.session = next.session;
+  if (JSON.stringify(next.filters) !== JSON.stringify(state.filters)) {
+    state.filters = next.filters;
+    fillForm();
+    restart();
+  }
+  setView(next.view, { reshow: true });
+});
 
 for (const tab of tabs) {
   tab.addEventListener("click", () => setView(tab.dataset.view));
@@ -287,14 +337,23 @@ $("window").addEventListener("change", (e) => {
   writeState(state);
   timeline.load(state.filters, state.minutes);
 });
-$("stats-refresh").addEventListener("click", () => stats.load());
+$("stats-window").addEventListener("change", (e) => {
+  state.statsWindow = e.target.value;
+  writeState(state);
+  stats.load(state.statsWindow);
+});
+$("stats-refresh").addEventListener("click", () => stats.load(state.statsWindow));
 
-async function openEvent(id) {
+function openEvent(id) {
   if (feed.window.has(id)) {
     setView("feed");
     feed.reveal(id);
     return;
   }
+  showEventDialog(id);
+}
+
+async function showEventDialog(id) {
   const dialog = $("detail");
   const body = $("detail-body");
   try {
@@ -304,6 +363,11 @@ async function openEvent(id) {
         setView("feed");
         setFilters({ ...state.filters, correlation_id: cid });
       },
+      onOpenSession: (sid) => {
+        dialog.close();
+        openSession(sid);
+      },
+      idPrefix: "dialog-",
     });
     toggleCard(card, true);
     body.replaceChildren(card);
@@ -352,10 +416,14 @@ window.addEventListener("online", () => stream.reconnectNow());
 // --- timers: relative times, growing pending bars, fresh stats ---
 
 setInterval(() => {
-  if (!document.hidden) feed.refreshTimes();
+  if (document.hidden) return;
+  feed.refreshTimes();
+  sessions.refreshTimes();
 }, 15_000);
 setInterval(() => {
-  if (!document.hidden && state.view === "timeline" && timeline.loaded) timeline.render();
+  if (document.hidden) return;
+  if (state.view === "timeline" && timeline.loaded) timeline.render();
+  sessions.tick();
 }, 1000);
 setInterval(() => {
   if (!document.hidden && state.view === "stats" && statsDirty) {
@@ -369,6 +437,7 @@ setInterval(() => announcer.flush(), 4000);
 
 fillForm();
 $("window").value = String(state.minutes);
+$("stats-window").value = state.statsWindow;
 setView(state.view);
 showPaused();
 stream.start(streamParams(state.filters));
@@ -376,6 +445,9 @@ feed.reload(state.filters);
 fetchStats()
   .then((rows) => rows.forEach((r) => addSuggestion("tool", "tool-options", r.tool_name)))
   .catch(() => {}); // suggestions are a nicety; the stats view reports its own errors
+fetchSessions({ limit: 200 })
+  .then((list) => list.forEach((s) => addSuggestion("source", "source-options", s.user_source)))
+  .catch(() => {}); // likewise; the Sessions view reports its own errors
 
 // A read-only handle for debugging and measurement (see tests/web/measure.py); not an API.
-window.activityFeed = { feed, timeline, stats, stream, state, historyParams, flushStats };
+window.activityFeed = { feed, timeline, stats, sessions, stream, state, historyParams, flushStats };

@@ -98,7 +98,7 @@ def test_sessions_are_listed_most_recent_first_and_open_to_their_own_events(
     expect(alpha.locator(".session-id")).to_have_text(ALPHA)
     expect(alpha.locator(".session-count[data-kind=events]")).to_have_text("3 events")
     expect(alpha.locator(".session-count[data-kind=errors]")).to_have_text("1 error")
-    expect(alpha.locator(".session-when")).to_contain_text("· 2 min")  # how long it lasted
+    expect(alpha.locator(".session-when")).to_contain_text("spans 2 min")  # how long it lasted
     expect(page.locator("#sessions-more")).to_be_hidden()
     shoot(page, "sessions")
 

@@ -9,7 +9,7 @@ import { duration, el } from "./format.js";
 const SVG = "http://www.w3.org/2000/svg";
 const HEIGHT = 240;
 const MARGIN = { top: 14, right: 60, bottom: 30, left: 48 };
-const X_TICKS = 6;
+const X_TICK_SPACING = 100; // pixels per time label at most, so labels never overlap
 let chartCount = 0;
 
 function svg(tag, attrs = {}, ...children) {
@@ -122,10 +122,11 @@ export class StatsChart {
     const first = buckets[0]._ms;
     const last = buckets.at(-1)._ms + (data.bucket_seconds ?? 60) * 1000;
     const format = last - first > 36 * 3600_000 ? dayClock : clock;
-    for (let i = 0; i <= X_TICKS; i++) {
-      const ms = first + ((last - first) * i) / X_TICKS;
-      const tx = plot.x + (plot.w * i) / X_TICKS;
-      const anchor = i === 0 ? "start" : i === X_TICKS ? "end" : "middle";
+    const xTicks = Math.max(1, Math.min(6, Math.floor(plot.w / (format === dayClock ? 1.4 * X_TICK_SPACING : X_TICK_SPACING))));
+    for (let i = 0; i <= xTicks; i++) {
+      const ms = first + ((last - first) * i) / xTicks;
+      const tx = plot.x + (plot.w * i) / xTicks;
+      const anchor = i === 0 ? "start" : i === xTicks ? "end" : "middle";
       grid.append(
         svg("line", { class: "chart-xtick", x1: tx, x2: tx, y1: plot.y + plot.h, y2: plot.y + plot.h + 4 }),
         svg("text", { class: "chart-tick", x: tx, y: HEIGHT - 10, "text-anchor": anchor, text: format.format(ms) }),
@@ -176,8 +177,9 @@ export class StatsChart {
     };
     const lines = svg("g", { "aria-hidden": "true" }, line("p50_ms", "chart-p50"), line("p95_ms", "chart-p95"));
 
+    // The bucket read out is marked behind the bars.
     const marker = svg("rect", { class: "chart-cursor", y: plot.y, height: plot.h, width: Math.max(1, step), visibility: "hidden", "aria-hidden": "true" });
-    chart.append(grid, bars, lines, marker);
+    chart.append(grid, marker, bars, lines);
 
     const readout = el("p", { class: "chart-readout", id: `${this.id}-readout`, "aria-live": "polite" });
     const legend = el(

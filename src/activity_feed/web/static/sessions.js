@@ -39,6 +39,7 @@ export class SessionsView {
     this.detailPanel = $("session-detail");
     this.titleEl = $("session-title");
     this.summaryEl = $("session-summary");
+    this.connectionEl = $("session-connection");
     this.onNavigate = onNavigate;
     this.onSessions = onSessions ?? (() => {});
     this.sessions = new Map(); // session_id -> summary, every one loaded
@@ -79,9 +80,7 @@ export class SessionsView {
       urlFor: streamURL,
       onMessage: (message) => this.#receive(message),
       onResync: () => this.#reload(),
-      onState: (state) => {
-        this.root.dataset.stream = state;
-      },
+      onState: (state) => this.#showConnection(state),
     });
     this.moreButton.addEventListener("click", () => this.#loadMore());
     $("session-back").addEventListener("click", () => this.navigate(""));
@@ -122,7 +121,7 @@ export class SessionsView {
     this.stream.stop();
     clearTimeout(this.refreshTimer);
     this.refreshTimer = null;
-    this.root.dataset.stream = "closed";
+    this.#showConnection("closed");
   }
 
   setPaused(paused) {
@@ -337,7 +336,7 @@ export class SessionsView {
     q(".session-server").hidden = !session.server;
     setText(q(".session-id"), session.session_id);
     const when = q(".session-when");
-    setText(when, `${relativeTime(last)} · ${spanText(last - first)}`);
+    setText(when, `active ${relativeTime(last)} · spans ${spanText(last - first)}`);
     when.title = `${exactTime(first)} – ${exactTime(last)}`;
     fillCounts(q(".session-counts"), session);
     q("a").setAttribute(
@@ -352,11 +351,9 @@ export class SessionsView {
     if (!id) return;
     const session = this.sessions.get(id);
     setText(this.titleEl, session?.user_source || "Session");
-    const live = el("span", { class: "session-live", "aria-hidden": "true" });
     if (!session) {
       this.summaryEl.replaceChildren(
         el("dl", { class: "facts" }, el("dt", { text: "Session" }), el("dd", {}, el("code", { class: "selectable", text: id }))),
-        live,
       );
       return;
     }
@@ -373,15 +370,19 @@ export class SessionsView {
         ...row("Server", session.server || "unknown"),
         ...row("Session", el("code", { class: "selectable", text: id })),
         ...row("Started", el("time", { datetime: session.first_seen, title: exactTime(first), text: relativeTime(first) })),
-        ...row(
-          "Last active",
-          el("time", { datetime: session.last_seen, title: exactTime(last), text: relativeTime(last) }),
-          ` · ${spanText(last - first)}`,
-        ),
+        ...row("Last active", el("time", { datetime: session.last_seen, title: exactTime(last), text: relativeTime(last) })),
+        ...row("Span", spanText(last - first)),
       ),
       counts,
-      live,
     );
+  }
+
+  /** The view's own stream, shown next to the open session's title. */
+  #showConnection(state) {
+    this.root.dataset.stream = state;
+    const text = { live: "Live", waiting: "Reconnecting…", connecting: "Connecting…" }[state] ?? "";
+    setText(this.connectionEl.querySelector(".conn-text"), text);
+    this.connectionEl.dataset.state = state === "closed" ? "connecting" : state;
   }
 
   #setStatus(kind, text) {

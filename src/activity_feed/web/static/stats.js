@@ -95,10 +95,12 @@ export class StatsPanel {
         ranking("Most failing", failing, (r) => `${percent(r.error_rate)} · ${r.errors}`, (r) => r.error_rate, "fail", this.onPickTool),
       ),
       this.#table(),
-      this.truncated
-        ? el("p", { class: "chart-note", text: "Counted from the newest events of the window only: it holds more than the service counts at once." })
-        : null,
     );
+    if (this.truncated) {
+      this.root.append(
+        el("p", { class: "chart-note", text: "Counted from the newest events of the window only: it holds more than the service counts at once." }),
+      );
+    }
   }
 
   #table() {

@@ -124,6 +124,7 @@ def test_each_kind_of_mcp_card_says_what_the_method_did(
     expect(facts).to_contain_text("property-manager 2.1")
     expect(facts).to_contain_text("stdio")
     expect(facts.get_by_role("button", name="conn-1")).to_be_visible()
+    facts.scroll_into_view_if_needed()
     shoot(page, "mcp-cards")
 
     # The type filter knows the MCP types.

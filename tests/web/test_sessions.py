@@ -144,10 +144,12 @@ def test_sessions_are_listed_most_recent_first_and_open_to_their_own_events(
     error_card = page.locator(f'#session-feed article.card[data-id="{ids[ALPHA][1]}"]')
     expect(error_card.locator(".card-head")).to_have_attribute("aria-expanded", "true")
 
-    # Back returns to the list, the session's new activity on top.
+    # Back returns to the list, with the activity since: BETA's last event came after ALPHA's.
     page.go_back()
     expect(page.locator("#sessions-list-panel")).to_be_visible()
-    expect(rows(page).nth(0)).to_have_attribute("data-session-id", ALPHA)
+    expect(rows(page).nth(0)).to_have_attribute("data-session-id", BETA)
+    expect(rows(page).nth(0).locator(".session-count[data-kind=events]")).to_have_text("3 events")
+    expect(rows(page).nth(1).locator(".session-count[data-kind=events]")).to_have_text("4 events")
     expect(page.locator("#session-detail")).to_be_hidden()
 
 

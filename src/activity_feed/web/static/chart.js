@@ -23,12 +23,18 @@ function svg(tag, attrs = {}, ...children) {
   return node;
 }
 
-/** 1, 2, 5 times a power of ten, at least `value` (axis maxima people can read). */
-function niceCeil(value) {
-  if (value <= 0) return 1;
-  const power = 10 ** Math.floor(Math.log10(value));
-  for (const step of [1, 2, 2.5, 5, 10]) if (step * power >= value) return step * power;
-  return 10 * power;
+/**
+ * An axis from 0 past `max` in about four steps people can read (1, 2, 2.5 or 5 times a power of ten);
+ * whole steps for counts.
+ */
+function niceScale(max, { integer = false } = {}) {
+  const raw = Math.max(max, integer ? 1 : Number.EPSILON) / 4;
+  const power = 10 ** Math.floor(Math.log10(raw));
+  const multiples = integer && power < 10 ? [1, 2, 5, 10] : [1, 2, 2.5, 5, 10];
+  let step = multiples.map((m) => m * power).find((v) => v >= raw) ?? 10 * power;
+  if (integer) step = Math.max(1, Math.round(step));
+  const ticks = Math.max(1, Math.ceil(max / step));
+  return { max: ticks * step, step, ticks };
 }
 
 function compact(n) {
@@ -80,9 +86,11 @@ export class StatsChart {
     const width = Math.max(280, this.width || 800);
     const plot = { x: MARGIN.left, y: MARGIN.top, w: width - MARGIN.left - MARGIN.right, h: HEIGHT - MARGIN.top - MARGIN.bottom };
     const per = bucketLabel(data.bucket_seconds ?? 60);
-    const maxCalls = niceCeil(Math.max(...buckets.map((b) => b.calls)));
+    const callScale = niceScale(Math.max(...buckets.map((b) => b.calls)), { integer: true });
     const durations = buckets.flatMap((b) => [b.p50_ms, b.p95_ms]).filter((v) => v !== null && v !== undefined);
-    const maxMs = niceCeil(Math.max(1, ...durations));
+    const msScale = niceScale(Math.max(1, ...durations));
+    const maxCalls = callScale.max;
+    const maxMs = msScale.max;
     const step = plot.w / buckets.length;
     const x = (i) => plot.x + i * step;
     const yCalls = (n) => plot.y + plot.h - (n / maxCalls) * plot.h;
@@ -107,15 +115,20 @@ export class StatsChart {
       svg("desc", { id: descId, text: describe(buckets, per, this.label) }),
     );
 
-    // Grid and the calls axis (left).
+    // Grid and the calls axis (left); the duration axis (right) has its own ticks at its own heights.
     const grid = svg("g", { class: "chart-grid", "aria-hidden": "true" });
-    for (let i = 0; i <= 4; i++) {
-      const value = (maxCalls * i) / 4;
+    for (let i = 0; i <= callScale.ticks; i++) {
+      const value = callScale.step * i;
       const y = yCalls(value);
       grid.append(
         svg("line", { x1: plot.x, x2: plot.x + plot.w, y1: y, y2: y }),
         svg("text", { class: "chart-tick", x: plot.x - 6, y: y + 4, "text-anchor": "end", text: compact(value) }),
-        svg("text", { class: "chart-tick", x: plot.x + plot.w + 6, y: y + 4, "text-anchor": "start", text: i === 0 ? "0" : duration((maxMs * i) / 4) }),
+      );
+    }
+    for (let i = 0; i <= msScale.ticks; i++) {
+      const value = msScale.step * i;
+      grid.append(
+        svg("text", { class: "chart-tick", x: plot.x + plot.w + 6, y: yMs(value) + 4, "text-anchor": "start", text: i === 0 ? "0" : duration(value) }),
       );
     }
     // Time axis (bottom).

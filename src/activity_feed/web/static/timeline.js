@@ -224,7 +224,7 @@ export class Timeline {
       const minutesAgo = Math.round(((ticks - i) * span) / ticks / 60_000);
       const text =
         i === ticks && live ? "now" : this.fit ? format.format(start + (span * i) / ticks) : `−${minutesAgo} min`;
-      labels.push(el("span", { style: `left:${(i / ticks) * 100}%`, text }));
+      labels.push(el("span", { style: `left:${(i / ticks) * 100}%`, class: i === ticks && !live ? "axis-end" : null, text }));
     }
     this.axis.replaceChildren(el("span", { class: "axis-spacer" }), el("div", { class: "axis-track" }, ...labels));
   }

@@ -11,7 +11,7 @@
 import { SESSIONS_PAGE, fetchSessions, streamURL } from "./api.js";
 import { emptyFilters, streamParams } from "./filters.js";
 import { Feed } from "./feed.js";
-import { el, exactTime, relativeTime } from "./format.js";
+import { createRow, fillRow, setText, summary } from "./render/sessions.js";
 import { LiveStream } from "./stream.js";
 import { Timeline } from "./timeline.js";
 
@@ -147,7 +147,7 @@ export class SessionsView {
   refreshTimes() {
     if (!this.visible) return;
     if (this.sessionId) this.#renderSummary();
-    else for (const id of this.order) this.#fillRow(this.rows.get(id), this.sessions.get(id));
+    else for (const id of this.order) fillRow(this.rows.get(id), this.sessions.get(id));
   }
 
   /** Re-render the open session's timeline (running calls grow). */
@@ -309,7 +309,7 @@ export class SessionsView {
         row = createRow(id);
         this.rows.set(id, row);
       }
-      this.#fillRow(row, this.sessions.get(id));
+      fillRow(row, this.sessions.get(id));
       if (this.listEl.children[i] !== row) this.listEl.insertBefore(row, this.listEl.children[i] ?? null);
     });
     for (const [id, row] of this.rows) {
@@ -324,57 +324,12 @@ export class SessionsView {
     } else this.#setStatus("end", this.exhausted ? "That is every session." : "");
   }
 
-  #fillRow(row, session) {
-    if (!row || !session) return;
-    const first = Date.parse(session.first_seen);
-    const last = Date.parse(session.last_seen);
-    const client = session.user_source || "Unknown client";
-    const q = (sel) => row.querySelector(sel);
-    q("a").href = sessionHref(session.session_id);
-    setText(q(".session-client"), client);
-    setText(q(".session-server"), session.server ? `→ ${session.server}` : "");
-    q(".session-server").hidden = !session.server;
-    setText(q(".session-id"), session.session_id);
-    const when = q(".session-when");
-    setText(when, `active ${relativeTime(last)} · spans ${spanText(last - first)}`);
-    when.title = `${exactTime(first)} – ${exactTime(last)}`;
-    fillCounts(q(".session-counts"), session);
-    q("a").setAttribute(
-      "aria-label",
-      `${client}${session.server ? ` to ${session.server}` : ""}, last active ${relativeTime(last)}, ` +
-        `${countsText(session)}, session ${session.session_id}`,
-    );
-  }
-
   #renderSummary() {
     const id = this.sessionId;
     if (!id) return;
     const session = this.sessions.get(id);
     setText(this.titleEl, session?.user_source || "Session");
-    if (!session) {
-      this.summaryEl.replaceChildren(
-        el("dl", { class: "facts" }, el("dt", { text: "Session" }), el("dd", {}, el("code", { class: "selectable", text: id }))),
-      );
-      return;
-    }
-    const first = Date.parse(session.first_seen);
-    const last = Date.parse(session.last_seen);
-    const row = (label, ...value) => [el("dt", { text: label }), el("dd", {}, ...value)];
-    const counts = el("div", { class: "session-counts" });
-    fillCounts(counts, session);
-    this.summaryEl.replaceChildren(
-      el(
-        "dl",
-        { class: "facts" },
-        ...row("Client", session.user_source || "unknown"),
-        ...row("Server", session.server || "unknown"),
-        ...row("Session", el("code", { class: "selectable", text: id })),
-        ...row("Started", el("time", { datetime: session.first_seen, title: exactTime(first), text: relativeTime(first) })),
-        ...row("Last active", el("time", { datetime: session.last_seen, title: exactTime(last), text: relativeTime(last) })),
-        ...row("Span", spanText(last - first)),
-      ),
-      counts,
-    );
+    this.summaryEl.replaceChildren(...summary(id, session));
   }
 
   /** The view's own stream, shown next to the open session's title. */
@@ -390,59 +345,4 @@ export class SessionsView {
     setText(this.statusEl, text);
     this.statusEl.hidden = !text;
   }
-}
-
-function setText(node, value) {
-  if (node.textContent !== value) node.textContent = value;
-}
-
-function createRow(id) {
-  return el(
-    "li",
-    { class: "session", "data-session-id": id },
-    el(
-      "a",
-      { class: "session-row glass", "data-session": id },
-      el(
-        "span",
-        { class: "session-who" },
-        el("span", { class: "session-names" }, el("strong", { class: "session-client" }), el("span", { class: "session-server" })),
-        el("code", { class: "session-id" }),
-      ),
-      el("span", { class: "session-when" }),
-      el("span", { class: "session-counts" }),
-    ),
-  );
-}
-
-function fillCounts(node, session) {
-  const count = (n, one, many, kind) =>
-    el("span", { class: `session-count${n > 0 ? ` has-${kind}` : ""}`, "data-kind": kind }, el("strong", { text: n.toLocaleString() }), ` ${n === 1 ? one : many}`);
-  node.replaceChildren(
-    count(session.events, "event", "events", "events"),
-    count(session.errors, "error", "errors", "errors"),
-    count(session.pending, "running", "running", "pending"),
-  );
-}
-
-function countsText(s) {
-  return `${s.events} ${s.events === 1 ? "event" : "events"}, ${s.errors} ${s.errors === 1 ? "error" : "errors"}, ${s.pending} running`;
-}
-
-/** How long a session has lasted, in words. */
-function spanText(ms) {
-  if (!(ms >= 60_000)) return "under a minute";
-  const minutes = Math.round(ms / 60_000);
-  if (minutes < 60) return `${minutes} min`;
-  const hours = Math.floor(minutes / 60);
-  if (hours < 48) return `${hours} h ${minutes % 60} min`;
-  return `${Math.round(hours / 24)} days`;
-}
-
-/** The page's own address with the Sessions view and this session open (so links can open new tabs). */
-function sessionHref(sessionId) {
-  const u = new URL(location.href);
-  u.searchParams.set("view", "sessions");
-  u.searchParams.set("session", sessionId);
-  return u.pathname + u.search;
 }

@@ -102,7 +102,8 @@ export class StatsChart {
     const chart = svg(
       "svg",
       {
-        class: "chart",
+        // Buckets a few pixels wide: thinner lines, or a day of noisy percentiles hides the bars.
+        class: step < 3 ? "chart dense" : "chart",
         width,
         height: HEIGHT,
         viewBox: `0 0 ${width} ${HEIGHT}`,

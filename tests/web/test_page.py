@@ -400,3 +400,29 @@ def test_a_burst_keeps_the_dom_bounded(server: LiveServer, api: Api, open_page: 
     expect(page.locator("article.card").first.locator(".card-title")).to_have_text(
         "burst_3"
     )  # the last of the batch: 899 % 7
+
+
+def test_the_client_filter_offers_known_clients_and_narrows_the_feed(
+    server: LiveServer, api: Api, open_page: Open
+) -> None:
+    cursor = api.log(tool_name="search_properties", user_source="Cursor 1.4", session_id="conn-a")
+    claude = api.log(tool_name="get_property", user_source="Claude Desktop 0.9.2", session_id="conn-b")
+    page = open_page(server.url + "/")
+    expect(page.locator("#feed-list article.card")).to_have_count(2)
+    client = page.get_by_label("Client")
+    # Suggested from the sessions and the events seen.
+    expect(page.locator("#source-options option[value='Cursor 1.4']")).to_have_count(1)
+    expect(page.locator("#source-options option[value='Claude Desktop 0.9.2']")).to_have_count(1)
+    client.fill("Cursor 1.4")
+    client.press("Enter")
+    expect(page).to_have_url(re.compile(r"source=Cursor\+1\.4"))
+    expect(page.locator("#feed-list article.card")).to_have_count(1)
+    expect(card(page, cursor["id"])).to_be_visible()
+    # Live events pass the same filter.
+    wait_live(page)
+    # The other client's event goes first: once ours is shown, the stream has delivered both.
+    api.log(tool_name="list_tenants", user_source="Claude Desktop 0.9.2")
+    mine = api.log(tool_name="list_tenants", user_source="Cursor 1.4")
+    expect(card(page, mine["id"])).to_be_visible()
+    expect(page.locator("#feed-list article.card")).to_have_count(2)
+    assert claude["id"] not in shown_ids(page)

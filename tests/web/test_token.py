@@ -86,3 +86,24 @@ def test_a_wrong_token_is_asked_for_again(
     enter_token(page, WRITE)
 
     expect(card(page, event["id"])).to_be_visible()
+
+
+@pytest.mark.usefixtures("refusals_expected")
+def test_the_sessions_view_and_the_stats_chart_work_with_the_read_token(
+    server: LiveServer, writer: Api, open_page: Callable[..., Page]
+) -> None:
+    writer.log(tool_name="search_properties", status="success", duration_ms=30, session_id="conn-read")
+    page = open_page(server.url + "/?view=sessions")
+    enter_token(page, READ)
+
+    row = page.locator('#sessions-list > li[data-session-id="conn-read"]')
+    expect(row).to_be_visible()
+    row.get_by_role("link").click()
+    expect(page.locator("#session-feed article.card")).to_have_count(1)
+    expect(page.locator("#view-sessions")).to_have_attribute("data-stream", "live")
+    live = writer.log(tool_name="get_property", status="success", session_id="conn-read")
+    expect(page.locator(f'#session-feed article.card[data-id="{live["id"]}"]')).to_be_visible()
+
+    page.get_by_role("tab", name="Stats").click()
+    expect(page.locator("#stats-chart svg.chart")).to_be_visible()
+    expect(page.get_by_role("dialog", name="Access token")).to_have_count(0)

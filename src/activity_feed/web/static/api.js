@@ -27,6 +27,11 @@ async function fetchWithToken(u, signal) {
 }
 
 async function getJSON(u, signal) {
+  return (await getResponse(u, signal)).json();
+}
+
+/** The response of a GET that answered 2xx; anything else throws with the API's message. */
+async function getResponse(u, signal) {
   const response = await fetchWithToken(u, signal);
   if (!response.ok) {
     let detail = response.statusText;
@@ -38,7 +43,7 @@ async function getJSON(u, signal) {
     }
     throw new Error(`${response.status} ${detail}`);
   }
-  return response.json();
+  return response;
 }
 
 /** Newest first; `server` holds the filters the API applies itself (see filters.js). */
@@ -50,8 +55,29 @@ export function fetchEvent(id, signal) {
   return getJSON(url(`activities/${encodeURIComponent(id)}`), signal);
 }
 
-export function fetchStats({ since, signal } = {}) {
-  return getJSON(url("activities/stats", { since }), signal);
+export function fetchStats({ since, session_id, event_type, signal } = {}) {
+  return getJSON(url("activities/stats", { since, session_id, event_type }), signal);
+}
+
+/**
+ * Per-tool stats with the window they covered: `{rows, truncated}` (truncated: only the newest events
+ * of the window were counted; the API says so in a header).
+ */
+export async function fetchStatsWindow({ since, session_id, event_type, signal } = {}) {
+  const response = await getResponse(url("activities/stats", { since, session_id, event_type }), signal);
+  return { rows: await response.json(), truncated: response.headers.get("X-Stats-Truncated") === "true" };
+}
+
+/** Calls, errors, p50 and p95 per bucket of the window, every bucket in time order. */
+export function fetchStatsTimeline({ since, session_id, event_type, tool_name, signal } = {}) {
+  return getJSON(url("activities/stats/timeline", { since, session_id, event_type, tool_name }), signal);
+}
+
+export const SESSIONS_PAGE = 50;
+
+/** Sessions, most recently active first; `before` is the session_id of the last one already shown. */
+export function fetchSessions({ before, limit = SESSIONS_PAGE, signal } = {}) {
+  return getJSON(url("activities/sessions", { before, limit }), signal);
 }
 
 /** The WebSocket URL of the stream, on the same host and path prefix as the page. */

@@ -12,13 +12,18 @@ const MAX_PAGES_PER_LOAD = 5;
 const ANIMATE_BELOW = 20;
 
 export class Feed {
-  constructor({ list, sentinel, status, newer, onFilterCorrelation, onCountChange }) {
+  /**
+   * `onOpenSession` and `idPrefix` are passed to the cards (render/cards.js); `onHistory` sees each page
+   * of history shown (the page takes its suggestions for the filters from it).
+   */
+  constructor({ list, sentinel, status, newer, onFilterCorrelation, onOpenSession, idPrefix, onCountChange, onHistory }) {
     this.list = list;
     this.sentinel = sentinel;
     this.statusEl = status;
     this.newerButton = newer;
     this.onCountChange = onCountChange ?? (() => {});
-    this.actions = { onFilterCorrelation };
+    this.onHistory = onHistory ?? (() => {});
+    this.actions = { onFilterCorrelation, onOpenSession, idPrefix };
     this.window = new EventWindow();
     this.cards = new Map(); // id -> card element, exactly the ids in this.window
     this.filters = null;
@@ -80,6 +85,7 @@ export class Feed {
           if (events.length > 0) this.pagingCursor = events.at(-1).id;
           // The text search (and any filter the server ignores) is applied here.
           const fitting = events.map(normalize).filter((e) => matches(this.filters, e));
+          this.onHistory(fitting);
           added += this.#renderAppended(this.window.appendOlder(fitting));
           if (this.initializing) {
             // Changes that arrived while the first page loaded apply on top of it, in order.

@@ -46,6 +46,8 @@ export const TYPE_LABELS = {
   api_request: "API request",
   voice_command: "Voice command",
   system_event: "System event",
+  mcp_request: "MCP request",
+  mcp_notification: "MCP notification",
 };
 
 export const STATUS_LABELS = { pending: "Running", success: "Success", error: "Error" };
@@ -60,6 +62,9 @@ const ICONS = {
     "M12 9a3 3 0 1 0 0 6 3 3 0 0 0 0-6z",
     "M12 2v3M12 19v3M4.9 4.9l2.1 2.1M17 17l2.1 2.1M2 12h3M19 12h3M4.9 19.1L7 17M17 7l2.1-2.1",
   ],
+  // A request and its answer (two arrows), and a bell for a notification.
+  mcp_request: ["M4 8h13", "M14 5l3 3-3 3", "M20 16H7", "M10 13l-3 3 3 3"],
+  mcp_notification: ["M6 16V11a6 6 0 0 1 12 0v5l1.5 2h-15z", "M10 20.5a2 2 0 0 0 4 0"],
   pause: ["M8 5v14", "M16 5v14"],
   play: ["M7 4.5v15l12-7.5z"],
   search: ["M11 4a7 7 0 1 0 0 14 7 7 0 0 0 0-14z", "M21 21l-4.5-4.5"],

@@ -1,13 +1,16 @@
-// Wires the page together: URL state, filters, the three views, the live stream, pause, the
+// Wires the page together: URL state, filters, the four views, the live stream, pause, the
 // connection indicator and the screen-reader announcements. Stream messages are queued and applied
 // once per animation frame, so a burst of hundreds of events per second costs one DOM update a frame.
 
-import { fetchEvent, fetchStats, streamURL } from "./api.js";
-import { VIEWS, emptyFilters, historyParams, isActive, matches, readState, streamParams, writeState } from "./filters.js";
+import { fetchEvent, streamURL } from "./api.js";
+import { VIEWS, historyParams, matches, readState, streamParams, writeState } from "./filters.js";
+import { FilterForm } from "./filter-form.js";
 import { Feed } from "./feed.js";
 import { Announcer } from "./announce.js";
 import { createCard, toggleCard } from "./render/cards.js";
+import { SessionsView } from "./sessions.js";
 import { StatsPanel } from "./stats.js";
+import { Suggestions } from "./suggestions.js";
 import { LiveStream } from "./stream.js";
 import { Timeline } from "./timeline.js";
 import { normalize } from "./store.js";
@@ -15,14 +18,19 @@ import { el } from "./format.js";
 
 const $ = (id) => document.getElementById(id);
 const MAX_PAUSED = 10_000; // beyond this, resuming reloads history instead of replaying the buffer
-const MAX_SUGGESTIONS = 200;
 // At most this many stream messages are applied in one animation frame; the rest wait for the next.
 // A backlog (a resume after a long pause, a tab coming back) then streams in over a few frames instead
 // of one frame that blocks the page for a second.
 const MAX_PER_FRAME = 300;
 
 const state = readState();
-const form = $("filters");
+const filterForm = new FilterForm({
+  form: $("filters"),
+  correlationChip: $("correlation-chip"),
+  clearButton: $("clear-filters"),
+  onChange: (filters) => setFilters(filters),
+});
+const suggestions = new Suggestions({ tools: $("tool-options"), clients: $("source-options") });
 
 // --- views ---
 
@@ -32,6 +40,8 @@ const feed = new Feed({
   status: $("feed-status"),
   newer: $("feed-newer"),
   onFilterCorrelation: (id) => setFilters({ ...state.filters, correlation_id: id }),
+  onOpenSession: (id) => openSession(id),
+  onHistory: (events) => events.forEach((e) => suggestions.addEvent(e)),
   onCountChange: (n) => {
     // Once per batch: only write on change (at the 500-card bound it no longer changes).
     const list = $("feed-list");
@@ -41,10 +51,26 @@ const feed = new Feed({
 const timeline = new Timeline({ root: $("timeline"), onOpen: openEvent });
 const stats = new StatsPanel({
   root: $("stats"),
+  chart: $("stats-chart"),
+  scope: $("stats-scope"),
   onPickTool: (tool) => {
     setView("feed");
     setFilters({ ...state.filters, tool_name: tool });
   },
+});
+const sessions = new SessionsView({
+  root: $("view-sessions"),
+  onOpenEvent: showEventDialog,
+  onFilterCorrelation: (id) => {
+    setView("feed");
+    setFilters({ ...state.filters, correlation_id: id });
+  },
+  onNavigate: (id) => {
+    // Opening a session is a page of its own: Back returns to the list.
+    state.session = id;
+    writeState(state, { push: true });
+  },
+  onSessions: (list) => suggestions.addSessions(list),
 });
 const announcer = new Announcer($("announcer"));
 
@@ -64,7 +90,10 @@ const stream = new LiveStream({
   onResync: () => reloadAll(),
   onState: showConnection,
 });
-window.addEventListener("activity-feed-token", () => stream.reconnectNow());
+window.addEventListener("activity-feed-token", () => {
+  stream.reconnectNow();
+  sessions.reconnectNow();
+});
 
 function receive(message) {
   if (paused) {
@@ -106,7 +135,7 @@ function flush() {
   statsDirty = true;
   for (const m of messages) {
     if (m.type === "activity_logged" && matches(state.filters, m.event)) announcer.add(m.event);
-    rememberSuggestions(m.event);
+    suggestions.addEvent(m.event);
   }
   // Cheap counters for measuring bursts (tests/web/measure.py reads them).
   const took = performance.now() - started;
@@ -120,6 +149,7 @@ const flushStats = { flushes: 0, messages: 0, totalMs: 0, maxMs: 0, maxBatch: 0 
 
 function setPaused(value) {
   paused = value;
+  sessions.setPaused(paused);
   const button = $("pause");
   button.setAttribute("aria-pressed", String(paused));
   document.body.classList.toggle("is-paused", paused);
@@ -169,37 +199,11 @@ function showConnection(kind, detail = {}) {
 
 // --- filters and URL state ---
 
-function fillForm() {
-  const f = state.filters;
-  form.elements.q.value = f.q;
-  form.elements.event_type.value = f.event_type;
-  form.elements.status.value = f.status;
-  form.elements.tool_name.value = f.tool_name;
-  form.elements.user_source.value = f.user_source;
-  const chip = $("correlation-chip");
-  chip.hidden = !f.correlation_id;
-  chip.querySelector(".chip-value").textContent = f.correlation_id;
-  $("clear-filters").hidden = !isActive(f);
-}
-
-function readForm() {
-  const v = (name) => form.elements[name].value.trim();
-  return {
-    ...emptyFilters(),
-    q: v("q"),
-    event_type: v("event_type"),
-    status: v("status"),
-    tool_name: v("tool_name"),
-    user_source: v("user_source"),
-    correlation_id: state.filters.correlation_id,
-  };
-}
-
 function setFilters(filters) {
   if (JSON.stringify(filters) === JSON.stringify(state.filters)) return;
   state.filters = filters;
   writeState(state);
-  fillForm();
+  filterForm.show(filters);
   restart();
 }
 
@@ -218,46 +222,15 @@ function reloadAll() {
   feed.reload(state.filters);
   if (state.view === "timeline") timeline.load(state.filters, state.minutes);
   else timeline.loaded = false;
-  if (state.view === "stats") stats.load();
-}
-
-let searchTimer;
-form.addEventListener("input", (e) => {
-  if (e.target.name !== "q") return;
-  clearTimeout(searchTimer);
-  searchTimer = setTimeout(() => setFilters(readForm()), 300);
-});
-form.addEventListener("change", (e) => {
-  if (e.target.name === "q") return; // the input handler above covers it
-  setFilters(readForm());
-});
-form.addEventListener("submit", (e) => {
-  e.preventDefault();
-  clearTimeout(searchTimer);
-  setFilters(readForm());
-});
-$("clear-filters").addEventListener("click", () => setFilters(emptyFilters()));
-$("correlation-clear").addEventListener("click", () => setFilters({ ...state.filters, correlation_id: "" }));
-
-// Suggestions for the tool and source inputs: from stats (every tool) and from what streams by.
-const suggestions = { tool: new Set(), source: new Set() };
-function rememberSuggestions(event) {
-  if (!event) return;
-  addSuggestion("tool", "tool-options", event.tool_name);
-  addSuggestion("source", "source-options", event.user_source);
-}
-function addSuggestion(kind, listId, value) {
-  const set = suggestions[kind];
-  if (!value || set.has(value) || set.size >= MAX_SUGGESTIONS) return;
-  set.add(value);
-  $(listId).append(el("option", { value }));
+  if (state.view === "stats") stats.load(state.statsWindow);
 }
 
 // --- views ---
 
 const tabs = [...document.querySelectorAll('[role="tab"]')];
 
-function setView(view) {
+/** Show a view; `reshow` reloads the Sessions view even when it is already shown (the URL changed). */
+function setView(view, { reshow = false } = {}) {
   state.view = view;
   writeState(state);
   for (const tab of tabs) {
@@ -267,8 +240,34 @@ function setView(view) {
   }
   for (const name of VIEWS) $(`view-${name}`).hidden = name !== view;
   if (view === "timeline" && !timeline.loaded) timeline.load(state.filters, state.minutes);
-  if (view === "stats") stats.load();
+  if (view === "stats") stats.load(state.statsWindow);
+  if (view !== "sessions") sessions.hide();
+  else if (reshow || !sessions.visible) sessions.show(state.session);
 }
+
+/** Open one session in the Sessions view (from a card's details, say). */
+function openSession(id) {
+  state.session = id;
+  if (state.view === "sessions") sessions.navigate(id);
+  else {
+    writeState({ ...state, view: "sessions" }, { push: true });
+    setView("sessions");
+  }
+}
+
+// Back and Forward move between the session list and the sessions opened from it.
+window.addEventListener("popstate", () => {
+  const next = readState();
+  state.minutes = next.minutes;
+  state.statsWindow = next.statsWindow;
+  state.session = next.session;
+  if (JSON.stringify(next.filters) !== JSON.stringify(state.filters)) {
+    state.filters = next.filters;
+    filterForm.show(state.filters);
+    restart();
+  }
+  setView(next.view, { reshow: true });
+});
 
 for (const tab of tabs) {
   tab.addEventListener("click", () => setView(tab.dataset.view));
@@ -287,14 +286,23 @@ $("window").addEventListener("change", (e) => {
   writeState(state);
   timeline.load(state.filters, state.minutes);
 });
-$("stats-refresh").addEventListener("click", () => stats.load());
+$("stats-window").addEventListener("change", (e) => {
+  state.statsWindow = e.target.value;
+  writeState(state);
+  stats.load(state.statsWindow);
+});
+$("stats-refresh").addEventListener("click", () => stats.load(state.statsWindow));
 
-async function openEvent(id) {
+function openEvent(id) {
   if (feed.window.has(id)) {
     setView("feed");
     feed.reveal(id);
     return;
   }
+  showEventDialog(id);
+}
+
+async function showEventDialog(id) {
   const dialog = $("detail");
   const body = $("detail-body");
   try {
@@ -304,6 +312,11 @@ async function openEvent(id) {
         setView("feed");
         setFilters({ ...state.filters, correlation_id: cid });
       },
+      onOpenSession: (sid) => {
+        dialog.close();
+        openSession(sid);
+      },
+      idPrefix: "dialog-",
     });
     toggleCard(card, true);
     body.replaceChildren(card);
@@ -324,12 +337,11 @@ document.addEventListener("keydown", (e) => {
   const typing = e.target.closest("input, select, textarea, [contenteditable]");
   if (e.key === "/" && !typing) {
     e.preventDefault();
-    form.elements.q.focus();
+    filterForm.focusSearch();
   } else if (e.key === "p" && !typing) {
     setPaused(!paused);
-  } else if (e.key === "Escape" && e.target === form.elements.q && form.elements.q.value) {
-    form.elements.q.value = "";
-    setFilters(readForm());
+  } else if (e.key === "Escape") {
+    filterForm.clearSearch(e.target);
   }
 });
 
@@ -352,10 +364,14 @@ window.addEventListener("online", () => stream.reconnectNow());
 // --- timers: relative times, growing pending bars, fresh stats ---
 
 setInterval(() => {
-  if (!document.hidden) feed.refreshTimes();
+  if (document.hidden) return;
+  feed.refreshTimes();
+  sessions.refreshTimes();
 }, 15_000);
 setInterval(() => {
-  if (!document.hidden && state.view === "timeline" && timeline.loaded) timeline.render();
+  if (document.hidden) return;
+  if (state.view === "timeline" && timeline.loaded) timeline.render();
+  sessions.tick();
 }, 1000);
 setInterval(() => {
   if (!document.hidden && state.view === "stats" && statsDirty) {
@@ -367,15 +383,14 @@ setInterval(() => announcer.flush(), 4000);
 
 // --- start ---
 
-fillForm();
+filterForm.show(state.filters);
 $("window").value = String(state.minutes);
+$("stats-window").value = state.statsWindow;
 setView(state.view);
 showPaused();
 stream.start(streamParams(state.filters));
 feed.reload(state.filters);
-fetchStats()
-  .then((rows) => rows.forEach((r) => addSuggestion("tool", "tool-options", r.tool_name)))
-  .catch(() => {}); // suggestions are a nicety; the stats view reports its own errors
+suggestions.load();
 
 // A read-only handle for debugging and measurement (see tests/web/measure.py); not an API.
-window.activityFeed = { feed, timeline, stats, stream, state, historyParams, flushStats };
+window.activityFeed = { feed, timeline, stats, sessions, stream, state, historyParams, flushStats };

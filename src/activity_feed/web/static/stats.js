@@ -1,8 +1,18 @@
-// The stats view, from /activities/stats: per tool count, error rate, p50 and p95 duration. The slowest
-// and the most failing tools come first, because those are the ones somebody needs to look at.
+// The stats view over a window (15 minutes to 7 days): a chart of calls, errors and durations over time
+// (/activities/stats/timeline), then per tool count, error rate, p50 and p95 (/activities/stats). The
+// slowest and the most failing tools come first, because those are the ones somebody needs to look at.
 
-import { fetchStats } from "./api.js";
+import { fetchStatsTimeline, fetchStatsWindow } from "./api.js";
+import { StatsChart } from "./chart.js";
 import { duration, el, percent } from "./format.js";
+
+/** The window choices (the API's `since` durations) as words. */
+export const WINDOW_LABELS = {
+  "15m": "the last 15 minutes",
+  "1h": "the last hour",
+  "24h": "the last 24 hours",
+  "7d": "the last 7 days",
+};
 
 const COLUMNS = [
   { key: "tool_name", label: "Tool", numeric: false },
@@ -13,26 +23,45 @@ const COLUMNS = [
 ];
 
 export class StatsPanel {
-  constructor({ root, onPickTool }) {
+  constructor({ root, chart, scope, onPickTool }) {
     this.root = root;
+    this.chart = new StatsChart(chart);
+    this.scope = scope;
     this.onPickTool = onPickTool;
     this.rows = [];
+    this.truncated = false;
+    this.window = "1h";
     this.sort = { key: "p95_duration_ms", descending: true };
     this.loading = null;
+    this.generation = 0;
   }
 
-  async load() {
+  /** Load the window's stats and chart (`since` is a duration such as `1h`; the current one if omitted). */
+  async load(since = this.window) {
+    if (since !== this.window) {
+      // A new window: whatever is in flight answers the old question.
+      this.window = since;
+      this.loading = null;
+    }
     if (this.loading) return this.loading;
-    this.loading = fetchStats()
-      .then((rows) => {
-        this.rows = rows;
-        this.render();
-      })
-      .catch((error) => {
-        this.root.replaceChildren(el("p", { class: "empty-note", text: `Could not load stats: ${error.message}` }));
+    const generation = ++this.generation;
+    const label = WINDOW_LABELS[since] ?? since;
+    this.loading = Promise.allSettled([fetchStatsWindow({ since }), fetchStatsTimeline({ since })])
+      .then(([stats, timeline]) => {
+        if (generation !== this.generation) return;
+        this.scope.textContent = `Every tool over ${label}; refreshed while open.`;
+        if (timeline.status === "fulfilled") this.chart.show(timeline.value, label);
+        else this.chart.root.replaceChildren(el("p", { class: "empty-note", text: `Could not load the chart: ${timeline.reason.message}` }));
+        if (stats.status === "fulfilled") {
+          this.rows = stats.value.rows;
+          this.truncated = stats.value.truncated;
+          this.render();
+        } else {
+          this.root.replaceChildren(el("p", { class: "empty-note", text: `Could not load stats: ${stats.reason.message}` }));
+        }
       })
       .finally(() => {
-        this.loading = null;
+        if (generation === this.generation) this.loading = null;
       });
     return this.loading;
   }
@@ -40,7 +69,7 @@ export class StatsPanel {
   render() {
     const rows = this.rows;
     if (rows.length === 0) {
-      this.root.replaceChildren(el("p", { class: "empty-note", text: "No calls recorded yet." }));
+      this.root.replaceChildren(el("p", { class: "empty-note", text: `No calls in ${WINDOW_LABELS[this.window] ?? "this window"}.` }));
       return;
     }
     const total = rows.reduce((n, r) => n + r.count, 0);
@@ -67,6 +96,11 @@ export class StatsPanel {
       ),
       this.#table(),
     );
+    if (this.truncated) {
+      this.root.append(
+        el("p", { class: "chart-note", text: "Counted from the newest events of the window only: it holds more than the service counts at once." }),
+      );
+    }
   }
 
   #table() {

@@ -3,6 +3,7 @@
 
 import { STATUS_LABELS, TYPE_LABELS, duration, el, exactTime, icon, relativeTime } from "../format.js";
 import { renderJSON } from "./json.js";
+import { isCancelled, mcpChips, mcpFacts } from "./mcp.js";
 
 // Writes only what changed: assigning textContent replaces the text node (new text to shape and lay
 // out) and setting an attribute schedules style invalidation, even when the value is the same. A burst
@@ -28,16 +29,18 @@ export function isOnScreen(card) {
   return !card._skipped;
 }
 
-export function cardId(id) {
-  return `card-${id}`;
+export function cardId(id, prefix = "") {
+  return `${prefix}card-${id}`;
 }
 
 /**
  * @param {object} event
- * @param {{onFilterCorrelation: (id: string) => void}} actions
+ * @param {{onFilterCorrelation: (id: string) => void, onOpenSession?: (id: string) => void, idPrefix?: string}} actions
+ *   `idPrefix` keeps element ids unique when one event has a card in two lists (the feed and a session).
  */
 export function createCard(event, actions) {
-  const detailsId = `details-${event.id}`;
+  const prefix = actions.idPrefix ?? "";
+  const detailsId = `${prefix}details-${event.id}`;
   const head = el(
     "button",
     { class: "card-head", type: "button", "aria-expanded": "false", "aria-controls": detailsId },
@@ -53,6 +56,7 @@ export function createCard(event, actions) {
         el("span", { class: "card-source" }),
         el("time", { class: "card-time" }),
       ),
+      el("span", { class: "card-mcp", hidden: true }),
     ),
     el(
       "span",
@@ -64,7 +68,7 @@ export function createCard(event, actions) {
   );
   const card = el(
     "article",
-    { class: "card", id: cardId(event.id), "data-id": event.id },
+    { class: "card", id: cardId(event.id, prefix), "data-id": event.id },
     head,
     el("p", { class: "card-error" }),
     el("div", { class: "card-details", id: detailsId, hidden: true }),
@@ -111,11 +115,12 @@ export function updateCard(card, event, animate = true) {
   const error = q(".card-error");
   setText(error, event.error_message ?? "");
   setHidden(error, !event.error_message);
+  const chips = updateMcpLine(card, event);
   setAttr(
     q(".card-head"),
     "aria-label",
     `${title}, ${TYPE_LABELS[event.event_type] ?? ""}, ${STATUS_LABELS[event.status] ?? event.status}` +
-      `${event.user_source ? `, from ${event.user_source}` : ""}, ${time.textContent}`,
+      `${chips ? `, ${chips}` : ""}${event.user_source ? `, from ${event.user_source}` : ""}, ${time.textContent}`,
   );
   if (card.classList.contains("expanded")) fillDetails(card);
   if (animate && previous && previous.status !== event.status && !card._skipped) {
@@ -124,6 +129,23 @@ export function updateCard(card, event, animate = true) {
     // not flashed: nobody sees it, and the (main-thread) colour animation would cost every frame.
     card.classList.add("settled");
   }
+}
+
+/**
+ * The MCP line: rebuilt only when what it shows changed (most updates of a card do not touch it).
+ * Returns the chips as one phrase for the card's accessible name.
+ */
+function updateMcpLine(card, event) {
+  const chips = mcpChips(event);
+  const key = chips.map((c) => `${c.kind}\u0000${c.text}\u0000${c.title}`).join("\u0001");
+  const line = card.querySelector(".card-mcp");
+  if (card._mcpKey !== key) {
+    card._mcpKey = key;
+    line.replaceChildren(...chips.map((c) => el("span", { class: `chip-mcp chip-${c.kind}`, title: c.title, text: c.text })));
+    setHidden(line, chips.length === 0);
+  }
+  setAttr(card, "data-cancelled", isCancelled(event) ? "true" : "false");
+  return chips.map((c) => c.text).join(", ");
 }
 
 export function refreshTime(card, now = Date.now()) {
@@ -158,6 +180,20 @@ function fillDetails(card) {
         event.correlation_id,
       )
     : el("span", { class: "muted", text: "none" });
+  const session = !event.session_id
+    ? null
+    : card._actions.onOpenSession
+      ? el(
+          "button",
+          {
+            class: "link",
+            type: "button",
+            title: "Open this session",
+            onclick: () => card._actions.onOpenSession(event.session_id),
+          },
+          event.session_id,
+        )
+      : el("code", { class: "selectable", text: event.session_id });
   details.replaceChildren(
     el(
       "dl",
@@ -165,9 +201,11 @@ function fillDetails(card) {
       ...row("Time", el("time", { datetime: event.timestamp, text: exactTime(event._ms) })),
       ...row("ID", el("code", { class: "selectable", text: event.id })),
       ...row("Correlation", correlation),
+      ...(session ? row("Session", session) : []),
       ...(event.duration_ms !== null && event.duration_ms !== undefined
         ? row("Duration", duration(event.duration_ms))
         : []),
+      ...mcpFacts(event).flatMap(([label, value]) => row(label, value)),
     ),
     el("h3", { class: "details-title", text: "Data" }),
     renderJSON(event.data ?? {}),

@@ -12,6 +12,7 @@ from typing import Any
 import anyio
 import anyio.to_thread
 import httpx
+import pytest
 from mcp import Client
 from mcp.types import CallToolResult, TextContent
 
@@ -160,3 +161,53 @@ async def test_tool_calls_stay_prompt_while_the_feed_hangs(hanging_feed: str, db
             result, elapsed = await timed_call(client, name, arguments)
             assert result.is_error == (status == "error")
             assert elapsed < PROMPT_SECONDS, f"{name} took {elapsed:.2f} s with the feed hanging"
+
+
+async def test_the_server_offers_resources_a_prompt_and_a_report_with_progress(db_path: Path) -> None:
+    from mcp.shared.exceptions import MCPError
+
+    from activity_feed.examples.property_data import PropertyData
+    from activity_feed.examples.property_mcp.server import REPORT_CITIES, build_server
+
+    server = build_server(PropertyData(db_path))
+    progress: list[tuple[float, float | None, str | None]] = []
+
+    async def on_progress(done: float, total: float | None, message: str | None) -> None:
+        progress.append((done, total, message))
+
+    async with Client(server) as client:
+        home = await client.read_resource("property://102")
+        assert '"address": "7 Cardigan Lane"' in getattr(home.contents[0], "text", "")
+        summary = await client.read_resource("portfolio://summary")
+        assert "Leeds: 3 properties" in getattr(summary.contents[0], "text", "")
+        with pytest.raises(MCPError) as refused:
+            await client.read_resource("property://999")
+        assert refused.value.error.code == -32602
+        assert refused.value.error.message.startswith("no property 999")
+        prompt = await client.get_prompt("viewing_follow_up", {"property_id": "102", "visitor_name": "Ada"})
+        assert "Ada" in getattr(prompt.messages[0].content, "text", "")
+        report = await client.call_tool("portfolio_report", {}, progress_callback=on_progress)
+    assert [city["city"] for city in (report.structured_content or {})["cities"]] == list(REPORT_CITIES)
+    total = len(REPORT_CITIES)
+    assert progress == [(float(n), float(total), f"counting {c}") for n, c in enumerate(REPORT_CITIES)] + [
+        (float(total), float(total), "done")
+    ]
+
+
+async def test_a_slow_report_can_be_cancelled_midway(db_path: Path) -> None:
+    from activity_feed.examples.property_data import PropertyData
+    from activity_feed.examples.property_mcp.server import build_server
+
+    server = build_server(PropertyData(db_path), report_step_delay=5.0)
+    progress: list[float] = []
+
+    async def on_progress(done: float, total: float | None, message: str | None) -> None:
+        progress.append(done)
+
+    async with Client(server) as client:
+        with anyio.move_on_after(PROMPT_SECONDS) as scope:
+            await client.call_tool("portfolio_report", {}, progress_callback=on_progress)
+        assert scope.cancelled_caught
+        # The connection is still usable after the cancellation.
+        assert (await client.call_tool("get_property", {"property_id": 101})).is_error is False
+    assert progress == [0.0]

@@ -110,11 +110,13 @@ def _print_welcome(url: str, database_url: str, out: TextIO) -> None:
 
   live stream   python -m websockets {url.replace("http", "ws", 1)}/activities/ws
   recent        {url}/activities/recent
+  sessions      {url}/activities/sessions
   statistics    {url}/activities/stats
   API docs      {url}/docs
 
-An assistant now uses the example property-management MCP server; every tool call appears in the feed
-as it starts (pending) and again as it ends (success or error, with its duration).
+An assistant now uses the example property-management MCP server; every request it makes (tool calls,
+a resource, a prompt, a cancelled call) appears in the feed as it starts (pending) and again as it ends
+(success or error, with its duration), and the page's Sessions view groups them by connection.
 """,
         file=out,
         flush=True,
@@ -122,14 +124,18 @@ as it starts (pending) and again as it ends (success or error, with its duration
 
 
 def _print_outcome(url: str, report: SessionReport, before: set[str], out: TextIO) -> None:
-    expected = report.tool_calls + report.api_requests
+    expected = report.tool_calls + report.mcp_requests + report.api_requests
     events = _wait_for_events(url, expected, before)
     finished = sum(1 for event in events if event["status"] != "pending")
     redacted = sum(1 for event in events if event.get("data", {}).get("redacted"))
+    sessions = {event["session_id"] for event in events if event.get("session_id")}
     print(
-        f"\nDone: {report.tool_calls} tool calls ({report.tool_errors} failed on purpose) and "
-        f"{report.api_requests} API requests. The feed holds {len(events)} events, {finished} finished, "
-        f"{redacted} with secrets redacted.\nSee them at {url}/ or: curl '{url}/activities/recent?limit=50'",
+        f"\nDone: {report.tool_calls} tool calls ({report.tool_errors} failed on purpose, "
+        f"{report.cancelled_calls} cancelled), {report.mcp_requests} other MCP requests, "
+        f"{report.progress_notifications} progress notifications and {report.api_requests} API requests. "
+        f"The feed holds {len(events)} events in {len(sessions)} MCP session, {finished} finished, "
+        f"{redacted} with secrets redacted.\nSee them at {url}/ (Sessions shows the conversation) or: "
+        f"curl '{url}/activities/recent?limit=50'",
         file=out,
         flush=True,
     )

@@ -16,6 +16,7 @@ from typing import Any, TextIO
 import anyio
 import httpx
 from mcp import Client, StdioServerParameters
+from mcp.shared.exceptions import MCPError
 from mcp.types import CallToolResult, Implementation, TextContent
 
 from activity_feed import __version__
@@ -23,6 +24,10 @@ from activity_feed import __version__
 CLIENT_NAME = "activity-feed-demo"
 SERVER_MODULE = "activity_feed.examples.property_mcp"
 CALENDAR_DELAY_SECONDS = 1.5
+# Each city of the portfolio report takes this long, so its progress can be watched; the second report
+# is cancelled part-way, after CANCEL_AFTER_SECONDS.
+REPORT_STEP_SECONDS = 0.4
+CANCEL_AFTER_SECONDS = 1.0
 # Long enough for the slow tool, short enough that a broken subprocess cannot hang the demo.
 CALL_TIMEOUT_SECONDS = 30.0
 # What the assistant writes into a repair request; the feed must show it with the secrets redacted.
@@ -40,6 +45,9 @@ class SessionReport:
 
     tool_calls: int = 0
     tool_errors: int = 0
+    mcp_requests: int = 0
+    progress_notifications: int = 0
+    cancelled_calls: int = 0
     api_requests: int = 0
     notes: list[str] = field(default_factory=list)
 
@@ -54,7 +62,9 @@ class Narrator:
         await anyio.sleep(self.pace)
 
 
-def server_parameters(feed_url: str, db_path: Path, *, calendar_delay: float) -> StdioServerParameters:
+def server_parameters(
+    feed_url: str, db_path: Path, *, calendar_delay: float, report_step_delay: float = 0.0
+) -> StdioServerParameters:
     """How to launch the example server: this interpreter, reporting to `feed_url`."""
     return StdioServerParameters(
         command=sys.executable,
@@ -63,6 +73,7 @@ def server_parameters(feed_url: str, db_path: Path, *, calendar_delay: float) ->
             "ACTIVITY_FEED_URL": feed_url,
             "PROPERTY_DB_PATH": str(db_path),
             "PROPERTY_MCP_CALENDAR_DELAY": str(calendar_delay),
+            "PROPERTY_MCP_REPORT_STEP_DELAY": str(report_step_delay),
         },
     )
 
@@ -72,7 +83,9 @@ async def play_mcp_session(
 ) -> None:
     """Drive the example MCP server through a realistic conversation's worth of tool calls."""
     narrator = Narrator(out, pace)
-    params = server_parameters(feed_url, db_path, calendar_delay=CALENDAR_DELAY_SECONDS)
+    params = server_parameters(
+        feed_url, db_path, calendar_delay=CALENDAR_DELAY_SECONDS, report_step_delay=REPORT_STEP_SECONDS
+    )
     client_info = Implementation(name=CLIENT_NAME, version=__version__)
     async with Client(params, client_info=client_info, read_timeout_seconds=CALL_TIMEOUT_SECONDS) as client:
         tools = await client.list_tools()
@@ -112,7 +125,47 @@ async def play_mcp_session(
             "the description holds a password and an API key: the feed shows [REDACTED]",
         )
         await call("list_maintenance_requests", {"property_id": 104}, "checking the new request is there")
+        await _beyond_tools(client, narrator, report)
     report.notes.append("the MCP server subprocess has exited, after sending its last events")
+
+
+async def _beyond_tools(client: Client, narrator: Narrator, report: SessionReport) -> None:
+    """The rest of an MCP conversation: a resource, a prompt, progress, and a call cancelled midway."""
+    resource = await client.read_resource("property://102")
+    report.mcp_requests += 1
+    size = sum(len(getattr(part, "text", "")) for part in resource.contents)
+    await narrator.step(f"  read resource property://102  ->  {size} characters of JSON")
+    try:
+        await client.read_resource("property://999")
+    except MCPError as exc:
+        await narrator.step(
+            f"  read resource property://999  ->  error {exc.error.code}: {exc.error.message}\n"
+            "      (a JSON-RPC error: the feed keeps its code)"
+        )
+    report.mcp_requests += 1
+    follow_up = {"property_id": "102", "visitor_name": "Jordan Price"}
+    prompt = await client.get_prompt("viewing_follow_up", follow_up)
+    report.mcp_requests += 1
+    await narrator.step(
+        f"  get prompt viewing_follow_up  ->  {len(prompt.messages)} message for the assistant"
+    )
+
+    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+        report.progress_notifications += 1
+        line = f"      progress {progress:.0f}/{total or 0:.0f}: {message or ''}"
+        print(line, file=narrator.out, flush=True)
+
+    await narrator.step("  portfolio_report()  ->  a slow report that sends progress notifications")
+    result = await client.call_tool("portfolio_report", {}, progress_callback=on_progress)
+    report.tool_calls += 1
+    await narrator.step(f"      ->  {len(_structured(result).get('cities', []))} cities")
+    await narrator.step(f"  portfolio_report() again, cancelled after {CANCEL_AFTER_SECONDS:.0f} s")
+    with anyio.move_on_after(CANCEL_AFTER_SECONDS) as scope:
+        await client.call_tool("portfolio_report", {})
+    if scope.cancelled_caught:
+        report.tool_calls += 1
+        report.cancelled_calls += 1
+        await narrator.step("      ->  cancelled: the feed marks the call cancelled")
 
 
 async def play_api_requests(api_url: str, *, pace: float, out: TextIO, report: SessionReport) -> None:

@@ -1,4 +1,6 @@
-"""The example property-management MCP server, instrumented so every tool call reaches the feed.
+"""The example property-management MCP server, instrumented so its whole conversation reaches the feed:
+tools, a resource per property and a portfolio resource, a follow-up prompt, and a slow report that
+sends progress notifications (and can be cancelled).
 
 Tools raise `ToolError` with a plain reason for anything the caller got wrong (an unknown id, a date in
 the past): the SDK returns that reason as an `isError` result the assistant can read and act on, and the
@@ -13,8 +15,8 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Any, Literal, ParamSpec, TypeVar
 
 import anyio
-from mcp.server.mcpserver import MCPServer
-from mcp.server.mcpserver.exceptions import ToolError
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.exceptions import ResourceNotFoundError, ToolError
 from pydantic import Field
 
 from activity_feed import __version__
@@ -28,6 +30,10 @@ SERVER_NAME = "property-management"
 # Seconds `check_availability` spends "asking the letting agent's calendar": 0 by default, so the tool
 # is instant for real use and tests; `activity-feed demo` sets it to show a slow call in the feed.
 CALENDAR_DELAY_ENV = "PROPERTY_MCP_CALENDAR_DELAY"
+# Seconds each of the report's steps takes (0 by default, like the calendar): the demo sets it so the
+# progress notifications and a cancellation can be watched.
+REPORT_STEP_DELAY_ENV = "PROPERTY_MCP_REPORT_STEP_DELAY"
+REPORT_CITIES = ("Leeds", "Manchester", "Bristol", "London", "Edinburgh")
 OPENING_HOURS = (time(9, 0), time(18, 0))
 
 INSTRUCTIONS = """\
@@ -40,14 +46,26 @@ Priority = Literal["low", "medium", "high", "urgent"]
 Status = Literal["open", "in_progress", "resolved"]
 
 
-def build_server(data: PropertyData | None = None, *, calendar_delay: float | None = None) -> MCPServer:
+def _seconds_from_env(name: str) -> float:
+    return float(os.environ.get(name) or 0)
+
+
+def build_server(
+    data: PropertyData | None = None,
+    *,
+    calendar_delay: float | None = None,
+    report_step_delay: float | None = None,
+) -> MCPServer:
     """The example server over `data` (default: the dataset at PROPERTY_DB_PATH), instrumented.
 
     Events go to ACTIVITY_FEED_URL; with it unset the server works the same and logs nothing.
     Configure logging (to stderr) before calling this: the SDK installs its own handler otherwise.
     """
     store = data if data is not None else PropertyData()
-    delay = calendar_delay if calendar_delay is not None else float(os.environ.get(CALENDAR_DELAY_ENV) or 0)
+    delay = calendar_delay if calendar_delay is not None else _seconds_from_env(CALENDAR_DELAY_ENV)
+    step_delay = (
+        report_step_delay if report_step_delay is not None else _seconds_from_env(REPORT_STEP_DELAY_ENV)
+    )
     server: MCPServer = MCPServer(SERVER_NAME, version=__version__, instructions=INSTRUCTIONS)
 
     @server.tool()
@@ -113,6 +131,47 @@ def build_server(data: PropertyData | None = None, *, calendar_delay: float | No
     ) -> dict[str, Any]:
         """Book a 30-minute viewing of a property for a visitor."""
         return _call(store.schedule_viewing, property_id=property_id, visitor_name=visitor_name, when=when)
+
+    @server.tool()
+    async def portfolio_report(ctx: Context) -> dict[str, Any]:
+        """Rent and open repairs per city across the portfolio; reports its progress city by city."""
+        cities = []
+        for done, city in enumerate(REPORT_CITIES):
+            await ctx.report_progress(done, len(REPORT_CITIES), f"counting {city}")
+            await anyio.sleep(step_delay)  # each city is a slow query in the story
+            homes = store.search_properties(city=city)
+            rents = [home["monthly_rent"] for home in homes]
+            cities.append({"city": city, "properties": len(homes), "total_rent": sum(rents)})
+        await ctx.report_progress(len(REPORT_CITIES), len(REPORT_CITIES), "done")
+        return {"cities": cities}
+
+    @server.resource(
+        "property://{property_id}",
+        name="property",
+        description="one property's details as JSON",
+        mime_type="application/json",
+    )
+    def property_resource(property_id: str) -> dict[str, Any]:
+        # An unknown property is the client's mistake: a JSON-RPC error (-32602) with the reason.
+        try:
+            return store.get_property(int(property_id))
+        except (ValueError, PropertyDataError) as exc:
+            raise ResourceNotFoundError(f"no property {property_id}: {exc}") from exc
+
+    @server.resource("portfolio://summary", name="portfolio", description="how many properties in each city")
+    def portfolio_resource() -> str:
+        counts = {city: len(store.search_properties(city=city)) for city in REPORT_CITIES}
+        return "\n".join(f"{city}: {count} properties" for city, count in counts.items())
+
+    @server.prompt(title="Viewing follow-up")
+    def viewing_follow_up(property_id: str, visitor_name: str) -> str:
+        """A message to a visitor after their viewing, with the property's details."""
+        home = _call(store.get_property, int(property_id))
+        return (
+            f"Write a short, friendly follow-up to {visitor_name}, who viewed {home['address']} "
+            f"({home['bedrooms']} bedrooms, {home['monthly_rent']} pounds a month). Offer to answer "
+            "questions and explain how to apply."
+        )
 
     instrument(server)
     return server

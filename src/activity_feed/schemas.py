@@ -28,6 +28,8 @@ class EventType(StrEnum):
     VOICE_COMMAND = "voice_command"
     SYSTEM_EVENT = "system_event"
     API_REQUEST = "api_request"
+    MCP_REQUEST = "mcp_request"
+    MCP_NOTIFICATION = "mcp_notification"
 
 
 class EventStatus(StrEnum):

@@ -13,7 +13,7 @@ import httpx
 
 from activity_feed.client import FeedClient
 from activity_feed.client.counters import DROP_REASONS
-from activity_feed.client.intake import Call, CreateCall, Intake, ToolCallRecord, UpdateCall, fold_updates
+from activity_feed.client.intake import Call, CallRecord, CreateCall, Intake, UpdateCall, fold_updates
 from activity_feed.redaction import Redactor
 from tests.client.remotes import get_event, wait_until
 from tests.support.server import LiveServer
@@ -134,13 +134,13 @@ def test_updates_fold_into_their_create_as_the_server_would_apply_them() -> None
 class StdioDetails:
     """More `data` for a call, read on the worker's thread, as the MCP middleware's are."""
 
-    def extra_data(self) -> Mapping[str, Any]:
+    def extra_data(self, arguments: Mapping[str, Any] | None) -> Mapping[str, Any]:
         return {"mcp": {"transport": "stdio"}}
 
 
 def start_search(
     client: FeedClient, name: str, user_source: str | None, arguments: dict[str, Any] | None
-) -> ToolCallRecord:
+) -> CallRecord:
     return client.start_tool_call(name, user_source=user_source, arguments=arguments, details=StdioDetails())
 
 

@@ -19,6 +19,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validat
 MAX_TEXT = 200
 MAX_ERROR_MESSAGE = 10_000
 MAX_CORRELATION_ID = 200
+MAX_SESSION_ID = 200
 MAX_BATCH_ITEMS = 1_000
 
 
@@ -111,6 +112,7 @@ JsonObject = Annotated[dict[str, Any], AfterValidator(_json_without_nul)]
 ShortText = Annotated[str, Field(max_length=MAX_TEXT), AfterValidator(_no_nul)]
 ErrorText = Annotated[str, Field(max_length=MAX_ERROR_MESSAGE), AfterValidator(_no_nul)]
 CorrelationId = Annotated[str, Field(max_length=MAX_CORRELATION_ID), AfterValidator(_no_nul)]
+SessionId = Annotated[str, Field(max_length=MAX_SESSION_ID), AfterValidator(_no_nul)]
 Duration = Annotated[float, Field(ge=0, le=1e12, allow_inf_nan=False)]
 
 
@@ -135,6 +137,10 @@ class ActivityCreate(_Strict):
     duration_ms: Duration | None = None
     error_message: ErrorText | None = None
     correlation_id: CorrelationId | None = None
+    session_id: SessionId | None = Field(
+        default=None,
+        description="the MCP connection or conversation the event belongs to; set on create only",
+    )
 
 
 class ActivityUpdate(_Strict):
@@ -166,6 +172,7 @@ class ActivityPublic(BaseModel):
     duration_ms: float | None
     error_message: str | None
     correlation_id: str | None
+    session_id: str | None
 
 
 class DeletedEvent(BaseModel):
@@ -207,6 +214,20 @@ class ToolStats(BaseModel):
     error_rate: float
     p50_duration_ms: float | None
     p95_duration_ms: float | None
+
+
+class SessionPublic(BaseModel):
+    """One session as `GET /activities/sessions` lists it: its first and latest event's timestamps,
+    who and which server (the latest named), and how many of its events there are, failed and pending."""
+
+    session_id: str
+    user_source: str | None
+    server: str | None = Field(description="`data.mcp.server.name` of the session's events, if any")
+    first_seen: datetime
+    last_seen: datetime
+    events: int
+    errors: int
+    pending: int
 
 
 class StreamMessage(BaseModel):

@@ -16,7 +16,7 @@ from tests.support.server import LiveServer
 TIMEOUT = httpx.Timeout(20.0)
 # The documented event shape: every event, in every answer, has exactly these fields.
 EVENT_FIELDS = {"id", "timestamp", "tool_name", "user_source", "event_type", "status", "data", "duration_ms"}
-EVENT_FIELDS |= {"error_message", "correlation_id"}
+EVENT_FIELDS |= {"error_message", "correlation_id", "session_id"}
 UTC_ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|\+00:00)$")
 ONE_MIB = 1024 * 1024
 
@@ -61,6 +61,7 @@ def test_log_answers_201_with_the_whole_event(client: httpx.Client) -> None:
     assert uuid.UUID(event["id"])
     assert UTC_ISO.match(event["timestamp"]), event["timestamp"]
     defaults = {"user_source": None, "status": "pending", "error_message": None, "correlation_id": None}
+    defaults["session_id"] = None
     given = {"tool_name": "search", "event_type": "tool_call", "data": {"q": "x"}, "duration_ms": 1.5}
     assert {k: v for k, v in event.items() if k not in ("id", "timestamp")} == given | defaults
     assert client.get(f"/activities/{event['id']}").json() == event

@@ -48,6 +48,7 @@ def make_event(
         duration_ms=None,
         error_message=None,
         correlation_id=None,
+        session_id=None,
     )
 
 

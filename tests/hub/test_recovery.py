@@ -228,6 +228,7 @@ def logged(seq: int) -> Change:
         duration_ms=None,
         error_message=None,
         correlation_id=None,
+        session_id=None,
     )
     return Change(seq=seq, type=ChangeType.LOGGED, event=event)
 

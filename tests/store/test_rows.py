@@ -35,6 +35,7 @@ def _row(**overrides: Any) -> dict[str, Any]:
         "duration_ms": 12.5,
         "error_message": "no property 9",
         "correlation_id": "conv-1",
+        "session_id": "mcp-session-7",
         "updated_at": datetime(2026, 11, 26, 17, 58, 26, tzinfo=UTC),
         "change_seq": 9,
     }
@@ -97,7 +98,7 @@ def test_new_public_equals_the_event_as_stored_and_read_back() -> None:
     [
         {},
         {"tool_name": None, "user_source": None, "duration_ms": None, "error_message": None},
-        {"correlation_id": None, "data": {}, "duration_ms": 0.0},
+        {"correlation_id": None, "session_id": None, "data": {}, "duration_ms": 0.0},
         {"timestamp": datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)},  # no microseconds
         {"timestamp": datetime(999, 1, 2, 3, 4, 5, 6, tzinfo=UTC)},  # a year of three digits
         {"timestamp": datetime(2026, 1, 2, 3, 4, 5, 6, tzinfo=timezone(timedelta(hours=-5)))},

@@ -56,6 +56,7 @@ async def recent_activities(
     tool_name: Annotated[str | None, Query(max_length=200)] = None,
     user_source: Annotated[str | None, Query(max_length=200)] = None,
     correlation_id: Annotated[str | None, Query(max_length=200)] = None,
+    session_id: Annotated[str | None, Query(max_length=200)] = None,
     before: Annotated[uuid.UUID | None, Query(description="only events older than this event")] = None,
 ) -> list[ActivityPublic]:
     """Newest first, with optional exact-match filters; page back with `before=<last id seen>`."""
@@ -66,6 +67,7 @@ async def recent_activities(
         tool_name=tool_name,
         user_source=user_source,
         correlation_id=correlation_id,
+        session_id=session_id,
         before=before,
     )
     return await store.recent(query=query)

@@ -18,6 +18,7 @@ from activity_feed.schemas import (
     ActivityUpdateItem,
     BatchResult,
     Change,
+    SessionPublic,
     ToolStats,
 )
 from activity_feed.store import reads
@@ -35,6 +36,7 @@ from activity_feed.store.engine import (
 from activity_feed.store.migrate import upgrade
 from activity_feed.store.reads import ChangePage, RecentQuery, StatsWindow
 from activity_feed.store.runner import AsyncTransactionRunner, SqliteTransactionRunner, TransactionRunner
+from activity_feed.store.sessions import list_sessions
 from activity_feed.store.transaction import WriteOutcome, WriteRequest
 from activity_feed.store.write_health import ReportingRunner, WriteHealth
 from activity_feed.store.writer import GroupCommitWriter, OnCommit
@@ -217,6 +219,11 @@ class ActivityStore:
     async def recent(self, *, query: RecentQuery) -> list[ActivityPublic]:
         async with self._read() as conn:
             return await reads.recent(conn, query=query)
+
+    async def sessions(self, *, limit: int = 50, before: str | None = None) -> list[SessionPublic]:
+        """Sessions, most recently active first; `ReferenceNotFoundError` for an unknown `before`."""
+        async with self._read() as conn:
+            return await list_sessions(conn, limit=limit, before=before)
 
     async def stats(self, *, since: datetime | None = None) -> list[ToolStats]:
         """Per-tool statistics over every event from `since` on (however many there are)."""

@@ -38,6 +38,7 @@ class RecentQuery:
     tool_name: str | None = None
     user_source: str | None = None
     correlation_id: str | None = None
+    session_id: str | None = None
     before: uuid.UUID | None = None
 
 
@@ -54,6 +55,7 @@ async def recent(conn: AsyncConnection, *, query: RecentQuery) -> list[ActivityP
         (_events.c.tool_name, query.tool_name),
         (_events.c.user_source, query.user_source),
         (_events.c.correlation_id, query.correlation_id),
+        (_events.c.session_id, query.session_id),
     ):
         if value is not None:
             stmt = stmt.where(

@@ -22,6 +22,7 @@ PUBLIC_COLUMNS = (
     "duration_ms",
     "error_message",
     "correlation_id",
+    "session_id",
 )
 # The table's columns, in order: the insertion number, the event, and what the writer keeps for resuming.
 ROW_COLUMNS = ("seq", *PUBLIC_COLUMNS, "updated_at", "change_seq")

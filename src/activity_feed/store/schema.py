@@ -33,7 +33,15 @@ class UtcDateTime(sa.TypeDecorator[datetime]):
         return value.astimezone(UTC)
 
 
-EVENT_TYPES = ("tool_call", "tool_result", "voice_command", "system_event", "api_request")
+EVENT_TYPES = (
+    "tool_call",
+    "tool_result",
+    "voice_command",
+    "system_event",
+    "api_request",
+    "mcp_request",
+    "mcp_notification",
+)
 STATUSES = ("pending", "success", "error")
 
 
@@ -66,6 +74,7 @@ activity_events = sa.Table(
     sa.Column("duration_ms", sa.Float()),
     sa.Column("error_message", sa.Text()),
     sa.Column("correlation_id", sa.String(200)),
+    sa.Column("session_id", sa.String(200)),
     sa.Column("updated_at", UtcDateTime(), nullable=False),
     # The change counter's value at this event's latest change: what replay by cursor reads.
     sa.Column("change_seq", sa.BigInteger(), nullable=False),
@@ -79,6 +88,31 @@ activity_events = sa.Table(
     sa.Index("ix_activity_events_tool_name", "tool_name", "timestamp", "seq"),
     sa.Index("ix_activity_events_user_source", "user_source", "timestamp", "seq"),
     sa.Index("ix_activity_events_correlation_id", "correlation_id", "timestamp", "seq"),
+    # Partial: most events belong to no session, and those then cost nothing to index.
+    sa.Index(
+        "ix_activity_events_session_id",
+        "session_id",
+        "timestamp",
+        "seq",
+        sqlite_where=sa.text("session_id IS NOT NULL"),
+        postgresql_where=sa.text("session_id IS NOT NULL"),
+    ),
+)
+
+# One row per session: what `GET /activities/sessions` lists, kept by every write transaction that
+# creates, completes or deletes an event of the session, so that listing never scans the events.
+activity_sessions = sa.Table(
+    "activity_sessions",
+    metadata,
+    sa.Column("session_id", sa.String(200), primary_key=True),
+    sa.Column("first_seen", UtcDateTime(), nullable=False),
+    sa.Column("last_seen", UtcDateTime(), nullable=False),
+    sa.Column("user_source", sa.String(200)),
+    sa.Column("server", sa.String(200)),
+    sa.Column("events", sa.BigInteger(), nullable=False),
+    sa.Column("errors", sa.BigInteger(), nullable=False),
+    sa.Column("pending", sa.BigInteger(), nullable=False),
+    sa.Index("ix_activity_sessions_last_seen", "last_seen", "session_id"),
 )
 
 # Deleted events leave a tombstone so that a reconnecting client learns of the deletion by cursor.

@@ -65,7 +65,7 @@ class SqliteRowDraft:
 
     id: uuid.UUID
     id_hex: str  # sa.Uuid on SQLite: 32 hex digits
-    # The columns from `id` to `correlation_id`, in `ROW_COLUMNS` order; the timestamp is None when the
+    # The columns from `id` to `session_id`, in `ROW_COLUMNS` order; the timestamp is None when the
     # event takes its transaction's time.
     values: tuple[Any, ...]
 
@@ -88,6 +88,7 @@ def draft_row(event: ActivityCreate) -> SqliteRowDraft:
             event.duration_ms,
             event.error_message,
             event.correlation_id,
+            event.session_id,
         ),
     )
 

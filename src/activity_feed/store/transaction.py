@@ -21,6 +21,7 @@ from sqlalchemy import Connection
 
 from activity_feed.ids import uuid7
 from activity_feed.schemas import (
+    ENUM_TEXT,
     ActivityCreate,
     ActivityPublic,
     ActivityUpdate,
@@ -31,6 +32,7 @@ from activity_feed.schemas import (
 )
 from activity_feed.store.rows import UPDATED_COLUMNS, new_public, new_row, to_public
 from activity_feed.store.schema import activity_change_counter, activity_deletions, activity_events
+from activity_feed.store.sessions import SessionLedger
 from activity_feed.store.sqlite_rows import (
     SqliteRowDraft,
     SqliteRowWriter,
@@ -194,6 +196,7 @@ class _Transaction:
         self.seq = last_seq
         self.now = datetime.now(UTC)
         self.changes: list[Change] = []
+        self.sessions = SessionLedger()
         # The one place the dialects part: SQLite's creates go to the driver directly (store/sqlite_rows.py).
         self.sqlite = SqliteRowWriter(conn) if conn.dialect.name == "sqlite" else None
 
@@ -276,9 +279,18 @@ class _Transaction:
 
     def _created(self, item: ActivityCreate, event_id: uuid.UUID, outcome: WriteOutcome) -> CreatedChange:
         """Number a new event, and record its creation in `outcome` and in the changes."""
-        created = CreatedChange(self.next_seq(), item, event_id, item.timestamp or self.now)
+        timestamp = item.timestamp or self.now
+        created = CreatedChange(self.next_seq(), item, event_id, timestamp)
         outcome.created.append(created)
         self.changes.append(created)
+        if item.session_id is not None:
+            self.sessions.created(
+                item.session_id,
+                timestamp=timestamp,
+                status=ENUM_TEXT[item.status],
+                user_source=item.user_source,
+                data=item.data,
+            )
         return created
 
     def update(
@@ -303,8 +315,13 @@ class _Transaction:
                 if size > max_data_bytes:
                     outcome.too_large.append((item.id, size))
                     continue
+            status_before = row["status"]
             change_type = _apply_update(row, item)
             if change_type is not None:
+                if row["session_id"] is not None:
+                    self.sessions.changed(
+                        row["session_id"], before=status_before, after=row["status"], data=item.data
+                    )
                 row["change_seq"] = self.next_seq()
                 row["updated_at"] = self.now
                 changed[item.id] = row
@@ -330,6 +347,8 @@ class _Transaction:
             seq = self.next_seq()
             tombstones.append({"change_seq": seq, "id": event_id, "deleted_at": self.now})
             outcome.deleted.append(event_id)
+            if row["session_id"] is not None:
+                self.sessions.deleted(row["session_id"], status=row["status"])
             self.changes.append(Change(seq=seq, type=ChangeType.DELETED, event=to_public(row)))
         self.conn.execute(_DELETE_ROWS, {"b_ids": outcome.deleted})
         self.conn.execute(_INSERT_TOMBSTONES, tombstones)
@@ -374,6 +393,7 @@ def transact(conn: Connection, *, group: Sequence[WriteRequest]) -> tuple[list[W
                 tx.drop_tombstones(request.drop_tombstones, outcome)
     if pending:
         tx.create(pending)
+    tx.sessions.write(conn)
     if tx.seq != last_seq:
         conn.execute(_SET_COUNTER, {"b_value": tx.seq})
     return outcomes, tx.changes

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import anyio
 import httpx
 import pytest
 
@@ -23,6 +24,7 @@ from tests.support.server import LiveServer
 
 CLIENT_INFO = {"name": "Claude Desktop", "version": "0.9.2"}
 FLUSH_SECONDS = 5.0
+WAIT_SECONDS = 15.0
 
 
 @pytest.fixture
@@ -71,3 +73,25 @@ def only_event(client: FeedClient, feed: LiveServer, **query: Any) -> dict[str, 
     found = events(client, feed, **query)
     assert len(found) == 1, found
     return found[0]
+
+
+def by_name(found: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Events by `tool_name` (the last of each name)."""
+    return {event["tool_name"]: event for event in found}
+
+
+async def wait_for_events(
+    url: str, predicate: Callable[[list[dict[str, Any]]], bool], **query: Any
+) -> list[dict[str, Any]]:
+    """Poll the feed at `url` until `predicate(events)` (oldest first) holds; fail after WAIT_SECONDS."""
+    found: list[dict[str, Any]] = []
+    async with httpx.AsyncClient(base_url=url, timeout=5.0) as http:
+        with anyio.move_on_after(WAIT_SECONDS):
+            while True:
+                response = await http.get("/activities/recent", params={"limit": 500, **query})
+                response.raise_for_status()
+                found = response.json()[::-1]
+                if predicate(found):
+                    return found
+                await anyio.sleep(0.02)
+    pytest.fail(f"the feed did not reach the expected state within {WAIT_SECONDS} s; it holds {found}")

@@ -301,8 +301,8 @@ class FeedClient:
         result_preview: str | None,
         outcome: CallOutcome | None = None,
     ) -> None:
-        """Finish the event of `call`: `result_preview` goes into `data.result`, and `outcome` adds keys
-        (read on the worker's thread)."""
+        """Finish the event of `call`: `result_preview` goes into `data.result`, or where `outcome` puts
+        it with keys of its own (read on the worker's thread)."""
         if self.enabled:
             call.duration_ms = duration_ms
             call.error_message = error_message

@@ -56,11 +56,12 @@ class CallDetails(Protocol):
 
 
 class CallOutcome(Protocol):
-    """More keys for a call's `data` at its end, read on the worker's thread. A key whose value is a
-    mapping extends the start's mapping of that key rather than replacing it (the server replaces
-    `data`'s top-level keys, so the worker sends the start's keys along)."""
+    """A call's end's keys for `data`, read on the worker's thread: given the result's preview, they
+    replace the plain `result` key. A key whose value is a mapping extends the start's mapping of that
+    key rather than replacing it (the server replaces `data`'s top-level keys, so the worker sends the
+    start's keys along)."""
 
-    def outcome_data(self) -> Mapping[str, Any] | None: ...
+    def outcome_data(self, result_preview: str | None) -> Mapping[str, Any] | None: ...
 
 
 class CallRecord:
@@ -147,12 +148,12 @@ class CallRecord:
 def end_data(
     result_preview: str | None, outcome: CallOutcome | None, start: Mapping[str, Any] | None
 ) -> dict[str, Any]:
-    """A call's end's `data` keys: `result` (the preview) and the outcome's, each mapping of the outcome
+    """A call's end's `data` keys: `result` (the preview), or the outcome's, each mapping of the outcome
     joined to the same key's mapping in `start`, the data the call was created with."""
+    if outcome is None:
+        return {"result": result_preview} if result_preview is not None else {}
+    extra = outcome.outcome_data(result_preview)
     data: dict[str, Any] = {}
-    if result_preview is not None:
-        data["result"] = result_preview
-    extra = outcome.outcome_data() if outcome is not None else None
     if extra:
         for key, value in extra.items():
             before = start.get(key) if start is not None else None

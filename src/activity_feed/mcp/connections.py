@@ -23,31 +23,30 @@ from __future__ import annotations
 import threading
 import uuid
 import weakref
-from typing import Any, NamedTuple
+from typing import Any
 
 
 class ConnectionState:
-    """What the feed keeps about one connection while it lasts."""
+    """What the feed keeps about one connection while it lasts (or about one message that came on no
+    connection: `tracked` is then False)."""
 
-    __slots__ = ("in_flight", "session_id", "transport")
+    __slots__ = ("in_flight", "server_requests", "session_id", "tracked", "transport")
 
-    def __init__(self, session_id: str | None, transport: str) -> None:
+    def __init__(
+        self, session_id: str | None, transport: str, *, tracked: bool = True, server_requests: bool = False
+    ) -> None:
         self.session_id = session_id
         self.transport = transport
+        self.tracked = tracked
+        # Whether the server may send the client requests on this connection: only handshake-era ones
+        # carry them (a 2026-era connection, or an in-process one on the 2026 path, refuses them).
+        self.server_requests = server_requests
         self.in_flight: dict[object, Any] = {}  # the requests' calls, by request id (see request_key)
-
-
-class Peer(NamedTuple):
-    """The connection a message came on: its state (None when it is no connection) and transport."""
-
-    state: ConnectionState | None
-    session_id: str | None
-    transport: str
 
 
 def request_key(request_id: object) -> object:
     """A request id as the SDK correlates it: `"7"` and `7` are one request."""
-    if isinstance(request_id, str):
+    if type(request_id) is str:
         try:
             return int(request_id)
         except ValueError:
@@ -59,36 +58,31 @@ class _Registry:
     """Connection states by the identity of the object that lives as long as the connection."""
 
     def __init__(self) -> None:
-        self._states: dict[int, tuple[weakref.ref[Any], ConnectionState]] = {}
+        self.states: dict[int, tuple[weakref.ref[Any], ConnectionState]] = {}
         self._lock = threading.Lock()
-
-    def get(self, key: object) -> ConnectionState | None:
-        entry = self._states.get(id(key))
-        if entry is not None and entry[0]() is key:
-            return entry[1]
-        return None
 
     def add(self, key: object, state: ConnectionState) -> ConnectionState:
         with self._lock:
-            known = self.get(key)
-            if known is not None:
-                return known
+            entry = self.states.get(id(key))
+            if entry is not None and entry[0]() is key:
+                return entry[1]
             ident = id(key)
 
             def forget(ref: weakref.ref[Any]) -> None:
                 with self._lock:
-                    entry = self._states.get(ident)
+                    entry = self.states.get(ident)
                     if entry is not None and entry[0] is ref:
-                        del self._states[ident]
+                        del self.states[ident]
 
-            self._states[ident] = (weakref.ref(key, forget), state)
+            self.states[ident] = (weakref.ref(key, forget), state)
             return state
 
     def __len__(self) -> int:
-        return len(self._states)
+        return len(self.states)
 
 
 CONNECTIONS = _Registry()
+_states = CONNECTIONS.states
 
 
 def new_session_id() -> str:
@@ -105,6 +99,51 @@ def sdk_dispatch_context(session: Any) -> Any:
     return getattr(session, "_request_outbound", None)
 
 
+def connection_state(session: Any, http_request: Any) -> ConnectionState:
+    """The state of the connection a message arrived on (made on first sight). This runs inside every
+    request: the common case is a few attribute reads and one dict lookup."""
+    try:
+        connection = getattr(session, "_connection", None)
+        if connection is None:
+            return _stateless(http_request)
+        direct = not connection.has_standalone_channel
+        if not direct:
+            outbound = connection.outbound
+            key = getattr(outbound, "activity_feed_inner", outbound)  # unwrap our recording channel
+        else:
+            dctx = getattr(session, "_request_outbound", None)
+            key = getattr(getattr(dctx, "_inner", dctx), "transport", None)
+            if key is None or getattr(key, "kind", None) != "direct":
+                return _stateless(http_request)
+        entry = _states.get(id(key))
+        if entry is not None and entry[0]() is key:
+            return entry[1]
+        return CONNECTIONS.add(key, _new_state(connection, http_request, direct))
+    except Exception:  # boundary: an SDK that changed shape costs the events their session only
+        return _stateless(http_request)
+
+
+def _new_state(connection: Any, http_request: Any, direct: bool) -> ConnectionState:
+    if direct:
+        return ConnectionState(new_session_id(), "inproc")
+    # A handshake-era connection starts at a handshake version, until `initialize` settles it; a
+    # 2026-era one is made at its version.
+    handshake = connection.protocol_version not in _modern_versions()
+    if http_request is not None:
+        session_id = connection.session_id or _header_session(http_request)
+        return ConnectionState(session_id, "http", server_requests=handshake)
+    transport = "stdio" if _stdio_is_served() else "inproc"
+    return ConnectionState(new_session_id(), transport, server_requests=handshake)
+
+
+def _modern_versions() -> tuple[str, ...]:
+    try:
+        from mcp_types.version import MODERN_PROTOCOL_VERSIONS
+    except ImportError:
+        return ("2026-07-28",)
+    return tuple(MODERN_PROTOCOL_VERSIONS)
+
+
 def _stdio_is_served() -> bool:
     """Whether this process serves stdio (the SDK's `stdio_server()` claims fds 0 and 1 while it runs);
     otherwise a stream connection without HTTP is an in-process client."""
@@ -116,46 +155,10 @@ def _stdio_is_served() -> bool:
     return bool(claims) if isinstance(claims, dict) else True
 
 
-def peer_of(session: Any, http_request: Any) -> Peer:
-    """The connection a request or notification arrived on (its state made on first sight)."""
-    try:
-        connection = sdk_connection(session)
-        if connection is None:
-            return _stateless(http_request)
-        outbound = connection.outbound
-        inner = getattr(outbound, "activity_feed_inner", None)  # our recording wrapper (outbound.py)
-        if inner is not None:
-            outbound = inner
-        if connection.has_standalone_channel:
-            key: object = outbound
-            transport = None
-        else:
-            dctx = sdk_dispatch_context(session)
-            context = getattr(getattr(dctx, "_inner", dctx), "transport", None)
-            if context is None or getattr(context, "kind", None) != "direct":
-                return _stateless(http_request)
-            key, transport = context, "inproc"
-        state = CONNECTIONS.get(key)
-        if state is None:
-            state = CONNECTIONS.add(key, _new_state(connection, http_request, transport))
-        return Peer(state, state.session_id, state.transport)
-    except Exception:  # boundary: an SDK that changed shape costs the events their session only
-        return _stateless(http_request)
-
-
-def _new_state(connection: Any, http_request: Any, transport: str | None) -> ConnectionState:
+def _stateless(http_request: Any) -> ConnectionState:
     if http_request is not None:
-        session_id = connection.session_id or _header_session(http_request)
-        return ConnectionState(session_id, "http")
-    if transport is None:
-        transport = "stdio" if _stdio_is_served() else "inproc"
-    return ConnectionState(new_session_id(), transport)
-
-
-def _stateless(http_request: Any) -> Peer:
-    if http_request is not None:
-        return Peer(None, _header_session(http_request), "http")
-    return Peer(None, None, "stdio")
+        return ConnectionState(_header_session(http_request), "http", tracked=False)
+    return ConnectionState(None, "stdio", tracked=False)
 
 
 def _header_session(http_request: Any) -> str | None:

@@ -14,18 +14,19 @@ record: a request cancelled by its client waits a moment, shielded and bounded, 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from typing import Any, Literal, NamedTuple
 
 import anyio
 
 from activity_feed.mcp import messages, preview
-from activity_feed.mcp.connections import Peer, peer_of, request_key, sdk_dispatch_context
-from activity_feed.mcp.details import McpDetails, McpOutcome
+from activity_feed.mcp.connections import ConnectionState, connection_state, request_key, sdk_dispatch_context
+from activity_feed.mcp.details import REQUEST_RESULT, TOOL_IS_ERROR, McpDetails, McpOutcome, ServerInfo
 from activity_feed.mcp.messages import PING, TOOLS_CALL, RecordMode, field
 from activity_feed.mcp.recorder import CallRecorder, RecordedCall, warn_once
-from activity_feed.mcp.sinks import CallSink
-from activity_feed.mcp.trace import trace_of
+from activity_feed.mcp.sinks import CallSink, default_sink
+from activity_feed.mcp.trace import current_span_trace, parse_traceparent
 
 METHOD_NOT_FOUND = -32601
 INVALID_PARAMS = -32602
@@ -36,12 +37,13 @@ CANCEL_REASON_SECONDS = 1.0
 
 Direction = Literal["client_to_server", "server_to_client"]
 CancelSignal = Literal["peer", "caller", "none", "unknown"]
+INBOUND: Direction = "client_to_server"
 
 
 class Origin(NamedTuple):
-    """Who a message is from: the connection and what the client said about itself and its trace."""
+    """Who a message is from: its connection, and what the client said about itself and its trace."""
 
-    peer: Peer
+    state: ConnectionState
     client_name: str | None
     client_version: str | None
     protocol_version: str | None
@@ -54,6 +56,45 @@ class Origin(NamedTuple):
         if name is None:
             return None
         return f"{name} {version}".strip() if version else name
+
+
+def origin_of(
+    session: Any,
+    http_request: Any,
+    protocol_version: str | None,
+    meta: Mapping[str, Any] | None,
+    initialize_params: Any = None,
+) -> Origin:
+    """Where a message came from (`initialize_params`: the client names itself in the message)."""
+    state = connection_state(session, http_request)
+    if initialize_params is None:
+        client_params = session.client_params if session is not None else None
+        info: Any = client_params.client_info if client_params is not None else None
+        if info is None and meta:
+            info = meta.get(CLIENT_INFO_META_KEY)  # a 2026 envelope that named no capabilities
+    else:
+        info = field(initialize_params, "clientInfo", "client_info")
+        requested = field(initialize_params, "protocolVersion", "protocol_version")
+        if isinstance(requested, str):
+            protocol_version = requested
+    if info is None:
+        name = version = None
+    elif type(info) is dict:
+        name, version = info.get("name"), info.get("version")
+    else:
+        name, version = info.name, info.version
+    traceparent = meta.get("traceparent") if meta else None
+    trace = parse_traceparent(traceparent) if traceparent is not None else None
+    if trace is None:
+        trace = current_span_trace()
+    return Origin(
+        state,
+        name if type(name) is str else None,
+        version if type(version) is str else None,
+        protocol_version,
+        trace[0] if trace is not None else None,
+        trace[1] if trace is not None else None,
+    )
 
 
 class Conversation:
@@ -70,9 +111,7 @@ class Conversation:
     ) -> None:
         self.recorder = recorder
         self.record = record
-        self.server_name = server_name
-        self.server_version = server_version
-        self.source = source
+        self.server = ServerInfo(server_name, server_version, source)
 
     def wants_request(self, method: str) -> bool:
         if method == TOOLS_CALL:
@@ -85,37 +124,6 @@ class Conversation:
     def wants_notifications(self) -> bool:
         return self.record == "all"
 
-    def origin(
-        self,
-        session: Any,
-        http_request: Any,
-        protocol_version: str | None,
-        meta: Mapping[str, Any] | None,
-        initialize_params: Any = None,
-    ) -> Origin:
-        """Where a message came from (`initialize_params`: the client info is in the message itself)."""
-        peer = peer_of(session, http_request)
-        if initialize_params is not None:
-            info = field(initialize_params, "clientInfo", "client_info")
-            version = field(initialize_params, "protocolVersion", "protocol_version") or protocol_version
-            protocol_version = version if isinstance(version, str) else protocol_version
-        else:
-            params = session.client_params if session is not None else None
-            info = params.client_info if params is not None else None
-            if info is None and meta:
-                info = meta.get(CLIENT_INFO_META_KEY)
-        name = field(info, "name")
-        version = field(info, "version")
-        trace = trace_of(meta)
-        return Origin(
-            peer,
-            name if isinstance(name, str) else None,
-            version if isinstance(version, str) else None,
-            protocol_version,
-            trace[0] if trace is not None else None,
-            trace[1] if trace is not None else None,
-        )
-
     def start(
         self,
         origin: Origin,
@@ -124,62 +132,97 @@ class Conversation:
         params: Any,
         *,
         notification: bool = False,
-        direction: Direction = "client_to_server",
+        direction: Direction = INBOUND,
         sink: CallSink | None = None,
     ) -> RequestCall | None:
         """Log a request or a notification as `pending`; None when the feed is disabled or logging
         failed. A request from the client is tracked until it ends (`release()`)."""
-        try:
-            recorder = self.recorder
-            if sink is None:
-                sink = recorder.client_for_call()
-                if sink is None:
-                    return None  # no URL: skip building an event nobody will send
-            tool_name, target = messages.names(method, params)
-            is_tool = method == TOOLS_CALL
-            event_type = "mcp_notification" if notification else "tool_call" if is_tool else "mcp_request"
-            peer = origin.peer
-            inbound = not notification and request_id is not None and direction == "client_to_server"
-            state = peer.state if inbound else None
-            call = RequestCall(recorder, sink, method, state, request_key(request_id), is_tool)
-            details = McpDetails(
-                method,
-                request_id,
-                direction,
-                peer.transport,
-                origin.protocol_version,
-                origin.client_name,
-                origin.client_version,
-                self.server_name,
-                self.server_version,
-                target,
-                origin.trace_id,
-                origin.span_id,
-                self.source,
-            )
-            arguments = messages.arguments(method, params)
-        except Exception:  # boundary: a message the instrumentation cannot read must not stop it
-            warn_once("read", f"activity feed: could not read an MCP {method} message")
-            return None
-        started = recorder.begin(
-            call,
-            tool_name,
-            event_type=event_type,
-            user_source=origin.user_source,
-            arguments=arguments,
-            details=details,
-            session_id=peer.session_id,
-            correlation_id=origin.trace_id,
+        return self.begin(
+            origin.state,
+            origin.client_name,
+            origin.client_version,
+            origin.protocol_version,
+            origin.trace_id,
+            origin.span_id,
+            method,
+            request_id,
+            params,
+            notification,
+            direction,
+            sink,
         )
-        if started is not None and state is not None:
-            state.in_flight[call.key] = call
-        return call if started is not None else None
+
+    def begin(
+        self,
+        state: ConnectionState,
+        client_name: str | None,
+        client_version: str | None,
+        protocol_version: str | None,
+        trace_id: str | None,
+        span_id: str | None,
+        method: str,
+        request_id: object,
+        params: Any,
+        notification: bool = False,
+        direction: Direction = INBOUND,
+        sink: CallSink | None = None,
+    ) -> RequestCall | None:
+        """`start` with the origin's fields one by one: what runs inside every request, kept flat."""
+        recorder = self.recorder
+        try:
+            if sink is None:
+                sink = recorder.sink or default_sink()
+                if getattr(sink, "enabled", True) is False:
+                    return None  # no URL: skip building an event nobody will send
+            if method == TOOLS_CALL and type(params) is dict:  # the SDK's wire params: the common case
+                name = params.get("name")
+                tool_name = name if type(name) is str else str(name)
+                target: str | None = tool_name
+                arguments = params.get("arguments")
+                event_type = "tool_call"
+                is_tool = True
+            else:
+                tool_name, target = messages.names(method, params)
+                arguments = messages.arguments(method, params)
+                is_tool = method == TOOLS_CALL
+                event_type = "mcp_notification" if notification else "tool_call" if is_tool else "mcp_request"
+            key = request_id if type(request_id) is not str else request_key(request_id)
+            call = RequestCall(recorder, sink, method, key, is_tool)
+            user_source = recorder.user_source
+            if user_source is None and client_name is not None:
+                user_source = f"{client_name} {client_version}" if client_version else client_name
+            call.record = sink.start_call(
+                tool_name,
+                event_type=event_type,
+                user_source=user_source,
+                arguments=arguments if recorder.capture_arguments and type(arguments) is dict else None,
+                details=McpDetails(
+                    method,
+                    request_id,
+                    direction,
+                    state.transport,
+                    protocol_version,
+                    client_name,
+                    client_version,
+                    target,
+                    trace_id,
+                    span_id,
+                    self.server,
+                ),
+                session_id=state.session_id,
+                correlation_id=trace_id,
+            )
+        except Exception:  # boundary: a message the instrumentation cannot record must not stop it
+            warn_once("start", f"activity feed: could not record the start of an MCP {method}")
+            return None
+        if state.tracked and request_id is not None and not notification and direction == INBOUND:
+            call.state = state
+            state.in_flight[key] = call
+        return call
 
     def cancelled(self, origin: Origin, params: Any) -> None:
         """A client's `notifications/cancelled`: give its reason to the request it cancels."""
-        state = origin.peer.state
-        if state is None:
-            return
+        state = origin.state
         try:
             call = state.in_flight.get(request_key(field(params, "requestId", "request_id")))
             if call is not None:
@@ -226,13 +269,19 @@ class RequestCall(RecordedCall):
     __slots__ = ("cancel_reason", "is_tool", "key", "method", "reason_arrived", "state")
 
     def __init__(
-        self, recorder: CallRecorder, sink: CallSink, method: str, state: Any, key: object, is_tool: bool
+        self, recorder: CallRecorder, sink: CallSink, method: str, key: object, is_tool: bool
     ) -> None:
-        super().__init__(recorder, sink)
+        # RecordedCall's fields, set here rather than through its __init__: this runs in every request.
+        self.capture_results = recorder.capture_results
+        self._started = time.perf_counter()
+        self._done = False
+        self._cause = None
+        self.sink = sink
+        self.record = None
         self.method = method
-        self.state = state
         self.key = key
         self.is_tool = is_tool
+        self.state: ConnectionState | None = None  # set while the request is tracked
         self.cancel_reason: str | None = None
         self.reason_arrived: anyio.Event | None = None
 
@@ -249,15 +298,12 @@ class RequestCall(RecordedCall):
                 if self.capture_results and result is not None
                 else None
             )
-            if self.is_tool:
-                if preview.is_error_result(result):
-                    message = self.error_result_message(result)
-                    self.finish("error", message, result_preview, McpOutcome(result_preview, is_error=True))
-                else:
-                    self.finish("success", None, result_preview, McpOutcome(result_preview))
+            if not self.is_tool:
+                self.finish("success", None, result_preview, REQUEST_RESULT)
+            elif preview.is_error_result(result):
+                self.finish("error", self.error_result_message(result), result_preview, TOOL_IS_ERROR)
             else:
-                outcome = McpOutcome(result_preview) if result_preview is not None else None
-                self.finish("success", None, None, outcome)
+                self.finish("success", None, result_preview)
         except Exception:  # boundary
             warn_once("finish", f"activity feed: could not record the end of an MCP {self.method}")
 
@@ -273,7 +319,7 @@ class RequestCall(RecordedCall):
             message = preview.exception_message(exc)
             if is_error:  # the client received a result, not a JSON-RPC error
                 code = wire_message = None
-            self.finish("error", message, None, McpOutcome(None, code, wire_message, is_error))
+            self.finish("error", message, None, McpOutcome(self.is_tool, code, wire_message, is_error))
         except Exception:  # boundary
             warn_once("finish", f"activity feed: could not record the end of an MCP {self.method}")
 

@@ -1,14 +1,27 @@
 """An MCP message's `data.mcp`, as tuples of plain values the client's worker turns into dicts.
 
 The request builds only these tuples: the garbage collector stops tracking a tuple that holds nothing
-but strings, numbers and None, so the many that may wait for a starved worker cost the host nothing at
-each collection; the dicts are made on the worker's thread.
+but strings, numbers, None and such tuples, so the many that may wait for a starved worker cost the
+host nothing at each collection; the dicts are made on the worker's thread.
+
+A tool call keeps its arguments and result preview where they always were, in `data.arguments` and
+`data.result`; any other message's go in `data.mcp.arguments` and `data.mcp.result`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any, NamedTuple
+
+TOOLS_CALL = "tools/call"
+
+
+class ServerInfo(NamedTuple):
+    """The instrumented server, the same in every event of one instrumentation."""
+
+    name: str | None
+    version: str | None
+    source: str  # what recorded the events: "sdk" or "fastmcp"
 
 
 class McpDetails(NamedTuple):
@@ -21,12 +34,10 @@ class McpDetails(NamedTuple):
     protocol_version: str | None
     client_name: str | None
     client_version: str | None
-    server_name: str | None
-    server_version: str | None
     target: str | None
     trace_id: str | None
     span_id: str | None
-    source: str
+    server: ServerInfo
 
     def extra_data(self, arguments: Mapping[str, Any] | None) -> Mapping[str, Any]:
         mcp: dict[str, Any] = {"method": self.method}
@@ -39,11 +50,12 @@ class McpDetails(NamedTuple):
             mcp["protocol_version"] = self.protocol_version
         if self.client_name is not None:
             mcp["client"] = {"name": self.client_name, "version": self.client_version}
-        if self.server_name is not None:
-            mcp["server"] = {"name": self.server_name, "version": self.server_version}
+        server = self.server
+        if server.name is not None:
+            mcp["server"] = {"name": server.name, "version": server.version}
         if self.target is not None:
             mcp["target"] = self.target
-        if arguments is not None:
+        if arguments is not None and self.method != TOOLS_CALL:  # a tool call's are `data.arguments`
             if "_meta" in arguments:  # the envelope (client info, trace, progress token), not arguments
                 arguments = {key: value for key, value in arguments.items() if key != "_meta"}
             if arguments:
@@ -51,24 +63,36 @@ class McpDetails(NamedTuple):
         if self.trace_id is not None:
             mcp["trace_id"] = self.trace_id
             mcp["span_id"] = self.span_id
-        mcp["source"] = self.source
+        mcp["source"] = server.source
         return {"mcp": mcp}
 
 
 class McpOutcome(NamedTuple):
-    """What a message's end adds to `data.mcp` (`CallOutcome`)."""
+    """What a message's end adds to `data` (`CallOutcome`): the result preview (in `data.result` for a
+    tool call, else in `data.mcp.result`), a JSON-RPC error, a tool result's `isError`."""
 
-    result: str | None = None
+    tool: bool = False
     error_code: int | None = None
     error_message: str | None = None
     is_error: bool = False
 
-    def outcome_data(self) -> Mapping[str, Any] | None:
+    def outcome_data(self, result_preview: str | None) -> Mapping[str, Any] | None:
+        data: dict[str, Any] = {}
         mcp: dict[str, Any] = {}
-        if self.result is not None:
-            mcp["result"] = self.result
+        if result_preview is not None:
+            if self.tool:
+                data["result"] = result_preview
+            else:
+                mcp["result"] = result_preview
         if self.error_code is not None:
             mcp["error"] = {"code": self.error_code, "message": self.error_message}
         if self.is_error:
             mcp["is_error"] = True
-        return {"mcp": mcp} if mcp else None
+        if mcp:
+            data["mcp"] = mcp
+        return data or None
+
+
+# The common ends, made once.
+REQUEST_RESULT = McpOutcome()
+TOOL_IS_ERROR = McpOutcome(tool=True, is_error=True)

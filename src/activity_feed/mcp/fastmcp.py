@@ -22,7 +22,8 @@ from typing import Any
 import anyio
 from fastmcp.server.middleware import CallNext, Middleware, MiddlewareContext
 
-from activity_feed.mcp.conversation import Conversation, Origin, RequestCall, cancel_signal
+from activity_feed.mcp.conversation import Conversation, Origin, RequestCall, cancel_signal, origin_of
+from activity_feed.mcp.details import ServerInfo
 from activity_feed.mcp.messages import CANCELLED, TOOLS_CALL, RecordMode, check_record_mode, field
 from activity_feed.mcp.recorder import ActivityClient, CallRecorder, warn_once
 
@@ -110,14 +111,13 @@ class ActivityFeedMiddleware(Middleware):
         """The message's origin, request id and SDK session."""
         fctx = context.fastmcp_context
         conversation = self.conversation
-        if fctx is not None and conversation.server_name is None:
-            conversation.server_name = fctx.fastmcp.name
-            conversation.server_version = fctx.fastmcp.version
+        if fctx is not None and conversation.server.name is None:
+            conversation.server = ServerInfo(fctx.fastmcp.name, fctx.fastmcp.version, "fastmcp")
         request = fctx.request_context if fctx is not None else None
         session = request.session if request is not None else None
         meta = request.meta if request is not None else None
         initialize_params = field(context.message, "params") if method == "initialize" else None
-        origin = conversation.origin(
+        origin = origin_of(
             session,
             request.request if request is not None else None,
             request.protocol_version if request is not None else None,
@@ -125,7 +125,7 @@ class ActivityFeedMiddleware(Middleware):
             initialize_params=initialize_params,
         )
         transport = _TRANSPORTS.get(fctx.transport or "") if fctx is not None else None
-        if transport is not None and transport != origin.peer.transport:
-            origin = origin._replace(peer=origin.peer._replace(transport=transport))
+        if transport is not None:
+            origin.state.transport = transport  # fastmcp knows what it serves on
         request_id = request.request_id if request is not None else None
         return origin, request_id, session

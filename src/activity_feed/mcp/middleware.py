@@ -19,16 +19,25 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from activity_feed.mcp.conversation import Conversation, Origin, RequestCall, cancel_signal
-from activity_feed.mcp.messages import CANCELLED, RecordMode
+from activity_feed.mcp.connections import connection_state
+from activity_feed.mcp.conversation import (
+    CLIENT_INFO_META_KEY,
+    Conversation,
+    Origin,
+    RequestCall,
+    cancel_signal,
+    origin_of,
+)
+from activity_feed.mcp.messages import CANCELLED, TOOLS_CALL, RecordMode
 from activity_feed.mcp.outbound import current_origin, recording_session
 from activity_feed.mcp.recorder import CallRecorder, RecordedCall, warn_once
+from activity_feed.mcp.trace import current_span_trace, parse_traceparent
 
 if TYPE_CHECKING:
     from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
@@ -81,19 +90,18 @@ class ActivityFeedServerMiddleware:
         if ctx.request_id is None:
             return await self._notification(ctx, call_next)
         conversation = self.conversation
-        if not conversation.wants_request(ctx.method):
+        if ctx.method != TOOLS_CALL and not conversation.wants_request(ctx.method):
             return await call_next(ctx)
-        started = self._start(ctx)
-        if started is None:
+        call = self._start(ctx)
+        if call is None:
             return await call_next(ctx)
-        call, origin = started
         call_token = _current_call.set(call) if call.is_tool else None
         origin_token = None
-        if conversation.record != "tools" and _may_ask_the_client(ctx, conversation):
-            session = recording_session(ctx, conversation, origin)
-            if session is not None:
-                ctx = replace(ctx, session=session)
-                origin_token = current_origin.set(origin)
+        state = call.state
+        if state is not None and state.server_requests and conversation.record != "tools":
+            origin_token = self._record_what_the_handler_sends(ctx)
+            if origin_token is not None:
+                ctx = origin_token[1]
         try:
             result = await call_next(ctx)
         except anyio.get_cancelled_exc_class():
@@ -103,27 +111,84 @@ class ActivityFeedServerMiddleware:
             call.failed(exc)
             raise
         finally:
-            call.release()
+            if state is not None:
+                state.in_flight.pop(call.key, None)
             if call_token is not None:
                 _current_call.reset(call_token)
             if origin_token is not None:
-                current_origin.reset(origin_token)
+                current_origin.reset(origin_token[0])
         call.returned(result)
         return result
 
-    def _start(self, ctx: ServerRequestContext[Any, Any]) -> tuple[RequestCall, Origin] | None:
+    def _start(self, ctx: ServerRequestContext[Any, Any]) -> RequestCall | None:
+        """The request's call, logged `pending`. This runs inside every request, so it reads the
+        context directly (`origin_of` says the same at more length)."""
+        method = ctx.method
+        params = ctx.params
+        try:
+            session = ctx.session
+            state = connection_state(session, ctx.request)
+            meta = params.get("_meta") if params else None
+            if type(meta) is not dict:
+                meta = None
+            if method == "initialize":
+                origin = origin_of(session, ctx.request, ctx.protocol_version, meta, initialize_params=params)
+                name, version, protocol_version = (
+                    origin.client_name,
+                    origin.client_version,
+                    origin.protocol_version,
+                )
+            else:
+                protocol_version = ctx.protocol_version
+                client_params = session.client_params
+                info: Any = client_params.client_info if client_params is not None else None
+                if info is not None:
+                    name, version = info.name, info.version
+                elif meta is not None and type(info := meta.get(CLIENT_INFO_META_KEY)) is dict:
+                    name, version = info.get("name"), info.get("version")
+                else:
+                    name = version = None
+            traceparent = meta.get("traceparent") if meta is not None else None
+            trace = parse_traceparent(traceparent) if traceparent is not None else None
+            if trace is None:
+                trace = current_span_trace()
+        except Exception:  # boundary: a context the instrumentation cannot read must not stop the request
+            warn_once("read", f"activity feed: could not read an MCP {method} request")
+            return None
+        return self.conversation.begin(
+            state,
+            name if type(name) is str else None,
+            version if type(version) is str else None,
+            protocol_version,
+            trace[0] if trace is not None else None,
+            trace[1] if trace is not None else None,
+            method,
+            ctx.request_id,
+            params,
+        )
+
+    def _record_what_the_handler_sends(
+        self, ctx: ServerRequestContext[Any, Any]
+    ) -> tuple[Token[Origin | None], ServerRequestContext[Any, Any]] | None:
+        """Hand the handler a session whose requests to the client are recorded, when the client could
+        be asked something worth recording; the token resets the current origin afterwards."""
+        conversation = self.conversation
+        if not _may_ask_the_client(ctx, conversation):
+            return None
         try:
             origin = self._origin(ctx)
-        except Exception:  # boundary: a context the instrumentation cannot read must not stop the request
+        except Exception:  # boundary
             warn_once("read", f"activity feed: could not read an MCP {ctx.method} request")
             return None
-        call = self.conversation.start(origin, ctx.method, ctx.request_id, ctx.params)
-        return (call, origin) if call is not None else None
+        session = recording_session(ctx, conversation, origin)
+        if session is None:
+            return None
+        return current_origin.set(origin), replace(ctx, session=session)
 
     def _origin(self, ctx: ServerRequestContext[Any, Any]) -> Origin:
         params = ctx.params
         meta = params.get("_meta") if params else None
-        return self.conversation.origin(
+        return origin_of(
             ctx.session,
             ctx.request,
             ctx.protocol_version,

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
-from activity_feed.mcp.connections import Peer
+from activity_feed.mcp.connections import ConnectionState
 from activity_feed.mcp.conversation import Conversation, Origin, RequestCall
 from activity_feed.mcp.recorder import warn_once
 from activity_feed.mcp.trace import current_span_trace
@@ -118,10 +118,12 @@ class RecordingDispatchContext:
 class RecordingChannel:
     """A connection's standalone channel that records what the server sends the client through it."""
 
-    def __init__(self, inner: Any, conversation: Conversation, peer: Peer, connection: Any) -> None:
+    def __init__(
+        self, inner: Any, conversation: Conversation, state: ConnectionState, connection: Any
+    ) -> None:
         self.activity_feed_inner = inner
         self._conversation = conversation
-        self._peer = peer
+        self._state = state
         self._connection = connection
 
     def _origin(self) -> Origin:
@@ -132,7 +134,7 @@ class RecordingChannel:
         info = params.client_info if params is not None else None
         trace = current_span_trace()
         return Origin(
-            self._peer,
+            self._state,
             info.name if info is not None else None,
             info.version if info is not None else None,
             self._connection.protocol_version,
@@ -166,7 +168,9 @@ def recording_session(ctx: Any, conversation: Conversation, origin: Origin) -> A
         if connection is None or dctx is None:
             return None
         if not isinstance(connection.outbound, RecordingChannel):
-            connection.outbound = RecordingChannel(connection.outbound, conversation, origin.peer, connection)
+            connection.outbound = RecordingChannel(
+                connection.outbound, conversation, origin.state, connection
+            )
         request_meta = ctx.meta if ctx.request_id is not None else None
         return ServerSession(
             RecordingDispatchContext(dctx, conversation, origin), connection, request_meta=request_meta

@@ -46,31 +46,32 @@ def trace_of(meta: Mapping[str, Any] | None) -> Trace | None:
     return current_span_trace()
 
 
-_span_context: Callable[[], Any] | None = None
+_current_span: Callable[[], Any] | None = None
+_invalid_span: object = None
 _otel_checked = False
 
 
 def current_span_trace() -> Trace | None:
     """The current OpenTelemetry span's `(trace_id, span_id)` when opentelemetry-api is installed and
     the span context is valid."""
-    global _span_context, _otel_checked
+    global _current_span, _invalid_span, _otel_checked
     if not _otel_checked:
-        _span_context = _opentelemetry_span_context()
+        try:
+            from opentelemetry.trace import INVALID_SPAN, get_current_span
+        except ImportError:
+            pass
+        else:
+            _current_span, _invalid_span = get_current_span, INVALID_SPAN
         _otel_checked = True
-    if _span_context is None:
+    if _current_span is None:
         return None
     try:
-        context = _span_context()
+        span = _current_span()
+        if span is _invalid_span:  # no span at all: the usual case without a tracer
+            return None
+        context = span.get_span_context()
         if not context.is_valid:
             return None
         return f"{context.trace_id:032x}", f"{context.span_id:016x}"
     except Exception:  # boundary: a broken tracer must not cost the request its record
         return None
-
-
-def _opentelemetry_span_context() -> Callable[[], Any] | None:
-    try:
-        from opentelemetry.trace import get_current_span
-    except ImportError:
-        return None
-    return lambda: get_current_span().get_span_context()

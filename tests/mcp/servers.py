@@ -119,6 +119,9 @@ def lowlevel_server() -> Server[Any]:
 
     async def call_tool(ctx: ServerRequestContext[Any], params: CallToolRequestParams) -> CallToolResult:
         arguments = params.arguments or {}
+        if params.name == "wait":
+            await anyio.sleep(SLOW_TOOL_SECONDS)
+            return CallToolResult(content=[TextContent(type="text", text="waited")])
         if params.name != "square":
             raise MCPError(code=INVALID_PARAMS, message=f"Unknown tool: {params.name}")
         if arguments.get("n") == 13:

@@ -22,6 +22,7 @@ from typing import Any
 import anyio
 from fastmcp.server.middleware import CallNext, Middleware, MiddlewareContext
 
+from activity_feed.mcp.connections import request_key
 from activity_feed.mcp.conversation import Conversation, Origin, RequestCall, cancel_signal, origin_of
 from activity_feed.mcp.details import ServerInfo
 from activity_feed.mcp.messages import CANCELLED, TOOLS_CALL, RecordMode, check_record_mode, field
@@ -127,5 +128,6 @@ class ActivityFeedMiddleware(Middleware):
         transport = _TRANSPORTS.get(fctx.transport or "") if fctx is not None else None
         if transport is not None:
             origin.state.transport = transport  # fastmcp knows what it serves on
-        request_id = request.request_id if request is not None else None
+        # fastmcp hands on the request id as text; the SDK's is a number when the client's was.
+        request_id = request_key(request.request_id) if request is not None else None
         return origin, request_id, session

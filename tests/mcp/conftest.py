@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from activity_feed.client import FeedClient
-from activity_feed.mcp import recorder
+from activity_feed.mcp import recorder, trace
 from activity_feed.settings import Settings
 from tests.support.server import LiveServer
 
@@ -50,6 +50,17 @@ def make_client() -> Iterator[Callable[..., FeedClient]]:
 @pytest.fixture
 def feed_client(sqlite_feed: LiveServer, make_client: Callable[..., FeedClient]) -> FeedClient:
     return make_client(sqlite_feed.url)
+
+
+@pytest.fixture
+def tracer_provider() -> None:
+    """A tracer provider set up, as an application that traces has one (set once per process: the
+    OpenTelemetry API refuses to replace it); the instrumentation looks at the current span only then."""
+    from opentelemetry import trace as otel
+
+    if type(otel.get_tracer_provider()) is otel.ProxyTracerProvider:
+        otel.set_tracer_provider(otel.NoOpTracerProvider())
+    trace.recheck_tracing()
 
 
 @pytest.fixture(autouse=True)

@@ -238,6 +238,7 @@ async def test_the_trace_in_the_request_meta_is_the_correlation_id(
     assert "trace_id" not in found[2]["data"]["mcp"]
 
 
+@pytest.mark.usefixtures("tracer_provider")
 async def test_without_a_trace_in_the_meta_the_current_opentelemetry_span_is_used(
     sqlite_feed: LiveServer, feed_client: FeedClient
 ) -> None:

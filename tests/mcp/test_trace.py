@@ -43,6 +43,7 @@ def test_a_malformed_or_empty_traceparent_is_ignored(value: object) -> None:
     assert parse_traceparent(value) is None
 
 
+@pytest.mark.usefixtures("tracer_provider")
 def test_the_meta_wins_over_the_current_span_and_the_span_fills_in() -> None:
     context = trace.SpanContext(trace_id=int("1" * 32, 16), span_id=int("2" * 16, 16), is_remote=False)
     with trace.use_span(trace.NonRecordingSpan(context)):

@@ -50,7 +50,11 @@ class UpdateCall:
 class CallDetails(Protocol):
     """More keys for a call's `data`, read once on the worker's thread (so the caller builds nothing for
     them inside the call). `arguments` is the worker's copy of the call's arguments (None without), for
-    details that place them somewhere of their own too."""
+    details that place them somewhere of their own too.
+
+    Details may also have `verbatim_data()`: identity fields (names, versions, ids of the protocol) that
+    are never redacted, as an event's `tool_name` and `user_source` are not. They join `data` after
+    redaction (a mapping extends the same key's mapping), which spares the redactor a walk over them."""
 
     def extra_data(self, arguments: Mapping[str, Any] | None) -> Mapping[str, Any] | None: ...
 
@@ -95,6 +99,7 @@ class CallRecord:
         "status",
         "tool_name",
         "user_source",
+        "verbatim",
     )
 
     def __init__(
@@ -124,6 +129,7 @@ class CallRecord:
         # The start's `data`, kept by the worker from the pending create to the update, for an outcome
         # that extends one of its mappings.
         self.open_data: dict[str, Any] | None = None
+        self.verbatim: Mapping[str, Any] | None = None  # the details' verbatim keys, once read
         self.end_admitted = False
 
     def start_data(self) -> dict[str, Any]:
@@ -133,9 +139,13 @@ class CallRecord:
         arguments = dict(self.arguments) if self.arguments is not None else None
         if arguments is not None and self.event_type == "tool_call":
             data["arguments"] = arguments
-        extra = self.details.extra_data(arguments) if self.details is not None else None
-        if extra:
-            data.update(extra)
+        details = self.details
+        if details is not None:
+            extra = details.extra_data(arguments)
+            if extra:
+                data.update(extra)
+            verbatim = getattr(details, "verbatim_data", None)
+            self.verbatim = verbatim() if verbatim is not None else None
         self.arguments = None  # the worker's copy is the event's now; the host's dict can go
         self.details = None
         return data
@@ -160,6 +170,23 @@ def end_data(
             if isinstance(value, Mapping) and isinstance(before, Mapping):
                 value = {**before, **value}
             data[key] = value
+    return data
+
+
+def join_verbatim(
+    data: dict[str, Any], verbatim: Mapping[str, Any] | None, *, only_present: bool = False
+) -> dict[str, Any]:
+    """`data` with the verbatim keys joined (a mapping extends the same key's mapping, its own keys
+    first); `only_present`: only to keys `data` has (an update leaves the others as they are)."""
+    if not verbatim:
+        return data
+    for key, value in verbatim.items():
+        present = data.get(key)
+        if present is None:
+            if not only_present:
+                data[key] = value
+        elif isinstance(value, Mapping) and isinstance(present, Mapping):
+            data[key] = {**value, **present}
     return data
 
 

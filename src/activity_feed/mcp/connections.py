@@ -7,10 +7,9 @@ on the connection: the `Connection` and the message's dispatch context are held 
 They are only read here, never changed; should a later SDK rename them, events lose their session and
 nothing else. A connection is then known by an object that lives exactly as long as it:
 
-- a handshake-era connection (stdio, in-process `mode="legacy"`, SSE, stateful streamable HTTP): its
-  `Connection`'s standalone channel, the JSON-RPC dispatcher;
-- a 2026-era connection over a stream (stdio): the SDK builds a `Connection` per request, all sharing
-  the connection's notification channel;
+- a connection over JSON-RPC (stdio, in-process `mode="legacy"`, SSE, stateful streamable HTTP, and
+  2026-era connections over a stream, for which the SDK builds a `Connection` per request): the
+  dispatcher behind the message's dispatch context;
 - an in-process client on the 2026 path (`mcp.Client(server)`): the transport context its dispatcher
   pair shares.
 
@@ -27,17 +26,24 @@ from typing import Any
 
 
 class ConnectionState:
-    """What the feed keeps about one connection while it lasts (or about one message that came on no
-    connection: `tracked` is then False)."""
+    """What the feed keeps about one connection while it lasts, or about one message that came on no
+    connection."""
 
-    __slots__ = ("in_flight", "server_requests", "session_id", "tracked", "transport")
+    __slots__ = ("cancellable", "in_flight", "server_requests", "session_id", "transport")
 
     def __init__(
-        self, session_id: str | None, transport: str, *, tracked: bool = True, server_requests: bool = False
+        self,
+        session_id: str | None,
+        transport: str,
+        *,
+        cancellable: bool = True,
+        server_requests: bool = False,
     ) -> None:
         self.session_id = session_id
         self.transport = transport
-        self.tracked = tracked
+        # Whether the client can cancel a request with a notification: then its requests in flight are
+        # kept by id (an in-process client on the 2026 path cancels by stopping its own call instead).
+        self.cancellable = cancellable
         # Whether the server may send the client requests on this connection: only handshake-era ones
         # carry them (a 2026-era connection, or an in-process one on the 2026 path, refuses them).
         self.server_requests = server_requests
@@ -103,34 +109,30 @@ def connection_state(session: Any, http_request: Any) -> ConnectionState:
     """The state of the connection a message arrived on (made on first sight). This runs inside every
     request: the common case is a few attribute reads and one dict lookup."""
     try:
-        connection = getattr(session, "_connection", None)
-        if connection is None:
-            return _stateless(http_request)
-        direct = not connection.has_standalone_channel
-        if not direct:
-            outbound = connection.outbound
-            key = getattr(outbound, "activity_feed_inner", outbound)  # unwrap our recording channel
-        else:
-            dctx = getattr(session, "_request_outbound", None)
-            key = getattr(getattr(dctx, "_inner", dctx), "transport", None)
-            if key is None or getattr(key, "kind", None) != "direct":
+        dctx = getattr(session, "_request_outbound", None)
+        inner = getattr(dctx, "_inner", dctx)  # a 2026-era request's context wraps the dispatcher's
+        key = getattr(inner, "_dispatcher", None)  # a JSON-RPC connection's dispatcher
+        direct = key is None
+        if direct:
+            key = getattr(inner, "transport", None)  # an in-process pair's transport context
+            if key is None or key.kind != "direct":
                 return _stateless(http_request)
         entry = _states.get(id(key))
         if entry is not None and entry[0]() is key:
             return entry[1]
-        return CONNECTIONS.add(key, _new_state(connection, http_request, direct))
+        return CONNECTIONS.add(key, _new_state(getattr(session, "_connection", None), http_request, direct))
     except Exception:  # boundary: an SDK that changed shape costs the events their session only
         return _stateless(http_request)
 
 
 def _new_state(connection: Any, http_request: Any, direct: bool) -> ConnectionState:
     if direct:
-        return ConnectionState(new_session_id(), "inproc")
+        return ConnectionState(new_session_id(), "inproc", cancellable=False)
     # A handshake-era connection starts at a handshake version, until `initialize` settles it; a
     # 2026-era one is made at its version.
-    handshake = connection.protocol_version not in _modern_versions()
+    handshake = connection is not None and connection.protocol_version not in _modern_versions()
     if http_request is not None:
-        session_id = connection.session_id or _header_session(http_request)
+        session_id = getattr(connection, "session_id", None) or _header_session(http_request)
         return ConnectionState(session_id, "http", server_requests=handshake)
     transport = "stdio" if _stdio_is_served() else "inproc"
     return ConnectionState(new_session_id(), transport, server_requests=handshake)
@@ -157,8 +159,8 @@ def _stdio_is_served() -> bool:
 
 def _stateless(http_request: Any) -> ConnectionState:
     if http_request is not None:
-        return ConnectionState(_header_session(http_request), "http", tracked=False)
-    return ConnectionState(None, "stdio", tracked=False)
+        return ConnectionState(_header_session(http_request), "http", cancellable=False)
+    return ConnectionState(None, "stdio", cancellable=False)
 
 
 def _header_session(http_request: Any) -> str | None:

@@ -22,7 +22,14 @@ import anyio
 
 from activity_feed.mcp import messages, preview
 from activity_feed.mcp.connections import ConnectionState, connection_state, request_key, sdk_dispatch_context
-from activity_feed.mcp.details import REQUEST_RESULT, TOOL_IS_ERROR, McpDetails, McpOutcome, ServerInfo
+from activity_feed.mcp.details import (
+    REQUEST_RESULT,
+    TOOL_IS_ERROR,
+    McpDetails,
+    McpOutcome,
+    ServerInfo,
+    new_tuple,
+)
 from activity_feed.mcp.messages import PING, TOOLS_CALL, RecordMode, field
 from activity_feed.mcp.recorder import CallRecorder, RecordedCall, warn_once
 from activity_feed.mcp.sinks import CallSink, default_sink
@@ -136,7 +143,7 @@ class Conversation:
         sink: CallSink | None = None,
     ) -> RequestCall | None:
         """Log a request or a notification as `pending`; None when the feed is disabled or logging
-        failed. A request from the client is tracked until it ends (`release()`)."""
+        failed. A request from the client that it may cancel is kept by its connection until it ends."""
         return self.begin(
             origin.state,
             origin.client_name,
@@ -196,18 +203,21 @@ class Conversation:
                 event_type=event_type,
                 user_source=user_source,
                 arguments=arguments if recorder.capture_arguments and type(arguments) is dict else None,
-                details=McpDetails(
-                    method,
-                    request_id,
-                    direction,
-                    state.transport,
-                    protocol_version,
-                    client_name,
-                    client_version,
-                    target,
-                    trace_id,
-                    span_id,
-                    self.server,
+                details=new_tuple(
+                    McpDetails,
+                    (
+                        method,
+                        request_id,
+                        direction,
+                        state.transport,
+                        protocol_version,
+                        client_name,
+                        client_version,
+                        target,
+                        trace_id,
+                        span_id,
+                        self.server,
+                    ),
                 ),
                 session_id=state.session_id,
                 correlation_id=trace_id,
@@ -215,7 +225,7 @@ class Conversation:
         except Exception:  # boundary: a message the instrumentation cannot record must not stop it
             warn_once("start", f"activity feed: could not record the start of an MCP {method}")
             return None
-        if state.tracked and request_id is not None and not notification and direction == INBOUND:
+        if state.cancellable and request_id is not None and not notification and direction == INBOUND:
             call.state = state
             state.in_flight[key] = call
         return call
@@ -281,7 +291,7 @@ class RequestCall(RecordedCall):
         self.method = method
         self.key = key
         self.is_tool = is_tool
-        self.state: ConnectionState | None = None  # set while the request is tracked
+        self.state: ConnectionState | None = None  # set while its connection keeps it
         self.cancel_reason: str | None = None
         self.reason_arrived: anyio.Event | None = None
 
@@ -293,11 +303,12 @@ class RequestCall(RecordedCall):
 
     def returned(self, result: Any) -> None:
         try:
-            result_preview = (
-                messages.result_preview(self.method, result)
-                if self.capture_results and result is not None
-                else None
-            )
+            if not self.capture_results or result is None:
+                result_preview = None
+            elif self.is_tool:
+                result_preview = preview.result_preview(result)
+            else:
+                result_preview = messages.result_preview(self.method, result)
             if not self.is_tool:
                 self.finish("success", None, result_preview, REQUEST_RESULT)
             elif preview.is_error_result(result):

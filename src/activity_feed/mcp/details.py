@@ -5,7 +5,9 @@ but strings, numbers, None and such tuples, so the many that may wait for a star
 host nothing at each collection; the dicts are made on the worker's thread.
 
 A tool call keeps its arguments and result preview where they always were, in `data.arguments` and
-`data.result`; any other message's go in `data.mcp.arguments` and `data.mcp.result`.
+`data.result`; any other message's go in `data.mcp.arguments` and `data.mcp.result`. The client redacts
+those and the target; the rest of `data.mcp` names the message (method, ids, versions, names) and is
+joined to the event unredacted, as its tool name and client are.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 TOOLS_CALL = "tools/call"
+NAMED_TARGETS = frozenset({TOOLS_CALL, "prompts/get"})
 
 
 class ServerInfo(NamedTuple):
@@ -39,7 +42,20 @@ class McpDetails(NamedTuple):
     span_id: str | None
     server: ServerInfo
 
-    def extra_data(self, arguments: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    def extra_data(self, arguments: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
+        """What the client redacts: a resource's URI (it can hold a token) and a message's arguments."""
+        mcp: dict[str, Any] = {}
+        if self.target is not None and self.method not in NAMED_TARGETS:
+            mcp["target"] = self.target
+        if arguments is not None and self.method != TOOLS_CALL:  # a tool call's are `data.arguments`
+            if "_meta" in arguments:  # the envelope (client info, trace, progress token), not arguments
+                arguments = {key: value for key, value in arguments.items() if key != "_meta"}
+            if arguments:
+                mcp["arguments"] = arguments
+        return {"mcp": mcp} if mcp else None
+
+    def verbatim_data(self) -> Mapping[str, Any]:
+        """The identity of the message, never redacted (as the event's tool name and client are not)."""
         mcp: dict[str, Any] = {"method": self.method}
         if self.request_id is not None:
             mcp["request_id"] = self.request_id
@@ -53,13 +69,8 @@ class McpDetails(NamedTuple):
         server = self.server
         if server.name is not None:
             mcp["server"] = {"name": server.name, "version": server.version}
-        if self.target is not None:
+        if self.target is not None and self.method in NAMED_TARGETS:  # the name in the event's tool_name
             mcp["target"] = self.target
-        if arguments is not None and self.method != TOOLS_CALL:  # a tool call's are `data.arguments`
-            if "_meta" in arguments:  # the envelope (client info, trace, progress token), not arguments
-                arguments = {key: value for key, value in arguments.items() if key != "_meta"}
-            if arguments:
-                mcp["arguments"] = arguments
         if self.trace_id is not None:
             mcp["trace_id"] = self.trace_id
             mcp["span_id"] = self.span_id
@@ -96,3 +107,8 @@ class McpOutcome(NamedTuple):
 # The common ends, made once.
 REQUEST_RESULT = McpOutcome()
 TOOL_IS_ERROR = McpOutcome(tool=True, is_error=True)
+
+
+# Makes a details tuple from a tuple of its fields in C, skipping NamedTuple's Python-level constructor:
+# one is made in every request (`new_tuple(McpDetails, (method, ...))`).
+new_tuple = tuple.__new__

@@ -112,7 +112,7 @@ class ActivityFeedServerMiddleware:
             raise
         finally:
             if state is not None:
-                state.in_flight.pop(call.key, None)
+                call.release()
             if call_token is not None:
                 _current_call.reset(call_token)
             if origin_token is not None:

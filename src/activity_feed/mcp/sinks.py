@@ -10,7 +10,7 @@ import threading
 from collections.abc import Mapping
 from typing import Any, Literal, NamedTuple, Protocol, cast
 
-from activity_feed.client.intake import CallDetails, CallOutcome, CallRecord, end_data
+from activity_feed.client.intake import CallDetails, CallOutcome, CallRecord, end_data, join_verbatim
 from activity_feed.redaction import Redactor
 
 logger = logging.getLogger("activity_feed.mcp")
@@ -106,7 +106,8 @@ class LoggingClient:
         session_id: str | None = None,
         correlation_id: str | None = None,
     ) -> _Logged:
-        data = CallRecord(tool_name, user_source, arguments, details, event_type).start_data()
+        record = CallRecord(tool_name, user_source, arguments, details, event_type)
+        data = join_verbatim(record.start_data(), record.verbatim)
         known: dict[str, Any] = {}
         if session_id is not None:
             known["session_id"] = session_id

@@ -48,26 +48,34 @@ def trace_of(meta: Mapping[str, Any] | None) -> Trace | None:
 
 _current_span: Callable[[], Any] | None = None
 _invalid_span: object = None
+_tracer_provider: Callable[[], Any] | None = None
+_proxy_provider: type | None = None
 _otel_checked = False
+# Without a tracer provider set up, no span the server runs under can carry a trace (a client's
+# `traceparent` is read from the request itself): whether one is set up is asked again every so many
+# requests, rather than the current span at every one.
+_RECHECK_EVERY = 256
+_tracing = False
+_until_recheck = 0
 
 
 def current_span_trace() -> Trace | None:
-    """The current OpenTelemetry span's `(trace_id, span_id)` when opentelemetry-api is installed and
-    the span context is valid."""
-    global _current_span, _invalid_span, _otel_checked
+    """The current OpenTelemetry span's `(trace_id, span_id)` when opentelemetry-api is installed, a
+    tracer provider is set up, and the span context is valid."""
+    global _until_recheck, _tracing
     if not _otel_checked:
-        try:
-            from opentelemetry.trace import INVALID_SPAN, get_current_span
-        except ImportError:
-            pass
-        else:
-            _current_span, _invalid_span = get_current_span, INVALID_SPAN
-        _otel_checked = True
+        _load_opentelemetry()
     if _current_span is None:
+        return None
+    _until_recheck -= 1
+    if _until_recheck < 0:
+        _until_recheck = _RECHECK_EVERY
+        _tracing = _tracer_provider_is_set()
+    if not _tracing:
         return None
     try:
         span = _current_span()
-        if span is _invalid_span:  # no span at all: the usual case without a tracer
+        if span is _invalid_span:
             return None
         context = span.get_span_context()
         if not context.is_valid:
@@ -75,3 +83,33 @@ def current_span_trace() -> Trace | None:
         return f"{context.trace_id:032x}", f"{context.span_id:016x}"
     except Exception:  # boundary: a broken tracer must not cost the request its record
         return None
+
+
+def _load_opentelemetry() -> None:
+    global _current_span, _invalid_span, _tracer_provider, _proxy_provider, _otel_checked
+    try:
+        from opentelemetry.trace import (
+            INVALID_SPAN,
+            ProxyTracerProvider,
+            get_current_span,
+            get_tracer_provider,
+        )
+    except ImportError:
+        pass
+    else:
+        _current_span, _invalid_span = get_current_span, INVALID_SPAN
+        _tracer_provider, _proxy_provider = get_tracer_provider, ProxyTracerProvider
+    _otel_checked = True
+
+
+def _tracer_provider_is_set() -> bool:
+    try:
+        return _tracer_provider is not None and type(_tracer_provider()) is not _proxy_provider
+    except Exception:  # boundary
+        return False
+
+
+def recheck_tracing() -> None:
+    """Ask at the next request whether a tracer provider is set up (for tests that set one)."""
+    global _until_recheck
+    _until_recheck = 0

@@ -9,7 +9,7 @@ nothing else. A connection is then known by an object that lives exactly as long
 
 - a connection over JSON-RPC (stdio, in-process `mode="legacy"`, SSE, stateful streamable HTTP, and
   2026-era connections over a stream, for which the SDK builds a `Connection` per request): the
-  dispatcher behind the message's dispatch context;
+  dispatcher behind the message's dispatch context (`_dispatcher`);
 - an in-process client on the 2026 path (`mcp.Client(server)`): the transport context its dispatcher
   pair shares.
 
@@ -109,13 +109,13 @@ def connection_state(session: Any, http_request: Any) -> ConnectionState:
     """The state of the connection a message arrived on (made on first sight). This runs inside every
     request: the common case is a few attribute reads and one dict lookup."""
     try:
-        dctx = getattr(session, "_request_outbound", None)
-        inner = getattr(dctx, "_inner", dctx)  # a 2026-era request's context wraps the dispatcher's
-        key = getattr(inner, "_dispatcher", None)  # a JSON-RPC connection's dispatcher
-        direct = key is None
-        if direct:
-            key = getattr(inner, "transport", None)  # an in-process pair's transport context
-            if key is None or key.kind != "direct":
+        dctx: Any = getattr(session, "_request_outbound", None)
+        inner: Any = getattr(dctx, "_inner", dctx)  # a 2026-era request's context wraps the dispatcher's
+        key = inner.transport
+        direct = key.kind == "direct"
+        if not direct:  # the transport context is the message's own: the dispatcher is the connection's
+            key = getattr(inner, "_dispatcher", None)
+            if key is None:
                 return _stateless(http_request)
         entry = _states.get(id(key))
         if entry is not None and entry[0]() is key:

@@ -25,18 +25,21 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from activity_feed.mcp.connections import connection_state
+from activity_feed.mcp.connections import connection_state, request_key
 from activity_feed.mcp.conversation import (
     CLIENT_INFO_META_KEY,
+    INBOUND,
     Conversation,
     Origin,
     RequestCall,
     cancel_signal,
     origin_of,
 )
+from activity_feed.mcp.details import McpDetails, new_tuple
 from activity_feed.mcp.messages import CANCELLED, TOOLS_CALL, RecordMode
 from activity_feed.mcp.outbound import current_origin, recording_session
 from activity_feed.mcp.recorder import CallRecorder, RecordedCall, warn_once
+from activity_feed.mcp.sinks import default_sink
 from activity_feed.mcp.trace import current_span_trace, parse_traceparent
 
 if TYPE_CHECKING:
@@ -152,20 +155,63 @@ class ActivityFeedServerMiddleware:
             trace = parse_traceparent(traceparent) if traceparent is not None else None
             if trace is None:
                 trace = current_span_trace()
+            if type(name) is not str:
+                name = version = None
+            elif type(version) is not str:
+                version = None
+            trace_id, span_id = trace if trace is not None else (None, None)
         except Exception:  # boundary: a context the instrumentation cannot read must not stop the request
             warn_once("read", f"activity feed: could not read an MCP {method} request")
             return None
-        return self.conversation.begin(
-            state,
-            name if type(name) is str else None,
-            version if type(version) is str else None,
-            protocol_version,
-            trace[0] if trace is not None else None,
-            trace[1] if trace is not None else None,
-            method,
-            ctx.request_id,
-            params,
-        )
+        if method != TOOLS_CALL or type(params) is not dict:
+            return self.conversation.begin(
+                state, name, version, protocol_version, trace_id, span_id, method, ctx.request_id, params
+            )
+        # A tool call, the busiest message: `Conversation.begin` made flat.
+        recorder = self.recorder
+        try:
+            sink = recorder.sink or default_sink()
+            if getattr(sink, "enabled", True) is False:
+                return None  # no URL: skip building an event nobody will send
+            request_id = ctx.request_id
+            key = request_id if type(request_id) is not str else request_key(request_id)
+            call = RequestCall(recorder, sink, method, key, True)
+            tool_name = params.get("name")
+            if type(tool_name) is not str:
+                tool_name = str(tool_name)
+            user_source = recorder.user_source
+            if user_source is None and name is not None:
+                user_source = f"{name} {version}" if version else name
+            arguments = params.get("arguments")
+            details = (
+                method,
+                request_id,
+                INBOUND,
+                state.transport,
+                protocol_version,
+                name,
+                version,
+                tool_name,
+                trace_id,
+                span_id,
+                self.conversation.server,
+            )
+            call.record = sink.start_call(
+                tool_name,
+                event_type="tool_call",
+                user_source=user_source,
+                arguments=arguments if recorder.capture_arguments and type(arguments) is dict else None,
+                details=new_tuple(McpDetails, details),
+                session_id=state.session_id,
+                correlation_id=trace_id,
+            )
+        except Exception:  # boundary: a call the instrumentation cannot record must not stop it
+            warn_once("start", "activity feed: could not record the start of an MCP tools/call")
+            return None
+        if state.cancellable:
+            call.state = state
+            state.in_flight[key] = call
+        return call
 
     def _record_what_the_handler_sends(
         self, ctx: ServerRequestContext[Any, Any]

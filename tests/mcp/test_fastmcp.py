@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import anyio
 import pytest
 from fastmcp import Client, FastMCP
 from fastmcp.exceptions import ToolError
@@ -12,7 +13,8 @@ from mcp.shared.exceptions import MCPError as McpError
 from activity_feed.client import FeedClient
 from activity_feed.mcp import instrument
 from activity_feed.mcp.fastmcp import ActivityFeedMiddleware
-from tests.mcp.conftest import events, only_event
+from tests.mcp.conftest import events, only_event, wait_for_events
+from tests.mcp.servers import SLOW_TOOL_SECONDS
 from tests.support.server import LiveServer
 
 
@@ -170,3 +172,25 @@ async def test_fastmcp_record_tools_records_only_tool_calls(
 def test_fastmcp_refuses_an_unknown_record_mode(feed_client: FeedClient) -> None:
     with pytest.raises(ValueError, match="record must be one of"):
         ActivityFeedMiddleware(feed_client, record="everything")  # type: ignore[arg-type]
+
+
+async def test_a_fastmcp_call_the_client_gives_up_on_is_recorded_cancelled(
+    sqlite_feed: LiveServer, feed_client: FeedClient
+) -> None:
+    server = fastmcp_server()
+
+    @server.tool
+    async def check_calendar(day: str) -> str:
+        await anyio.sleep(SLOW_TOOL_SECONDS)
+        return f"{day}: free"
+
+    instrument(server, feed_client)
+    async with Client(server) as client:
+        with pytest.raises(McpError, match=r"[Tt]imed out"):
+            await client.call_tool("check_calendar", {"day": "monday"}, timeout=0.2)
+    found = await wait_for_events(
+        sqlite_feed.url,
+        lambda f: any(e["tool_name"] == "check_calendar" and e["status"] != "pending" for e in f),
+    )
+    event = next(e for e in found if e["tool_name"] == "check_calendar")
+    assert (event["status"], event["error_message"]) == ("error", "cancelled: timed out after 0.2s")

@@ -100,11 +100,11 @@ class ActivityFeedServerMiddleware:
             return await call_next(ctx)
         call_token = _current_call.set(call) if call.is_tool else None
         origin_token = None
-        state = call.state
+        state = call.state  # the connection, when the client may cancel by notification
         if state is not None and state.server_requests and conversation.record != "tools":
-            origin_token = self._record_what_the_handler_sends(ctx)
-            if origin_token is not None:
-                ctx = origin_token[1]
+            recording = self._record_what_the_handler_sends(ctx)
+            if recording is not None:
+                origin_token, ctx = recording
         try:
             result = await call_next(ctx)
         except anyio.get_cancelled_exc_class():
@@ -119,7 +119,7 @@ class ActivityFeedServerMiddleware:
             if call_token is not None:
                 _current_call.reset(call_token)
             if origin_token is not None:
-                current_origin.reset(origin_token[0])
+                current_origin.reset(origin_token)
         call.returned(result)
         return result
 

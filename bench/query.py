@@ -76,7 +76,7 @@ def _round(server: ServerProcess) -> list[float]:
     return sequential_latencies(server, PATH, warmup=WARMUP_REQUESTS, count=REQUESTS_PER_ROUND)
 
 
-def _summary(latencies: list[float], fill_seconds: float) -> dict[str, Any]:
+def summary(latencies: list[float], fill_seconds: float) -> dict[str, Any]:
     ordered = sorted(latencies)
     return {
         "requests": len(ordered),
@@ -106,7 +106,7 @@ def run() -> list[Check]:
             for _ in range(ROUNDS):
                 for count, server in servers.items():
                     latencies[count] += _round(server)
-    results = {count: _summary(latencies[count], fills[count]) for count in (SMALL, LARGE)}
+    results = {count: summary(latencies[count], fills[count]) for count in (SMALL, LARGE)}
     for count, result in results.items():
         say(f"  {count:>9,} events: median {result['median_ms']:.2f} ms, p90 {result['p90_ms']:.2f} ms")
     small = results[SMALL]["median_ms"]

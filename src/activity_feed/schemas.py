@@ -140,6 +140,7 @@ class ActivityCreate(_Strict):
     session_id: SessionId | None = Field(
         default=None,
         description="the MCP connection or conversation the event belongs to; set on create only",
+        examples=["3f1c9a7e-mcp-session"],
     )
 
 
@@ -214,6 +215,31 @@ class ToolStats(BaseModel):
     error_rate: float
     p50_duration_ms: float | None
     p95_duration_ms: float | None
+
+
+class TimelineBucket(BaseModel):
+    """One time bucket of `GET /activities/stats/timeline`: its events, failed ones, and the nearest-rank
+    p50/p95 of their `duration_ms` (null when none has one)."""
+
+    start: datetime
+    calls: int
+    errors: int
+    p50_ms: float | None
+    p95_ms: float | None
+
+
+class StatsTimeline(BaseModel):
+    """Every bucket from `since` to `until`, oldest first, empty ones included."""
+
+    since: datetime = Field(
+        description="the first bucket's start: the requested time, or, when `truncated`, the oldest event "
+        "counted (every event from then on was)"
+    )
+    until: datetime
+    bucket_seconds: int
+    truncated: bool = Field(description="older events of the window were left out (stats_window_events)")
+    events: int
+    buckets: list[TimelineBucket]
 
 
 class SessionPublic(BaseModel):

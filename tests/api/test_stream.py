@@ -128,6 +128,8 @@ async def test_each_change_sends_its_message_type(feed_server: LiveServer, http:
         ({"event_type": "api_request"}, {"event_type": "tool_call"}, {"event_type": "api_request"}),
         ({"status": "error"}, {"status": "success"}, {"status": "error"}),
         ({"tool_name": "calendar"}, {"tool_name": "search"}, {"tool_name": "calendar"}),
+        ({"session_id": "s2"}, {"session_id": "s1"}, {"session_id": "s2"}),
+        ({"session_id": "s2"}, {}, {"session_id": "s2", "event_type": "mcp_notification"}),
     ],
 )
 async def test_stream_filters_by_query(
@@ -183,6 +185,21 @@ async def test_replay_applies_the_filter(feed_server: LiveServer, http: httpx.As
         live = await create(http, event_type="api_request")
         messages = await messages_until(ws, about(live["id"]))
     assert [m["event"]["id"] for m in messages] == [wanted["id"], live["id"]]
+
+
+async def test_replay_applies_the_session_filter(feed_server: LiveServer, http: httpx.AsyncClient) -> None:
+    async with open_stream(feed_server) as ws:
+        await create(http, session_id="mine")
+        cursor = (await next_message(ws))["cursor"]
+    await create(http, session_id="other")
+    await create(http)
+    wanted = await create(http, session_id="mine")
+    async with open_stream(feed_server, session_id="mine", since=cursor) as ws:
+        await create(http, session_id="other")
+        live = await create(http, session_id="mine", event_type="mcp_request")
+        messages = await messages_until(ws, about(live["id"]))
+    assert [m["event"]["id"] for m in messages] == [wanted["id"], live["id"]]
+    assert {m["event"]["session_id"] for m in messages} == {"mine"}
 
 
 async def test_batch_arrives_in_change_order(feed_server: LiveServer, http: httpx.AsyncClient) -> None:

@@ -36,6 +36,7 @@ def make_event(
     event_type: EventType = EventType.TOOL_CALL,
     status: EventStatus = EventStatus.PENDING,
     tool_name: str | None = "search",
+    session_id: str | None = None,
 ) -> ActivityPublic:
     return ActivityPublic(
         id=uuid.uuid4(),
@@ -48,7 +49,7 @@ def make_event(
         duration_ms=None,
         error_message=None,
         correlation_id=None,
-        session_id=None,
+        session_id=session_id,
     )
 
 
@@ -110,6 +111,35 @@ async def test_notice_text_is_the_stream_message(hub: Hub) -> None:
 )
 def test_filter_matches_the_event_state(change_filter: ChangeFilter, passes: bool) -> None:
     assert change_filter.matches(notice_for(make_event())) is passes
+
+
+@pytest.mark.parametrize(
+    ("change_filter", "session_id", "passes"),
+    [
+        (ChangeFilter(session_id="s1"), "s1", True),
+        (ChangeFilter(session_id="s1"), "s2", False),
+        (ChangeFilter(session_id="s1"), None, False),
+        (ChangeFilter(session_id="s1", tool_name="search"), "s1", True),
+        (ChangeFilter(session_id="s1", tool_name="other"), "s1", False),
+    ],
+)
+def test_filter_matches_the_session(
+    change_filter: ChangeFilter, session_id: str | None, passes: bool
+) -> None:
+    event = make_event(session_id=session_id)
+    change = Change(seq=1, type=ChangeType.LOGGED, event=event)
+
+    assert change_filter.matches(notice_for(event)) is passes
+    assert change_filter.matches_change(change) is passes
+
+
+def test_session_filter_on_a_notice_without_the_field() -> None:
+    # What an instance that predates sessions publishes on a shared bus.
+    text = '{"type": "activity_logged", "event": {"id": "x", "tool_name": null}, "cursor": "5"}'
+    notice = Notice.from_payload(text.encode())
+
+    assert ChangeFilter(session_id="s1").matches(notice) is False
+    assert ChangeFilter(tool_name=None).matches(notice) is True
 
 
 def test_filter_never_hides_a_replayed_deletion() -> None:

@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, Response, status
 from fastapi.responses import JSONResponse
 
-from activity_feed.api.deps import HubDep, ReadLimitsDep, SettingsDep, StoreDep
+from activity_feed.api.deps import HubDep, SettingsDep, StoreDep
 from activity_feed.api.errors import RETRY_AFTER_SECONDS
 from activity_feed.api.fast_json import OrjsonRoute
 from activity_feed.api.limits import check_data_size
-from activity_feed.api.read_limits import set_stats_headers, stats_turn
 from activity_feed.api.responses import (
     FORBIDDEN,
     MISDIRECTED,
@@ -30,7 +28,6 @@ from activity_feed.schemas import (
     ActivityUpdate,
     EventStatus,
     EventType,
-    ToolStats,
 )
 from activity_feed.store import RecentQuery
 
@@ -56,7 +53,12 @@ async def recent_activities(
     tool_name: Annotated[str | None, Query(max_length=200)] = None,
     user_source: Annotated[str | None, Query(max_length=200)] = None,
     correlation_id: Annotated[str | None, Query(max_length=200)] = None,
-    session_id: Annotated[str | None, Query(max_length=200)] = None,
+    session_id: Annotated[
+        str | None,
+        Query(
+            max_length=200, description="only the events of this session", examples=["3f1c9a7e-mcp-session"]
+        ),
+    ] = None,
     before: Annotated[uuid.UUID | None, Query(description="only events older than this event")] = None,
 ) -> list[ActivityPublic]:
     """Newest first, with optional exact-match filters; page back with `before=<last id seen>`."""
@@ -71,23 +73,6 @@ async def recent_activities(
         before=before,
     )
     return await store.recent(query=query)
-
-
-@router.get("/stats")
-async def activity_stats(
-    store: StoreDep,
-    settings: SettingsDep,
-    limits: ReadLimitsDep,
-    response: Response,
-    since: Annotated[datetime | None, Query(description="ISO 8601; only events from then on")] = None,
-) -> list[ToolStats]:
-    """Per tool: count, errors, error rate, and p50/p95 of `duration_ms`, over at most the newest
-    `stats_window_events` events; headers `X-Stats-Window-Events`, `X-Stats-Since` (every event from
-    then on was counted) and `X-Stats-Truncated` say which. 503 while too many run at once."""
-    async with stats_turn(limits):
-        window = await store.stats_window(since=since, max_events=settings.stats_window_events)
-    set_stats_headers(response, window)
-    return window.tools
 
 
 @router.get("/{event_id}", responses=NOT_FOUND)

@@ -52,6 +52,7 @@ async def activity_stream(
     event_type: EventType | None = None,
     status: EventStatus | None = None,
     tool_name: Annotated[str | None, Query(max_length=200)] = None,
+    session_id: Annotated[str | None, Query(max_length=200, description="only this session's events")] = None,
     # Any length: a cursor this service never sent gets `resync` (a failed handshake would not say why).
     since: str | None = None,
 ) -> None:
@@ -59,6 +60,7 @@ async def activity_stream(
         event_type=event_type.value if event_type else None,
         status=status.value if status else None,
         tool_name=tool_name,
+        session_id=session_id,
     )
     async with hub.subscribe(change_filter, queue_size=settings.ws_queue_size) as subscription:
         await websocket.accept()

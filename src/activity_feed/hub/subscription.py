@@ -17,9 +17,15 @@ class ChangeFilter:
     event_type: str | None = None
     status: str | None = None
     tool_name: str | None = None
+    session_id: str | None = None
 
     def matches(self, notice: Notice) -> bool:
-        if self.event_type is None and self.status is None and self.tool_name is None:
+        if (
+            self.event_type is None
+            and self.status is None
+            and self.tool_name is None
+            and self.session_id is None
+        ):
             return True
         if notice.type == ChangeType.DELETED:
             return True
@@ -28,6 +34,8 @@ class ChangeFilter:
             (self.event_type is None or event["event_type"] == self.event_type)
             and (self.status is None or event["status"] == self.status)
             and (self.tool_name is None or event["tool_name"] == self.tool_name)
+            # .get: a notice from an instance that predates sessions has no such field.
+            and (self.session_id is None or event.get("session_id") == self.session_id)
         )
 
     def matches_change(self, change: Change) -> bool:
@@ -40,6 +48,7 @@ class ChangeFilter:
             (self.event_type is None or event.event_type == self.event_type)
             and (self.status is None or event.status == self.status)
             and (self.tool_name is None or event.tool_name == self.tool_name)
+            and (self.session_id is None or event.session_id == self.session_id)
         )
 
 

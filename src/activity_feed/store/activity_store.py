@@ -18,7 +18,9 @@ from activity_feed.schemas import (
     ActivityUpdateItem,
     BatchResult,
     Change,
+    EventType,
     SessionPublic,
+    StatsTimeline,
     ToolStats,
 )
 from activity_feed.store import reads
@@ -34,9 +36,10 @@ from activity_feed.store.engine import (
     refuses_writes,
 )
 from activity_feed.store.migrate import upgrade
-from activity_feed.store.reads import ChangePage, RecentQuery, StatsWindow
+from activity_feed.store.reads import ChangePage, EventFilter, RecentQuery, StatsWindow
 from activity_feed.store.runner import AsyncTransactionRunner, SqliteTransactionRunner, TransactionRunner
 from activity_feed.store.sessions import list_sessions
+from activity_feed.store.timeline import timeline
 from activity_feed.store.transaction import WriteOutcome, WriteRequest
 from activity_feed.store.write_health import ReportingRunner, WriteHealth
 from activity_feed.store.writer import GroupCommitWriter, OnCommit
@@ -230,12 +233,24 @@ class ActivityStore:
         return (await self.stats_window(since=since)).tools
 
     async def stats_window(
-        self, *, since: datetime | None = None, max_events: int | None = None
+        self,
+        *,
+        since: datetime | None = None,
+        max_events: int | None = None,
+        session_id: str | None = None,
+        event_type: EventType | None = None,
     ) -> StatsWindow:
-        """Per-tool statistics over the events from `since` on, at most the newest `max_events` of them,
-        and the window they cover."""
+        """Per-tool statistics over the events from `since` on (of one session, of one type), at most the
+        newest `max_events` of them, and the window they cover."""
+        where = EventFilter(since=since, session_id=session_id, event_type=event_type)
         async with self._read(bulk=True) as conn:
-            return await reads.tool_stats(conn, since=since, max_events=max_events)
+            return await reads.tool_stats(conn, where=where, max_events=max_events)
+
+    async def timeline(self, *, where: EventFilter, until: datetime, max_events: int) -> StatsTimeline:
+        """Calls, errors and p50/p95 per time bucket from `where.since` to `until`, over at most the
+        newest `max_events` events that match `where`."""
+        async with self._read(bulk=True) as conn:
+            return await timeline(conn, where=where, until=until, max_events=max_events)
 
     async def last_change(self) -> int:
         async with self._read() as conn:

@@ -93,26 +93,54 @@ class StatsWindow:
     truncated: bool
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EventFilter:
+    """Which events a statistic covers: from `since` on, and each other field that is set matching."""
+
+    since: datetime | None = None
+    session_id: str | None = None
+    event_type: EventType | None = None
+    tool_name: str | None = None
+
+    def conditions(self) -> list[sa.ColumnElement[bool]]:
+        found: list[sa.ColumnElement[bool]] = []
+        if self.since is not None:
+            found.append(_events.c.timestamp >= self.since)
+        if self.session_id is not None:
+            found.append(_events.c.session_id == self.session_id)
+        if self.event_type is not None:
+            found.append(_events.c.event_type == self.event_type.value)
+        if self.tool_name is not None:
+            found.append(_events.c.tool_name == self.tool_name)
+        return found
+
+
 async def tool_stats(
-    conn: AsyncConnection, *, since: datetime | None = None, max_events: int | None = None
+    conn: AsyncConnection, *, where: EventFilter = EventFilter(), max_events: int | None = None
 ) -> StatsWindow:
     """Count, errors and nearest-rank p50/p95 of `duration_ms` per tool, busiest tool first, over the
-    events from `since` on, and at most the newest `max_events` of them (by timestamp, then arrival).
+    events that match `where` (from its `since` on), and at most the newest `max_events` of them (by
+    timestamp, then arrival).
 
     With `max_events`, the cost is bounded by it whatever the size of the table: the window is read
     backwards along the timestamp index and stops after `max_events` rows (left to itself, SQLite would
     rather scan a whole index that is in tool order, to group without sorting)."""
     newest_first = (_events.c.timestamp.desc(), _events.c.seq.desc())
-    matching = sa.select(_events.c.tool_name, _events.c.status, _events.c.duration_ms, _events.c.timestamp)
-    if since is not None:
-        matching = matching.where(_events.c.timestamp >= since)
+    since = where.since
+    matching = sa.select(
+        _events.c.tool_name, _events.c.status, _events.c.duration_ms, _events.c.timestamp
+    ).where(*where.conditions())
     truncated = False
     if max_events is not None:
         matching = matching.order_by(*newest_first).limit(max_events)
         # The newest event that does not fit: the same walk down the index, one step further.
-        first_left_out = sa.select(_events.c.seq).order_by(*newest_first).offset(max_events).limit(1)
-        if since is not None:
-            first_left_out = first_left_out.where(_events.c.timestamp >= since)
+        first_left_out = (
+            sa.select(_events.c.seq)
+            .where(*where.conditions())
+            .order_by(*newest_first)
+            .offset(max_events)
+            .limit(1)
+        )
         truncated = (await conn.execute(first_left_out)).first() is not None
     window = matching.subquery()
     counts = sa.select(

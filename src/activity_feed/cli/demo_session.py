@@ -74,6 +74,7 @@ def server_parameters(
             "PROPERTY_DB_PATH": str(db_path),
             "PROPERTY_MCP_CALENDAR_DELAY": str(calendar_delay),
             "PROPERTY_MCP_REPORT_STEP_DELAY": str(report_step_delay),
+            "PROPERTY_MCP_RECORD": "all",  # the report's progress notifications too
         },
     )
 

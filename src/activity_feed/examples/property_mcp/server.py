@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Annotated, Any, Literal, ParamSpec, TypeVar, cast
+from typing import Annotated, Any, Literal, ParamSpec, TypeVar
 
 import anyio
 from mcp.server.mcpserver import Context, MCPServer
@@ -184,7 +184,7 @@ def _record_mode() -> RecordMode:
     value = os.environ.get(RECORD_ENV) or "requests"
     if value not in RECORD_MODES:
         raise ValueError(f"{RECORD_ENV} must be one of {', '.join(RECORD_MODES)}, not {value!r}")
-    return cast(RecordMode, value)
+    return value
 
 
 def _call(function: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:

@@ -89,7 +89,7 @@ async def test_every_request_of_a_handshake_session_is_recorded(
         {"city": "York"},
     )
     assert "Summarise the lettings in York" in prompt["result"]
-    assert named["tools/list"]["data"]["mcp"]["result"].startswith("8 tools: search_properties, get_property")
+    assert named["tools/list"]["data"]["mcp"]["result"].startswith("9 tools: search_properties, get_property")
     assert named["resources/templates/list"]["data"]["mcp"]["result"] == "1 resource templates: property_page"
     assert named["completion/complete"]["data"]["mcp"]["target"] == "summarise"
     assert "London" in named["completion/complete"]["data"]["mcp"]["result"]

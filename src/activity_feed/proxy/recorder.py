@@ -77,10 +77,10 @@ class _Pending:
 
     __slots__ = ("method", "record", "started")
 
-    def __init__(self, method: str, record: Any) -> None:
+    def __init__(self, method: str, record: Any, started: float) -> None:
         self.method = method
         self.record = record  # the sink's record of its event; None when the request is not recorded
-        self.started = time.perf_counter()
+        self.started = started
 
 
 class ConnectionRecorder:
@@ -121,25 +121,30 @@ class ConnectionRecorder:
         """Requests still waiting for their response."""
         return len(self._pending)
 
-    def message(self, raw: bytes | str, direction: Direction) -> None:
-        """Record one complete message that went `direction`; anything not JSON-RPC is ignored."""
+    def message(self, raw: bytes | str, direction: Direction, *, at: float | None = None) -> None:
+        """Record one complete message that went `direction` at `at` (`time.perf_counter()`, default
+        now: when the relay forwarded it); anything not JSON-RPC is ignored."""
         try:
             parsed = orjson.loads(raw)
         except orjson.JSONDecodeError:
             return
+        if at is None:
+            at = time.perf_counter()
         with self._lock:
             if self._closed:
                 return
             try:
                 if type(parsed) is list:
                     for item in parsed:
-                        self._one(item, direction)
+                        self._one(item, direction, at)
                 else:
-                    self._one(parsed, direction)
+                    self._one(parsed, direction, at)
             except Exception:  # boundary: a message the recorder cannot read is still relayed
                 warn_once("proxy-message", "activity feed proxy: could not record a message")
 
-    def oversized(self, head: bytes, tail: bytes, size: int, direction: Direction) -> None:
+    def oversized(
+        self, head: bytes, tail: bytes, size: int, direction: Direction, *, at: float | None = None
+    ) -> None:
         """A message of `size` bytes too large to record, known by its first and last bytes: when it is
         the response to a request in flight, that request ends without its result."""
         found = _HEAD_ID.match(head[:EDGE_BYTES]) or _TAIL_ID.search(tail[-EDGE_BYTES:])
@@ -149,37 +154,41 @@ class ConnectionRecorder:
             request_id = orjson.loads(found.group(1))
         except orjson.JSONDecodeError:
             return
+        if at is None:
+            at = time.perf_counter()
         with self._lock:
             pending = self._pending.pop((_OPPOSITE[direction], request_key(request_id)), None)
             if pending is not None and pending.record is not None:
                 note = f"[a {size / (1024 * 1024):.1f} MiB response, too large to record]"
-                self._finish(pending, "success", None, note, McpOutcome(tool=pending.method == TOOLS_CALL))
+                outcome = McpOutcome(tool=pending.method == TOOLS_CALL)
+                self._finish(pending, "success", None, note, outcome, at)
 
     def close(self, reason: str) -> None:
         """The connection ended: every request still waiting ends as an error saying `reason`; later
         messages are ignored."""
+        at = time.perf_counter()
         with self._lock:
             self._closed = True
             waiting, self._pending = list(self._pending.values()), OrderedDict()
             for pending in waiting:
                 if pending.record is not None:
-                    self._finish(pending, "error", reason, None, None)
+                    self._finish(pending, "error", reason, None, None, at)
 
     # Each kind of message.
 
-    def _one(self, message: Any, direction: Direction) -> None:
+    def _one(self, message: Any, direction: Direction, at: float) -> None:
         if type(message) is not dict:
             return
         method = message.get("method")
         if type(method) is str:
             if "id" in message:
-                self._request(message, method, direction)
+                self._request(message, method, direction, at)
             else:
-                self._notification(message, method, direction)
+                self._notification(message, method, direction, at)
         elif "id" in message and ("result" in message or "error" in message):
-            self._response(message, direction)
+            self._response(message, direction, at)
 
-    def _request(self, message: dict[str, Any], method: str, direction: Direction) -> None:
+    def _request(self, message: dict[str, Any], method: str, direction: Direction, at: float) -> None:
         params = message.get("params")
         if type(params) is not dict:
             params = None
@@ -195,14 +204,14 @@ class ConnectionRecorder:
             )
         key = (direction, request_key(message["id"]))
         self._pending.pop(key, None)  # an id used again: the newer request is the one answered
-        self._pending[key] = _Pending(method, record)
+        self._pending[key] = _Pending(method, record, at)
         if len(self._pending) > MAX_PENDING:
             _, oldest = self._pending.popitem(last=False)
             if oldest.record is not None:
                 message_text = f"no response recorded: over {MAX_PENDING} requests were waiting"
-                self._finish(oldest, "error", message_text, None, None)
+                self._finish(oldest, "error", message_text, None, None, at)
 
-    def _response(self, message: dict[str, Any], direction: Direction) -> None:
+    def _response(self, message: dict[str, Any], direction: Direction, at: float) -> None:
         pending = self._pending.pop((_OPPOSITE[direction], request_key(message["id"])), None)
         if pending is None:
             return
@@ -222,20 +231,20 @@ class ConnectionRecorder:
             text = text if type(text) is str else None
             if code == METHOD_NOT_FOUND and method == "server/discover":
                 # A server without the 2026 discovery: the client falls back to `initialize`.
-                self._finish(pending, "success", None, None, None)
+                self._finish(pending, "success", None, None, None, at)
                 return
             failure = McpOutcome(method == TOOLS_CALL, code, text)
             reason = preview.clean_message(text) if text else f"JSON-RPC error {code}"
-            self._finish(pending, "error", reason, None, failure)
+            self._finish(pending, "error", reason, None, failure, at)
             return
         if method == TOOLS_CALL:
             result_preview = preview.result_preview(result) if self.capture_results else None
             if preview.is_error_result(result):
                 self._finish(
-                    pending, "error", preview.error_result_message(result), result_preview, TOOL_IS_ERROR
+                    pending, "error", preview.error_result_message(result), result_preview, TOOL_IS_ERROR, at
                 )
             else:
-                self._finish(pending, "success", None, result_preview, None)
+                self._finish(pending, "success", None, result_preview, None, at)
             return
         result_preview = (
             messages.result_preview(method, result) if self.capture_results and result is not None else None
@@ -243,9 +252,9 @@ class ConnectionRecorder:
         outcome: CallOutcome = REQUEST_RESULT
         if server is not None or protocol_version is not None:
             outcome = ProxyOutcome(REQUEST_RESULT, server, protocol_version)
-        self._finish(pending, "success", None, result_preview, outcome)
+        self._finish(pending, "success", None, result_preview, outcome, at)
 
-    def _notification(self, message: dict[str, Any], method: str, direction: Direction) -> None:
+    def _notification(self, message: dict[str, Any], method: str, direction: Direction, at: float) -> None:
         params = message.get("params")
         if type(params) is not dict:
             params = None
@@ -255,7 +264,7 @@ class ConnectionRecorder:
             if pending is not None and pending.record is not None:
                 reason = params.get("reason")
                 text = f"cancelled: {reason}" if type(reason) is str and reason else "cancelled"
-                self._finish(pending, "error", text, None, None)
+                self._finish(pending, "error", text, None, None, at)
         if self.record == "all":
             record = self._start(method, None, params, direction, "mcp_notification")
             if record is not None:
@@ -352,8 +361,9 @@ class ConnectionRecorder:
         error_message: str | None,
         result_preview: str | None,
         outcome: CallOutcome | None,
+        at: float,
     ) -> None:
-        duration_ms = (time.perf_counter() - pending.started) * 1000.0
+        duration_ms = max(0.0, (at - pending.started) * 1000.0)
         try:
             if error_message is not None:
                 # The client redacts `data` only; an error message can quote arguments too.

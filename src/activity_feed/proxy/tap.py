@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from activity_feed.proxy.lines import LineSplitter
+from activity_feed.proxy.lines import LineSplitter, Oversized
 from activity_feed.proxy.recorder import CLIENT_TO_SERVER, SERVER_TO_CLIENT, ConnectionRecorder, Direction
 
 MiB = 1024 * 1024
@@ -107,8 +107,8 @@ class RecordingTap:
             if recorder is not None:
                 direction = copier.direction
                 for line in splitter.feed(chunk):
-                    if type(line) is bytes:
-                        recorder.message(line, direction, at=at)
-                    else:
+                    if isinstance(line, Oversized):
                         recorder.oversized(line.head, line.tail, line.size, direction, at=at)
+                    else:
+                        recorder.message(line, direction, at=at)
             copier.done += len(chunk)

@@ -284,3 +284,31 @@ def test_the_caller_names_the_source(client: FeedClient, sqlite_feed: LiveServer
     found = wait_until(sqlite_feed.url, settled(1))
     assert found[0]["user_source"] == "ops laptop"
     assert found[0]["data"]["mcp"]["transport"] == "http"
+
+
+def test_a_2026_era_connection_names_client_and_server_in_every_envelope(
+    client: FeedClient, sqlite_feed: LiveServer
+) -> None:
+    recorder = ConnectionRecorder(client, transport="stdio")
+    meta = {
+        "io.modelcontextprotocol/clientInfo": {"name": "Cursor", "version": "2.0"},
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+    }
+    send(
+        recorder,
+        CLIENT_TO_SERVER,
+        {"jsonrpc": "2.0", "id": 1, "method": "server/discover", "params": {"_meta": meta}},
+    )
+    not_found = {"code": -32601, "message": "Method not found"}
+    send(recorder, SERVER_TO_CLIENT, {"jsonrpc": "2.0", "id": 1, "error": not_found})
+    send(recorder, CLIENT_TO_SERVER, call(2, "forecast", {}, _meta=meta))
+    stamp = {"io.modelcontextprotocol/serverInfo": {"name": "weather", "version": "3"}}
+    send(recorder, SERVER_TO_CLIENT, {"jsonrpc": "2.0", "id": 2, "result": {"content": [], "_meta": stamp}})
+    send(recorder, CLIENT_TO_SERVER, call(3, "forecast", {}, _meta=meta))
+    send(recorder, SERVER_TO_CLIENT, text_result(3, "sun"))
+    found = wait_until(sqlite_feed.url, settled(3))
+    discover = found[0]
+    assert discover["status"] == "success"  # the fallback to `initialize`, not a failure
+    assert {e["user_source"] for e in found} == {"Cursor 2.0"}
+    assert found[1]["data"]["mcp"]["protocol_version"] == "2026-07-28"
+    assert found[2]["data"]["mcp"]["server"] == {"name": "weather", "version": "3"}

@@ -35,6 +35,8 @@ CLIENT_TO_SERVER: Direction = "client_to_server"
 SERVER_TO_CLIENT: Direction = "server_to_client"
 SOURCE = "proxy"
 CLIENT_INFO_META_KEY = "io.modelcontextprotocol/clientInfo"
+SERVER_INFO_META_KEY = "io.modelcontextprotocol/serverInfo"
+PROTOCOL_VERSION_META_KEY = "io.modelcontextprotocol/protocolVersion"
 METHOD_NOT_FOUND = -32601
 # Requests waiting for their response, per connection. A peer that never answers must not make the
 # proxy grow without bound: past this the oldest is ended, saying why.
@@ -219,7 +221,7 @@ class ConnectionRecorder:
         result = message.get("result")
         server: ServerInfo | None = None
         protocol_version: str | None = None
-        if method == "initialize" and type(result) is dict:
+        if type(result) is dict and (method == "initialize" or self.server.name is None):
             server, protocol_version = self._learn_server(result)
         if pending.record is None:
             return
@@ -288,17 +290,25 @@ class ConnectionRecorder:
             requested = params.get("protocolVersion")
             if type(requested) is str and self.protocol_version is None:
                 self.protocol_version = requested
-        if info is None:
-            meta = params.get("_meta")
-            if type(meta) is dict:
+        meta = params.get("_meta")
+        if type(meta) is dict:  # a 2026-era request names its client and version in every envelope
+            if info is None:
                 info = meta.get(CLIENT_INFO_META_KEY)
+            version = meta.get(PROTOCOL_VERSION_META_KEY)
+            if type(version) is str:
+                self.protocol_version = version
         if type(info) is dict and type(info.get("name")) is str:
             version = info.get("version")
             self.client_name = info["name"]
             self.client_version = version if type(version) is str else None
 
     def _learn_server(self, result: dict[str, Any]) -> tuple[ServerInfo | None, str | None]:
+        """The server's name and version from an `initialize` result, or from the stamp a 2026-era
+        server puts in its results' `_meta`; the protocol version `initialize` agreed."""
         info = result.get("serverInfo")
+        if info is None:
+            meta = result.get("_meta")
+            info = meta.get(SERVER_INFO_META_KEY) if type(meta) is dict else None
         server = None
         if type(info) is dict and type(info.get("name")) is str:
             version = info.get("version")

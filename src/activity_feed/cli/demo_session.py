@@ -81,13 +81,13 @@ def server_parameters(
     if "PYTHONPATH" in os.environ:  # the client passes on only a few variables: keep this import path
         env["PYTHONPATH"] = os.environ["PYTHONPATH"]
     if not via_proxy:
-        return StdioServerParameters(
-            command=sys.executable, args=["-m", SERVER_MODULE], env={**env, "ACTIVITY_FEED_URL": feed_url}
-        )
+        # record "all": the report's progress notifications too
+        env.update(ACTIVITY_FEED_URL=feed_url, PROPERTY_MCP_RECORD="all")
+        return StdioServerParameters(command=sys.executable, args=["-m", SERVER_MODULE], env=env)
     # No ACTIVITY_FEED_URL for the server itself, or each request would be recorded twice; and its
     # warning that nothing is recorded is true of the server only, so it is kept off the terminal.
     env["PROPERTY_MCP_LOG_LEVEL"] = "ERROR"
-    proxy = ["-m", "activity_feed.cli.main", "proxy", "--feed-url", feed_url, "--"]
+    proxy = ["-m", "activity_feed.cli.main", "proxy", "--feed-url", feed_url, "--record", "all", "--"]
     return StdioServerParameters(
         command=sys.executable, args=[*proxy, sys.executable, "-m", SERVER_MODULE], env=env
     )

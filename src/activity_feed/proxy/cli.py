@@ -18,7 +18,7 @@ from activity_feed.proxy.tap import RecordingTap
 DEFAULT_FEED_URL = "http://127.0.0.1:8000"
 RECORD_CHOICES = ("tools", "requests", "all")
 # At exit: how long the recorder may take to finish the copies, and the client to send what is queued.
-RECORD_STOP_SECONDS = 1.0
+RECORD_STOP_SECONDS = 5.0
 FLUSH_SECONDS = 2.0
 PREFIX = "activity-feed proxy"
 
@@ -94,11 +94,16 @@ def run_stdio(
 
     def make_recorder() -> Any:
         from activity_feed.client import FeedClient
+        from activity_feed.errors import ActivityFeedError
         from activity_feed.ids import uuid7
         from activity_feed.mcp.messages import check_record_mode
         from activity_feed.proxy.recorder import ConnectionRecorder
 
-        client = FeedClient(feed_url, token)
+        try:
+            client = FeedClient(feed_url, token)
+        except ActivityFeedError as exc:  # a token that cannot be sent: relay all the same
+            print(f"{PREFIX}: not recording: {exc}", file=stderr, flush=True)
+            return None
         clients.append(client)
         return ConnectionRecorder(
             client,

@@ -12,9 +12,6 @@ import os
 import sys
 from typing import Any, TextIO
 
-from activity_feed.proxy.stdio import CommandError, StdioRelay
-from activity_feed.proxy.tap import RecordingTap
-
 DEFAULT_FEED_URL = "http://127.0.0.1:8000"
 RECORD_CHOICES = ("tools", "requests", "all")
 # At exit: how long the recorder may take to finish the copies, and the client to send what is queued.
@@ -90,6 +87,10 @@ def run_stdio(
 ) -> int:
     """Relay `command` over this process's stdin and stdout, recording one session; answers its exit
     code (126 or 127 when it cannot start, as a shell would)."""
+    # Imported here: the relay is POSIX-only, and the rest of the command line must load everywhere.
+    from activity_feed.proxy.stdio import CommandError, StdioRelay
+    from activity_feed.proxy.tap import RecordingTap
+
     clients: list[Any] = []
 
     def make_recorder() -> Any:

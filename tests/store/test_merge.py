@@ -50,6 +50,12 @@ def item(event: ActivityCreate, *places: uuid.UUID) -> MergeItem:
     return MergeItem(event.model_copy(update={"id": places[0]}), places[1:])
 
 
+async def merge(store: ActivityStore, *items: MergeItem) -> list[ActivityPublic | None]:
+    """Merge `items`; the event each ended in, as stored now."""
+    placed = await store.merge(items=items, combine=combine)
+    return [None if place is None else await store.get(event_id=place) for place in placed]
+
+
 async def test_a_second_view_is_merged_into_the_first_and_published_as_a_change(database_url: str) -> None:
     published: list[Change] = []
     store = ActivityStore(database_url, on_commit=published.extend)
@@ -62,12 +68,9 @@ async def test_a_second_view_is_merged_into_the_first_and_published_as_a_change(
 
 async def _merge_two_views(store: ActivityStore, published: list[Change]) -> None:
     place = uuid.uuid4()
-    [first] = await store.merge(items=[item(view("a", "client"), place)], combine=combine)
-    [second] = await store.merge(
-        items=[
-            item(view("a", "server", status=EventStatus.ERROR, timestamp=T0 - timedelta(seconds=1)), place)
-        ],
-        combine=combine,
+    [first] = await merge(store, item(view("a", "client"), place))
+    [second] = await merge(
+        store, item(view("a", "server", status=EventStatus.ERROR, timestamp=T0 - timedelta(seconds=1)), place)
     )
     assert first is not None
     assert second is not None
@@ -82,9 +85,9 @@ async def _merge_two_views(store: ActivityStore, published: list[Change]) -> Non
 
 async def test_the_same_view_again_changes_nothing(store: ActivityStore) -> None:
     place = uuid.uuid4()
-    [first] = await store.merge(items=[item(view("a", "client"), place)], combine=combine)
+    [first] = await merge(store, item(view("a", "client"), place))
     cursor = await store.last_change()
-    [again] = await store.merge(items=[item(view("a", "client"), place)], combine=combine)
+    [again] = await merge(store, item(view("a", "client"), place))
     assert again == first
     assert await store.changes_since(cursor=cursor, limit=10) == []
 
@@ -93,18 +96,18 @@ async def test_an_item_goes_on_to_its_next_place_when_a_place_holds_something_el
     store: ActivityStore,
 ) -> None:
     shared, own = uuid.uuid4(), uuid.uuid4()
-    await store.merge(items=[item(view("a", "client"), shared)], combine=combine)
-    [placed] = await store.merge(items=[item(view("b", "client"), shared, own)], combine=combine)
+    await merge(store, item(view("a", "client"), shared))
+    [placed] = await merge(store, item(view("b", "client"), shared, own))
     assert placed is not None
     assert placed.id == own
-    [lost] = await store.merge(items=[item(view("c", "client"), shared)], combine=combine)
+    [lost] = await merge(store, item(view("c", "client"), shared))
     assert lost is None
 
 
 async def test_an_event_at_a_later_place_is_preferred_to_a_free_earlier_one(store: ActivityStore) -> None:
     early, late = uuid.uuid4(), uuid.uuid4()
-    await store.merge(items=[item(view("a", "client"), late)], combine=combine)
-    [placed] = await store.merge(items=[item(view("a", "server"), early, late)], combine=combine)
+    await merge(store, item(view("a", "client"), late))
+    [placed] = await merge(store, item(view("a", "server"), early, late))
     assert placed is not None
     assert placed.id == late
     assert await store.get(event_id=early) is None
@@ -112,15 +115,13 @@ async def test_an_event_at_a_later_place_is_preferred_to_a_free_earlier_one(stor
 
 async def test_views_in_one_request_and_in_concurrent_requests_meet(store: ActivityStore) -> None:
     together = uuid.uuid4()
-    placed = await store.merge(
-        items=[item(view("a", "client"), together), item(view("a", "server"), together)], combine=combine
-    )
+    placed = await merge(store, item(view("a", "client"), together), item(view("a", "server"), together))
     assert [event.data["views"] if event else None for event in placed] == [
         {"client": "success", "server": "success"}
     ] * 2
     places = [uuid.uuid4() for _ in range(20)]
     sides = [
-        store.merge(items=[item(view(str(n), side), place)], combine=combine)
+        merge(store, item(view(str(n), side), place))
         for n, place in enumerate(places)
         for side in ("client", "server")
     ]
@@ -133,10 +134,8 @@ async def test_views_in_one_request_and_in_concurrent_requests_meet(store: Activ
 
 async def test_a_merge_keeps_the_session_summary(store: ActivityStore) -> None:
     place = uuid.uuid4()
-    await store.merge(items=[item(view("a", "client"), place)], combine=combine)
-    await store.merge(
-        items=[item(view("a", "server", status=EventStatus.ERROR, session_id="s-1"), place)], combine=combine
-    )
+    await merge(store, item(view("a", "client"), place))
+    await merge(store, item(view("a", "server", status=EventStatus.ERROR, session_id="s-1"), place))
     [session] = await store.sessions()
     assert (session.session_id, session.events, session.errors, session.pending) == ("s-1", 1, 1, 0)
     assert (await recounted(store))["s-1"][2:] == (1, 1, 0)
@@ -147,8 +146,8 @@ async def test_a_merged_view_over_the_data_limit_is_not_stored(database_url: str
     await store.start()
     try:
         place = uuid.uuid4()
-        await store.merge(items=[item(view("a", "client"), place)], combine=combine)
-        [lost] = await store.merge(items=[item(view("a", "server"), place)], combine=combine)
+        await merge(store, item(view("a", "client"), place))
+        [lost] = await merge(store, item(view("a", "server"), place))
         assert lost is None
     finally:
         await store.close()

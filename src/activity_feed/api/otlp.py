@@ -129,17 +129,17 @@ class OtlpMiddleware:
         settings = self.settings
         skew = settings.max_clock_skew
         try:
-            export = ingest.read_export(
-                body,
-                as_json=answers.as_json,
+            request = ingest.decode_export(body, as_json=answers.as_json)
+        except ingest.PayloadError as exc:
+            return answers.refusal(400, _INVALID_ARGUMENT, str(exc))
+        try:
+            export = await ingest.store_export(
+                self.store,
+                request,
                 redactor=self.redactor,
                 latest=datetime.now(UTC) + skew if skew else None,
                 max_data_bytes=settings.max_data_bytes,
             )
-        except ingest.PayloadError as exc:
-            return answers.refusal(400, _INVALID_ARGUMENT, str(exc))
-        try:
-            await ingest.store_export(self.store, export)
         except StoreUnavailableError as exc:
             return answers.refusal(503, _UNAVAILABLE, f"{exc}; retry later", retry=True)
         return answers.accepted(*export.rejection())

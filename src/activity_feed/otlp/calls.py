@@ -47,6 +47,8 @@ MAX_DURATION = 1e12  # milliseconds, the most an event's `duration_ms` may hold
 _TEXT_KEYS = ("status", "error_message", "session_id", "transport", "protocol_version")
 
 View = dict[str, Any]
+_NOTHING: View = {}
+_ERROR = EventStatus.ERROR.value
 
 
 @dataclass(slots=True)
@@ -106,18 +108,19 @@ def build_event(call: Call, views: Mapping[str, View], event_id: uuid.UUID | Non
     timing = client or server
     if timing is None:
         raise ValueError("a call needs at least one view")
-    outcomes = [view for view in (server, client) if view is not None]
+    # The receiver's outcome first: where both views say something, the server span's word wins.
+    outcome = timing if client is None or server is None else {**client, **server}
     direction = call.direction
     backwards = direction == SERVER_TO_CLIENT
     mcp_client, mcp_server = (server, client) if backwards else (client, server)
-    failed = any(view.get("status") == EventStatus.ERROR for view in outcomes)
+    failed = _ERROR in ((client or _NOTHING).get("status"), (server or _NOTHING).get("status"))
     mcp: dict[str, Any] = {"method": call.method}
     if call.request_id is not None:
         mcp["request_id"] = call.request_id
     if direction is not None:
         mcp["direction"] = direction
     for key in ("transport", "protocol_version"):
-        if (value := _first(outcomes, key)) is not None:
+        if (value := outcome.get(key)) is not None:
             mcp[key] = value
     if mcp_client is not None and mcp_client.get("service"):
         mcp["client"] = mcp_client["service"]
@@ -131,9 +134,9 @@ def build_event(call: Call, views: Mapping[str, View], event_id: uuid.UUID | Non
         details["arguments"] = call.arguments
     if call.result is not None:
         details["result"] = call.result
-    if (error := _first(outcomes, "error")) is not None:
+    if (error := outcome.get("error")) is not None:
         mcp["error"] = error
-    if any(view.get("is_error") for view in outcomes):
+    if (client or _NOTHING).get("is_error") or (server or _NOTHING).get("is_error"):
         mcp["is_error"] = True
     mcp["trace_id"] = call.trace_id
     mcp["span_id"] = timing["span_id"]
@@ -144,7 +147,7 @@ def build_event(call: Call, views: Mapping[str, View], event_id: uuid.UUID | Non
         mcp[SERVER_SPAN] = server
     if call.redacted:
         data["redacted"] = call.redacted
-    return ActivityCreate.model_construct(
+    return constructed(
         id=event_id,
         timestamp=datetime.fromisoformat(timing["start"]),
         tool_name=tool_name(call.method, call.target),
@@ -153,14 +156,26 @@ def build_event(call: Call, views: Mapping[str, View], event_id: uuid.UUID | Non
         status=EventStatus.ERROR if failed else EventStatus.SUCCESS,
         data=data,
         duration_ms=timing.get("duration_ms"),
-        error_message=(_first(outcomes, "error_message") or NO_MESSAGE) if failed else None,
+        error_message=(outcome.get("error_message") or NO_MESSAGE) if failed else None,
         correlation_id=call.trace_id,
-        session_id=_first(outcomes, "session_id"),
+        session_id=outcome.get("session_id"),
     )
 
 
-def _first(views: list[View], key: str) -> Any:
-    return next((view[key] for view in views if view.get(key) is not None), None)
+_new_create = ActivityCreate.__new__
+_set = object.__setattr__
+_ALL_FIELDS = frozenset(ActivityCreate.model_fields)
+
+
+def constructed(**fields: Any) -> ActivityCreate:
+    """An `ActivityCreate` of values made valid by the mapping (every field given), without validating
+    them again: what `model_construct` does, minus its search for defaults, for every span."""
+    event = _new_create(ActivityCreate)
+    _set(event, "__dict__", fields)
+    _set(event, "__pydantic_fields_set__", set(_ALL_FIELDS))
+    _set(event, "__pydantic_extra__", None)
+    _set(event, "__pydantic_private__", None)
+    return event
 
 
 def call_of(data: Mapping[str, Any]) -> tuple[Call, dict[str, View]] | None:

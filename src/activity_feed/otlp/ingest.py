@@ -3,11 +3,14 @@ views of one call), and count those it does not, with the reasons the answer giv
 
 from __future__ import annotations
 
+import asyncio
+import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 
 import orjson
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from activity_feed.otlp.decode import PayloadError, decode_json, decode_protobuf
 from activity_feed.otlp.mapping import map_span
@@ -17,7 +20,9 @@ from activity_feed.redaction import Redactor
 from activity_feed.store import ActivityStore
 from activity_feed.store.merge import MergeItem
 
-__all__ = ["Export", "PayloadError", "read_export", "store_export"]
+__all__ = ["Export", "PayloadError", "decode_export", "store_export"]
+# Spans mapped before their events go to the writer, which commits them while the next are mapped.
+CHUNK_SPANS = 128
 
 TOO_LARGE = "make events whose data is over the size limit per event (ACTIVITY_FEED_MAX_DATA_BYTES)"
 NO_PLACE = "could not be stored: each of their ids holds another call"
@@ -25,9 +30,8 @@ NO_PLACE = "could not be stored: each of their ids holds another call"
 
 @dataclass(slots=True)
 class Export:
-    """An export's spans: the events to store, and how many spans were refused for each reason."""
+    """How many of an export's spans were refused, for each reason."""
 
-    items: list[MergeItem] = field(default_factory=list)
     refused: Counter[str] = field(default_factory=Counter)
 
     def rejection(self) -> tuple[int, str | None]:
@@ -39,27 +43,45 @@ class Export:
         return total, f"{total} of the spans were not stored: {reasons}"
 
 
-def read_export(
-    body: bytes, *, as_json: bool, redactor: Redactor, latest: datetime | None, max_data_bytes: int
+def decode_export(body: bytes, *, as_json: bool) -> ExportTraceServiceRequest:
+    """An export body in either encoding; `PayloadError` when it cannot be decoded."""
+    return decode_json(body) if as_json else decode_protobuf(body)
+
+
+async def store_export(
+    store: ActivityStore,
+    request: ExportTraceServiceRequest,
+    *,
+    redactor: Redactor,
+    latest: datetime | None,
+    max_data_bytes: int,
 ) -> Export:
-    """The events of an export body; `PayloadError` when it cannot be decoded."""
-    request = decode_json(body) if as_json else decode_protobuf(body)
+    """Map the export's spans and store the events, a chunk at a time: the writer commits one chunk
+    while the next is mapped. Raises what the store raises once every chunk is done (a retried export
+    changes nothing that was stored)."""
     export = Export()
+    submitted: list[asyncio.Future[list[uuid.UUID | None]]] = []
+    chunk: list[MergeItem] = []
     for span in spans_of(request):
         mapped = map_span(span, redactor=redactor, latest=latest)
         if isinstance(mapped, str):
             export.refused[mapped] += 1
-        elif len(orjson.dumps(mapped.event.data)) > max_data_bytes:
+            continue
+        if len(orjson.dumps(mapped.event.data)) > max_data_bytes:
             export.refused[TOO_LARGE] += 1
-        else:
-            export.items.append(mapped)
-    return export
-
-
-async def store_export(store: ActivityStore, export: Export) -> None:
-    """Store the export's events; the spans that found no place are counted as refused."""
-    if not export.items:
-        return
-    placed = await store.merge(items=export.items, combine=combine)
-    if (lost := placed.count(None)) > 0:
+            continue
+        chunk.append(mapped)
+        if len(chunk) == CHUNK_SPANS:
+            submitted.append(asyncio.ensure_future(store.merge(items=chunk, combine=combine)))
+            chunk = []
+            await asyncio.sleep(0)  # the writer takes the chunk before the next is mapped
+    if chunk:
+        submitted.append(asyncio.ensure_future(store.merge(items=chunk, combine=combine)))
+    lost = 0
+    for outcome in await asyncio.gather(*submitted, return_exceptions=True):
+        if isinstance(outcome, BaseException):
+            raise outcome
+        lost += outcome.count(None)
+    if lost:
         export.refused[NO_PLACE] += lost
+    return export

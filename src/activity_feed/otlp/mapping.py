@@ -18,7 +18,15 @@ from activity_feed.mcp.preview import (
     result_preview,
     truncate,
 )
-from activity_feed.otlp.calls import MAX_DURATION, NO_MESSAGE, PROMPTS_GET, TOOLS_CALL, Call, build_event
+from activity_feed.otlp.calls import (
+    MAX_DURATION,
+    NO_MESSAGE,
+    PROMPTS_GET,
+    TOOLS_CALL,
+    Call,
+    build_event,
+    constructed,
+)
 from activity_feed.otlp.keys import link_key, request_key, span_key
 from activity_feed.otlp.spans import SpanRecord
 from activity_feed.redaction import Redactor
@@ -26,7 +34,6 @@ from activity_feed.schemas import (
     MAX_ERROR_MESSAGE,
     MAX_SESSION_ID,
     MAX_TEXT,
-    ActivityCreate,
     EventStatus,
     EventType,
 )
@@ -130,16 +137,16 @@ def _mcp_item(span: SpanRecord, method: str, start: datetime, redactor: Redactor
         _add_arguments(call, attributes.get("gen_ai.tool.call.arguments"), redactor)
     parsed_result = _add_result(call, attributes.get("gen_ai.tool.call.result"), redactor)
     client = span.kind == SPAN_KIND_CLIENT
-    view = _view(span, start, method, parsed_result, redactor)
-    event = build_event(call, {"client_span" if client else "server_span": view})
     trace = span.trace_id
     request = None if request_id is None else request_key(trace, str(request_id), method)
     caller = span.span_id if client else span.parent_span_id
     link = link_key(trace, caller) if caller else None
     places = [request, link] if client or span.remote_parent is not True else [link, request]
     places.append(span_key(trace, span.span_id))
-    found = [place for place in places if place is not None]
-    return MergeItem(event.model_copy(update={"id": found[0]}), tuple(found[1:]))
+    first, *fallbacks = (place for place in places if place is not None)
+    view = _view(span, start, method, parsed_result, redactor)
+    event = build_event(call, {"client_span" if client else "server_span": view}, first)
+    return MergeItem(event, tuple(fallbacks))
 
 
 def _view(span: SpanRecord, start: datetime, method: str, result: Any, redactor: Redactor) -> dict[str, Any]:
@@ -239,7 +246,7 @@ def _http_item(span: SpanRecord, start: datetime, redactor: Redactor) -> MergeIt
         port = attributes.get("client.port")
         data["client"] = (f"{client}:{port}" if isinstance(port, int) else client)[:MAX_TEXT]
     data["otlp"] = otlp
-    event = ActivityCreate.model_construct(
+    event = constructed(
         id=span_key(span.trace_id, span.span_id),
         timestamp=start,
         tool_name=f"{method} {route or path or '/'}"[:MAX_TEXT],

@@ -198,9 +198,10 @@ class ActivityStore:
         )
         return _counts(outcome)
 
-    async def merge(self, *, items: Sequence[MergeItem], combine: Combine) -> list[ActivityPublic | None]:
+    async def merge(self, *, items: Sequence[MergeItem], combine: Combine) -> list[uuid.UUID | None]:
         """Place each item: merged into the stored event it is another view of, else created at its
-        first free place (store/merge.py); return the event each ended in, or None where none could be."""
+        first free place (store/merge.py); return the id of the event each ended in, or None where none
+        could be."""
         merges = MergeRequest(items, combine, self._max_data_bytes)
         outcome = await self._submit(WriteRequest(merges=merges))
         return outcome.merged

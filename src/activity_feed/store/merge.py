@@ -21,8 +21,8 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy import Connection
 
-from activity_feed.schemas import ActivityCreate, ActivityPublic, Change, ChangeType
-from activity_feed.store.rows import PUBLIC_COLUMNS, new_public, new_row, to_public
+from activity_feed.schemas import ActivityCreate, ActivityPublic, Change
+from activity_feed.store.rows import PUBLIC_COLUMNS, CreatedChange, new_public, new_row, to_public
 from activity_feed.store.schema import activity_events
 from activity_feed.store.sessions import SessionLedger
 from activity_feed.store.sqlite_rows import SqliteRowWriter, complete_row, draft_row, sqlite_datetime
@@ -163,12 +163,12 @@ class _Merge:
         tx = self.tx
         made = sorted(self.new.items(), key=lambda entry: entry[1][1])
         for event_id, (event, seq) in made:
-            public = new_public(event, event_id, event.timestamp or tx.now)
-            tx.changes.append(Change(seq=seq, type=ChangeType.LOGGED, event=public))
+            timestamp = event.timestamp or tx.now
+            tx.changes.append(CreatedChange(seq, event, event_id, timestamp))
             if event.session_id is not None:
                 tx.sessions.created(
                     event.session_id,
-                    timestamp=public.timestamp,
+                    timestamp=timestamp,
                     status=event.status.value,
                     user_source=event.user_source,
                     data=event.data,
@@ -203,10 +203,10 @@ def _at(event: ActivityCreate, place: uuid.UUID) -> ActivityCreate:
     return event if event.id == place else event.model_copy(update={"id": place})
 
 
-def merge_events(tx: MergeTransaction, request: MergeRequest) -> list[ActivityPublic | None]:
+def merge_events(tx: MergeTransaction, request: MergeRequest) -> list[uuid.UUID | None]:
     """Place every item of `request` (store/transaction.py calls this inside its transaction); return the
-    event each one ended in, in its latest state, or None for an item that found no place."""
+    id of the event each one ended in, or None for an item that found no place."""
     merge = _Merge(tx, request)
     places = [merge.place(item) for item in request.items]
     merge.write()
-    return [None if place is None else merge.current(place) for place in places]
+    return places

@@ -29,7 +29,7 @@ from activity_feed.schemas import (
     EventStatus,
 )
 from activity_feed.store.merge import MergeRequest, merge_events
-from activity_feed.store.rows import UPDATED_COLUMNS, new_public, new_row, to_public
+from activity_feed.store.rows import UPDATED_COLUMNS, CreatedChange, new_row, to_public
 from activity_feed.store.schema import activity_change_counter, activity_deletions, activity_events
 from activity_feed.store.sessions import SessionLedger
 from activity_feed.store.sqlite_rows import (
@@ -85,29 +85,6 @@ _UPDATE_KEYS = ("id", *UPDATED_COLUMNS)
 _IN_CHUNK = 500
 
 
-class CreatedChange(Change):
-    """The change that created an event, whose public form (`event`) is made on first use: a batch's
-    creates are mostly only counted, and making each public event inside the transaction, on the
-    writer's thread (the batch path's bottleneck), would cost it noticeably (`bench batch`)."""
-
-    __slots__ = ("_id", "_item", "_public", "_timestamp")
-
-    def __init__(self, seq: int, item: ActivityCreate, event_id: uuid.UUID, timestamp: datetime) -> None:
-        self.seq = seq
-        self.type = ChangeType.LOGGED
-        self._item = item
-        self._id = event_id
-        self._timestamp = timestamp
-        self._public: ActivityPublic | None = None
-
-    @property
-    def event(self) -> ActivityPublic:
-        public = self._public
-        if public is None:
-            public = self._public = new_public(self._item, self._id, self._timestamp)
-        return public
-
-
 @dataclass(slots=True)
 class WriteOutcome:
     """What one request did: events created, events that already existed, updated, missing, deleted."""
@@ -120,8 +97,8 @@ class WriteOutcome:
     too_large: list[tuple[uuid.UUID, int]] = field(default_factory=list)
     deleted: list[uuid.UUID] = field(default_factory=list)
     tombstones_dropped: int = 0
-    # A merge request's items, in order: the event each one ended in, or None (store/merge.py).
-    merged: list[ActivityPublic | None] = field(default_factory=list)
+    # A merge request's items, in order: the id of the event each one ended in, or None (store/merge.py).
+    merged: list[uuid.UUID | None] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)

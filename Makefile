@@ -1,5 +1,5 @@
 # Every target creates .venv and installs the project into it when needed: the service alone for `run`,
-# with the test extras (PostgreSQL driver, MCP SDK, fastmcp, Playwright, linters) for the others.
+# with the test extras (PostgreSQL driver, MCP SDK, fastmcp, OpenTelemetry, Playwright, linters) for the others.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -11,7 +11,7 @@ $(BIN)/python:
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
 $(VENV)/.installed-run: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[postgres,mcp]'
+	$(BIN)/python -m pip install --quiet -e '.[postgres,mcp,otlp]'
 	touch $@
 
 $(VENV)/.installed-test: pyproject.toml | $(BIN)/python

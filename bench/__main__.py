@@ -21,6 +21,7 @@ from bench import (
     mcp_overhead,
     memory,
     proxy,
+    otlp,
     query,
     replay,
     sessions,
@@ -42,6 +43,7 @@ BENCHMARKS: dict[str, ModuleType] = {
         stats,
         sessions,
         proxy,
+        otlp,
     )
 }
 RESULTS_DIR = Path(__file__).with_name("results")

@@ -266,7 +266,7 @@ class StreamMessage(BaseModel):
 
 class Change:
     """A committed change to one event, numbered in commit order by the store's change counter; `event`
-    is the event as the change left it (store/transaction.py's `CreatedChange` makes it on first use)."""
+    is the event as the change left it (store/rows.py's `CreatedChange` makes it on first use)."""
 
     __slots__ = ("_event", "seq", "type")
 

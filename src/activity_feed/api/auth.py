@@ -48,7 +48,7 @@ class TokenAuthMiddleware:
         read_token: SecretStr | None = None,
         allowed_origins: Iterable[str] = (),
         allowed_hosts: Iterable[str] = (),
-        path_prefix: str = "/activities",
+        path_prefix: str | tuple[str, ...] = "/activities",
     ) -> None:
         self.app = app
         self.write_token = _encoded(write_token)

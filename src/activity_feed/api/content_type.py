@@ -15,8 +15,11 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 JSON_TYPES = ("application/json", "application/*+json")
-# The feed's own endpoints that take a body: every one of them takes JSON.
-FEED_BODY_TYPES: dict[str, Sequence[str]] = {"/activities": JSON_TYPES}
+# The feed's own endpoints that take a body: JSON, and OTLP's two encodings on its trace endpoint.
+FEED_BODY_TYPES: dict[str, Sequence[str]] = {
+    "/activities": JSON_TYPES,
+    "/v1/traces": ("application/x-protobuf", "application/json"),
+}
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 _SHOWN_TYPE_CHARS = 100
 

@@ -18,6 +18,7 @@ from activity_feed.api.errors import add_feed_error_handlers
 from activity_feed.api.host_check import HostCheckMiddleware
 from activity_feed.api.ingest import IngestMiddleware
 from activity_feed.api.limits import BodySizeLimitMiddleware
+from activity_feed.api.otlp import OTLP_TRACES_PATH, OtlpMiddleware
 from activity_feed.api.read_limits import STATS_HEADERS, ReadLimits
 from activity_feed.api.store_sink import StoreSink
 from activity_feed.hub import Hub
@@ -28,6 +29,9 @@ from activity_feed.store.maintenance import Maintenance, Retention
 
 if TYPE_CHECKING:
     from starlette.types import Lifespan
+
+# The paths the feed serves in an app it is installed into (without its page).
+_FEED_PATHS = ("/activities", "/health", OTLP_TRACES_PATH)
 
 
 class ActivityFeed:
@@ -96,6 +100,8 @@ class ActivityFeed:
         add_feed_error_handlers(app)
         # The ingest endpoints, served ahead of FastAPI's routing (api/ingest.py), inside the body limit.
         app.add_middleware(IngestMiddleware, store=self.store, settings=self.settings)
+        # OTLP trace ingest (api/otlp.py), which reads and limits its own body (it may be compressed).
+        app.add_middleware(OtlpMiddleware, store=self.store, settings=self.settings)
         app.add_middleware(
             BodySizeLimitMiddleware, max_bytes=self.settings.max_body_bytes, path_prefix="/activities"
         )
@@ -124,13 +130,15 @@ class ActivityFeed:
             read_token=settings.read_token,
             allowed_origins=settings.allowed_origins,
             allowed_hosts=settings.allowed_hosts,
-            path_prefix="/activities",
+            path_prefix=("/activities", OTLP_TRACES_PATH),
         )
         if settings.token is None:
             app.add_middleware(
                 HostCheckMiddleware,
                 allowed_hosts=settings.allowed_hosts,
-                path_prefixes=("",) if check_host_everywhere else ("/activities", "/health"),
+                path_prefixes=("",)
+                if check_host_everywhere
+                else ("/activities", "/health", OTLP_TRACES_PATH),
             )
         else:  # no Host check: a DNS-rebinding page cannot learn the token
             document_bearer_auth(app, path_prefix="/activities")

@@ -35,6 +35,7 @@ from activity_feed.store.engine import (
     is_unavailable,
     refuses_writes,
 )
+from activity_feed.store.merge import Combine, MergeItem, MergeRequest
 from activity_feed.store.migrate import upgrade
 from activity_feed.store.reads import ChangePage, EventFilter, RecentQuery, StatsWindow
 from activity_feed.store.runner import AsyncTransactionRunner, SqliteTransactionRunner, TransactionRunner
@@ -196,6 +197,18 @@ class ActivityStore:
             WriteRequest(creates=creates, updates=updates, max_data_bytes=self._max_data_bytes)
         )
         return _counts(outcome)
+
+    async def merge(self, *, items: Sequence[MergeItem], combine: Combine) -> list[uuid.UUID | None]:
+        """Place each item: merged into the stored event it is another view of, else created at its
+        first free place (store/merge.py); return the id of the event each ended in, or None where none
+        could be."""
+        merges = MergeRequest(items, combine, self._max_data_bytes)
+        outcome = await self._submit(WriteRequest(merges=merges))
+        return outcome.merged
+
+    def write_backlog(self) -> int:
+        """How many items wait for the writer (0 while the store is not running)."""
+        return 0 if self._writer is None else self._writer.backlog
 
     async def update(self, *, event_id: uuid.UUID, changes: ActivityUpdate) -> ActivityPublic | None:
         """Apply `changes` (merging `data`); return the event, or None when there is no such event.

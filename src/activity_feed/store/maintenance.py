@@ -23,7 +23,8 @@ from activity_feed.errors import StoreUnavailableError
 from activity_feed.schemas import ActivityUpdateItem, EventStatus
 from activity_feed.store.activity_store import ActivityStore
 from activity_feed.store.schema import activity_events
-from activity_feed.store.transaction import TIMED_OUT_PREFIX, DropTombstones, WriteRequest
+from activity_feed.store.transaction import DropTombstones, WriteRequest
+from activity_feed.store.updates import TIMED_OUT_PREFIX
 
 log = logging.getLogger(__name__)
 

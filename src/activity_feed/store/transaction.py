@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import orjson
 import sqlalchemy as sa
 from sqlalchemy import Connection
 
@@ -24,13 +23,13 @@ from activity_feed.schemas import (
     ENUM_TEXT,
     ActivityCreate,
     ActivityPublic,
-    ActivityUpdate,
     ActivityUpdateItem,
     Change,
     ChangeType,
     EventStatus,
 )
-from activity_feed.store.rows import UPDATED_COLUMNS, new_public, new_row, to_public
+from activity_feed.store.merge import MergeRequest, merge_events
+from activity_feed.store.rows import UPDATED_COLUMNS, CreatedChange, new_row, to_public
 from activity_feed.store.schema import activity_change_counter, activity_deletions, activity_events
 from activity_feed.store.sessions import SessionLedger
 from activity_feed.store.sqlite_rows import (
@@ -41,13 +40,10 @@ from activity_feed.store.sqlite_rows import (
     is_stored_id,
     sqlite_datetime,
 )
+from activity_feed.store.updates import apply_update, merged_size
 
 # A create waiting for its transaction: the event, its request's outcome, and its SQLite draft if made.
 PendingCreate = tuple[ActivityCreate, "WriteOutcome", SqliteRowDraft | None]
-
-# How the pending timeout (store/maintenance.py) words its error. A completion that arrives later wins:
-# it replaces this message instead of leaving "no completion arrived" on a call that succeeded.
-TIMED_OUT_PREFIX = "no completion arrived within "
 
 _events = activity_events
 # Statements are built once: SQLAlchemy memoises a statement's cache key on the object, so a prebuilt
@@ -89,29 +85,6 @@ _UPDATE_KEYS = ("id", *UPDATED_COLUMNS)
 _IN_CHUNK = 500
 
 
-class CreatedChange(Change):
-    """The change that created an event, whose public form (`event`) is made on first use: a batch's
-    creates are mostly only counted, and making each public event inside the transaction, on the
-    writer's thread (the batch path's bottleneck), would cost it noticeably (`bench batch`)."""
-
-    __slots__ = ("_id", "_item", "_public", "_timestamp")
-
-    def __init__(self, seq: int, item: ActivityCreate, event_id: uuid.UUID, timestamp: datetime) -> None:
-        self.seq = seq
-        self.type = ChangeType.LOGGED
-        self._item = item
-        self._id = event_id
-        self._timestamp = timestamp
-        self._public: ActivityPublic | None = None
-
-    @property
-    def event(self) -> ActivityPublic:
-        public = self._public
-        if public is None:
-            public = self._public = new_public(self._item, self._id, self._timestamp)
-        return public
-
-
 @dataclass(slots=True)
 class WriteOutcome:
     """What one request did: events created, events that already existed, updated, missing, deleted."""
@@ -124,6 +97,8 @@ class WriteOutcome:
     too_large: list[tuple[uuid.UUID, int]] = field(default_factory=list)
     deleted: list[uuid.UUID] = field(default_factory=list)
     tombstones_dropped: int = 0
+    # A merge request's items, in order: the id of the event each one ended in, or None (store/merge.py).
+    merged: list[uuid.UUID | None] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +115,7 @@ class WriteRequest:
     creates: Sequence[ActivityCreate] = ()
     updates: Sequence[ActivityUpdateItem] = ()
     deletes: Sequence[uuid.UUID] = ()
+    merges: MergeRequest | None = None
     # Apply `updates` only to events still `pending`: the pending timeout chooses its events before its
     # request commits, and must not overwrite a completion that committed in between.
     only_pending: bool = False
@@ -158,34 +134,8 @@ class WriteRequest:
     @property
     def size(self) -> int:
         dropped = self.drop_tombstones.limit if self.drop_tombstones is not None else 0
-        return len(self.creates) + len(self.updates) + len(self.deletes) + dropped
-
-
-def _merged_size(row: dict[str, Any], update: ActivityUpdate) -> int:
-    return len(orjson.dumps({**row["data"], **(update.data or {})}))
-
-
-def _apply_update(row: dict[str, Any], update: ActivityUpdate) -> ChangeType | None:
-    """Apply `update` to `row` in place; return the change's type, or None when nothing changed."""
-    before = (row["status"], row["duration_ms"], row["error_message"], row["data"])
-    if update.status is not None:
-        row["status"] = update.status.value
-    if update.duration_ms is not None:
-        row["duration_ms"] = update.duration_ms
-    if update.error_message is not None:
-        row["error_message"] = update.error_message
-    elif update.status == EventStatus.SUCCESS and (row["error_message"] or "").startswith(TIMED_OUT_PREFIX):
-        row["error_message"] = None
-    if update.data:
-        row["data"] = {**row["data"], **update.data}
-    if (row["status"], row["duration_ms"], row["error_message"], row["data"]) == before:
-        return None
-    if row["status"] != before[0]:
-        if row["status"] == EventStatus.SUCCESS:
-            return ChangeType.COMPLETED
-        if row["status"] == EventStatus.ERROR:
-            return ChangeType.FAILED
-    return ChangeType.UPDATED
+        merged = len(self.merges.items) if self.merges is not None else 0
+        return len(self.creates) + len(self.updates) + len(self.deletes) + dropped + merged
 
 
 class _Transaction:
@@ -311,12 +261,12 @@ class _Transaction:
             if only_pending and row["status"] != EventStatus.PENDING:
                 continue
             if max_data_bytes is not None and item.data and row["data"]:
-                size = _merged_size(row, item)
+                size = merged_size(row, item)
                 if size > max_data_bytes:
                     outcome.too_large.append((item.id, size))
                     continue
             status_before = row["status"]
-            change_type = _apply_update(row, item)
+            change_type = apply_update(row, item)
             if change_type is not None:
                 if row["session_id"] is not None:
                     self.sessions.changed(
@@ -376,10 +326,12 @@ def transact(conn: Connection, *, group: Sequence[WriteRequest]) -> tuple[list[W
     for request, outcome in zip(group, outcomes, strict=True):
         drafts = request.sqlite_drafts or itertools.repeat(None)
         pending.extend((item, outcome, draft) for item, draft in zip(request.creates, drafts, strict=False))
-        if request.updates or request.deletes or request.drop_tombstones:
+        if request.updates or request.deletes or request.drop_tombstones or request.merges:
             if pending:
                 tx.create(pending)
                 pending = []
+            if request.merges:
+                outcome.merged = merge_events(tx, request.merges)
             if request.updates:
                 tx.update(
                     request.updates,

@@ -42,6 +42,7 @@ class GroupCommitWriter:
         self._batch_size = batch_size
         self._queue_timeout = queue_timeout
         self._queue: asyncio.Queue[WriteRequest] = asyncio.Queue()
+        self._queued_items = 0
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -56,6 +57,11 @@ class GroupCommitWriter:
         await asyncio.gather(self._task, return_exceptions=True)
         self._task = None
 
+    @property
+    def backlog(self) -> int:
+        """Items queued that no transaction has taken yet."""
+        return self._queued_items
+
     async def submit(self, request: WriteRequest) -> WriteOutcome:
         """Queue `request` and wait until it is committed (or has failed).
 
@@ -69,6 +75,7 @@ class GroupCommitWriter:
         if self._draft_for_sqlite and request.creates and not request.sqlite_drafts:
             request.sqlite_drafts = [draft_row(item) for item in request.creates]
         self._queue.put_nowait(request)
+        self._queued_items += request.size
         if self._queue_timeout is None:
             return await future
         # A timer rather than asyncio.wait(): this runs for every request, and a timer handle costs less
@@ -93,6 +100,7 @@ class GroupCommitWriter:
             size = 0
             request = await self._queue.get()
             while True:
+                self._queued_items -= request.size
                 if request.withdrawn:
                     self._queue.task_done()
                 else:

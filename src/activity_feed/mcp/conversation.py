@@ -15,8 +15,8 @@ record: a request cancelled by its client waits a moment, shielded and bounded, 
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
-from typing import Any, Literal, NamedTuple
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Literal, NamedTuple, TypeVar
 
 import anyio
 
@@ -30,7 +30,7 @@ from activity_feed.mcp.details import (
     ServerInfo,
     new_tuple,
 )
-from activity_feed.mcp.messages import PING, TOOLS_CALL, RecordMode, field
+from activity_feed.mcp.messages import TOOLS_CALL, RecordMode, field
 from activity_feed.mcp.recorder import CallRecorder, RecordedCall, warn_once
 from activity_feed.mcp.sinks import CallSink, default_sink
 from activity_feed.mcp.trace import current_span_trace, parse_traceparent
@@ -45,6 +45,7 @@ CANCEL_REASON_SECONDS = 1.0
 Direction = Literal["client_to_server", "server_to_client"]
 CancelSignal = Literal["peer", "caller", "none", "unknown"]
 INBOUND: Direction = "client_to_server"
+T = TypeVar("T")
 
 
 class Origin(NamedTuple):
@@ -121,11 +122,7 @@ class Conversation:
         self.server = ServerInfo(server_name, server_version, source)
 
     def wants_request(self, method: str) -> bool:
-        if method == TOOLS_CALL:
-            return True
-        if self.record == "tools":
-            return False
-        return method != PING or self.record == "all"
+        return messages.wants_request(self.record, method)
 
     @property
     def wants_notifications(self) -> bool:
@@ -240,6 +237,40 @@ class Conversation:
                 call.cancelled_by_peer(reason if isinstance(reason, str) else None)
         except Exception:  # boundary
             warn_once("cancel", "activity feed: could not read a notifications/cancelled")
+
+    async def notification(
+        self,
+        method: str,
+        params: Any,
+        read_origin: Callable[[], Origin],
+        call_next: Callable[[], Awaitable[T]],
+        *,
+        warn_key: str = "read",
+        kind: str = "an MCP",
+    ) -> T:
+        """Pass an inbound notification on to `call_next`: a cancellation gives its reason to the request
+        it cancels, and with `record="all"` the notification's handling is an event of its own."""
+        recorded = self.wants_notifications
+        if method != messages.CANCELLED and not recorded:
+            return await call_next()
+        call: RequestCall | None = None
+        try:
+            origin = read_origin()
+            if method == messages.CANCELLED:
+                self.cancelled(origin, params)
+            if recorded:
+                call = self.start(origin, method, None, params, notification=True)
+        except Exception:  # boundary: a notification the instrumentation cannot read must still be handled
+            warn_once(warn_key, f"activity feed: could not read {kind} {method} notification")
+        if call is None:
+            return await call_next()
+        try:
+            result = await call_next()
+        except BaseException as exc:
+            call.failed(exc)
+            raise
+        call.returned(None)
+        return result
 
 
 def rpc_error(exc: BaseException) -> tuple[int | None, str | None]:

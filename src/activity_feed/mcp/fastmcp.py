@@ -25,7 +25,7 @@ from fastmcp.server.middleware import CallNext, Middleware, MiddlewareContext
 from activity_feed.mcp.connections import request_key
 from activity_feed.mcp.conversation import Conversation, Origin, RequestCall, cancel_signal, origin_of
 from activity_feed.mcp.details import ServerInfo
-from activity_feed.mcp.messages import CANCELLED, TOOLS_CALL, RecordMode, check_record_mode, field
+from activity_feed.mcp.messages import TOOLS_CALL, RecordMode, check_record_mode, field
 from activity_feed.mcp.recorder import ActivityClient, CallRecorder, warn_once
 
 # fastmcp's transport names, as the feed's.
@@ -76,28 +76,14 @@ class ActivityFeedMiddleware(Middleware):
 
     async def on_notification(self, context: MiddlewareContext[Any], call_next: CallNext[Any, Any]) -> Any:
         method = context.method or ""
-        conversation = self.conversation
-        recorded = conversation.wants_notifications
-        if method != CANCELLED and not recorded:
-            return await call_next(context)
-        call: RequestCall | None = None
-        try:
-            origin, _, _ = self._origin(context, method)
-            if method == CANCELLED:
-                conversation.cancelled(origin, context.message)
-            if recorded:
-                call = conversation.start(origin, method, None, context.message, notification=True)
-        except Exception:  # boundary
-            warn_once("read-fastmcp", f"activity feed: could not read a fastmcp {method} notification")
-        if call is None:
-            return await call_next(context)
-        try:
-            result = await call_next(context)
-        except BaseException as exc:
-            call.failed(exc)
-            raise
-        call.returned(None)
-        return result
+        return await self.conversation.notification(
+            method,
+            context.message,
+            lambda: self._origin(context, method)[0],
+            lambda: call_next(context),
+            warn_key="read-fastmcp",
+            kind="a fastmcp",
+        )
 
     def _start(self, context: MiddlewareContext[Any], method: str) -> tuple[RequestCall | None, Any]:
         try:

@@ -38,6 +38,16 @@ def check_record_mode(record: object) -> RecordMode:
     return record
 
 
+def wants_request(record: RecordMode, method: str) -> bool:
+    """Whether a request of `method` is recorded under `record`: `tools/call` always, pings only with
+    `all`, any other request unless `tools`."""
+    if method == TOOLS_CALL:
+        return True
+    if record == "tools":
+        return False
+    return method != PING or record == "all"
+
+
 def field(value: Any, name: str, attribute: str | None = None) -> Any:
     """`name` of a wire dict, or `attribute` (default `name`) of a model."""
     return preview._field(value, name, attribute) if value is not None else None

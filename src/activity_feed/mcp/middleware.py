@@ -36,7 +36,7 @@ from activity_feed.mcp.conversation import (
     origin_of,
 )
 from activity_feed.mcp.details import McpDetails, new_tuple
-from activity_feed.mcp.messages import CANCELLED, TOOLS_CALL, RecordMode
+from activity_feed.mcp.messages import TOOLS_CALL, RecordMode
 from activity_feed.mcp.outbound import current_origin, recording_session
 from activity_feed.mcp.recorder import CallRecorder, RecordedCall, warn_once
 from activity_feed.mcp.sinks import default_sink
@@ -247,29 +247,9 @@ class ActivityFeedServerMiddleware:
         )
 
     async def _notification(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
-        conversation = self.conversation
-        method = ctx.method
-        recorded = conversation.wants_notifications
-        if method != CANCELLED and not recorded:
-            return await call_next(ctx)
-        call: RequestCall | None = None
-        try:
-            origin = self._origin(ctx)
-            if method == CANCELLED:
-                conversation.cancelled(origin, ctx.params)
-            if recorded:
-                call = conversation.start(origin, method, None, ctx.params, notification=True)
-        except Exception:  # boundary
-            warn_once("read", f"activity feed: could not read an MCP {method} notification")
-        if call is None:
-            return await call_next(ctx)
-        try:
-            result = await call_next(ctx)
-        except BaseException as exc:
-            call.failed(exc)
-            raise
-        call.returned(None)
-        return result
+        return await self.conversation.notification(
+            ctx.method, ctx.params, lambda: self._origin(ctx), lambda: call_next(ctx)
+        )
 
 
 def _may_ask_the_client(ctx: ServerRequestContext[Any, Any], conversation: Conversation) -> bool:

@@ -25,7 +25,7 @@ from activity_feed.client.intake import CallOutcome
 from activity_feed.mcp import messages, preview
 from activity_feed.mcp.connections import request_key
 from activity_feed.mcp.details import REQUEST_RESULT, TOOL_IS_ERROR, McpDetails, McpOutcome, ServerInfo
-from activity_feed.mcp.messages import CANCELLED, PING, TOOLS_CALL, RecordMode
+from activity_feed.mcp.messages import CANCELLED, TOOLS_CALL, RecordMode
 from activity_feed.mcp.sinks import CallSink, warn_once
 from activity_feed.mcp.trace import parse_traceparent
 
@@ -199,7 +199,7 @@ class ConnectionRecorder:
             params = None
         self._learn_client(method, params)
         record = None
-        if self._wants_request(method):
+        if messages.wants_request(self.record, method):
             record = self._start(
                 method,
                 message["id"],
@@ -276,13 +276,6 @@ class ConnectionRecorder:
                 self.sink.end_call(record, "success", None, None, None)
 
     # Recording.
-
-    def _wants_request(self, method: str) -> bool:
-        if method == TOOLS_CALL:
-            return True
-        if self.record == "tools":
-            return False
-        return method != PING or self.record == "all"
 
     def _learn_client(self, method: str, params: dict[str, Any] | None) -> None:
         if params is None:

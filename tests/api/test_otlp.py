@@ -273,3 +273,23 @@ def test_ids_do_not_collide_with_other_events(
 def test_json_answers_are_plain_objects(sqlite_feed: LiveServer) -> None:
     response = post(sqlite_feed, orjson.dumps({}), JSON)
     assert response.json() == {}
+
+
+@pytest.mark.parametrize(
+    "changed", [{"target": {"a": 1}}, {"request_id": [1]}, {"request_id": True}], ids=repr
+)
+def test_a_view_arriving_for_an_event_changed_by_hand_is_stored_beside_it(
+    sqlite_feed: LiveServer, makers: tuple[SpanMaker, SpanMaker], changed: dict[str, Any]
+) -> None:
+    client_span, server_span = call_spans(*makers, request_id="7")
+    assert post(sqlite_feed, protobuf_body([client_span])).status_code == 200
+    [event] = recent(sqlite_feed)
+    mcp = {**event["data"]["mcp"], **changed}
+    url = f"{sqlite_feed.url}/activities/{event['id']}"
+    patched = httpx.patch(url, json={"data": {"mcp": mcp}}, timeout=5)
+    assert patched.status_code == 200
+    response = post(sqlite_feed, protobuf_body([server_span]))
+    assert accepted(response, PROTOBUF) == (0, "")
+    events = recent(sqlite_feed)
+    assert len(events) == 2  # the server's view could not join a call it cannot read: it stands alone
+    assert next(e for e in events if e["id"] == event["id"])["data"]["mcp"] == mcp

@@ -189,15 +189,25 @@ def call_of(data: Mapping[str, Any]) -> tuple[Call, dict[str, View]] | None:
     views = {kind: mcp[kind] for kind in (CLIENT_SPAN, SERVER_SPAN) if _is_view(mcp.get(kind))}
     if not views:
         return None
+    target, request_id, result = mcp.get("target"), mcp.get("request_id"), data.get("result")
+    if method != TOOLS_CALL:
+        result = mcp.get("result")
+    if not (
+        isinstance(target, str | None)
+        and isinstance(request_id, str | int | None)
+        and not isinstance(request_id, bool)
+        and isinstance(result, str | None)
+    ):
+        return None  # changed since it was built (a PATCH): not a call this module can read
     details = data if method == TOOLS_CALL else mcp
     redacted = data.get("redacted")
     call = Call(
         method=method,
         trace_id=trace_id,
-        request_id=mcp.get("request_id"),
-        target=mcp.get("target"),
+        request_id=request_id,
+        target=target,
         arguments=details.get("arguments"),
-        result=details.get("result"),
+        result=result,
         redacted=list(redacted) if isinstance(redacted, list) else [],
     )
     return call, views

@@ -176,7 +176,7 @@ def _view(span: SpanRecord, start: datetime, method: str, result: Any, redactor:
             message = redactor.redact_text(text)
         view["error_message"] = (message or error_type or NO_MESSAGE)[:MAX_ERROR_MESSAGE]
     if code is not None and code.lstrip("-").isdigit() and len(code) < 12:
-        view["error"] = {"code": int(code), "message": message}
+        view["error"] = {"code": int(code), "message": message[:MAX_ERROR_MESSAGE] if message else message}
     if is_error:
         view["is_error"] = True
     if (session := _text(attributes, "mcp.session.id")) is not None:
@@ -240,7 +240,11 @@ def _http_item(span: SpanRecord, start: datetime, redactor: Redactor) -> MergeIt
         error_message = (message or _text(attributes, "error.type") or fallback)[:MAX_ERROR_MESSAGE]
     otlp: dict[str, Any] = {"trace_id": span.trace_id, "span_id": span.span_id}
     if span.service.name:
-        otlp["service"] = {"name": span.service.name[:MAX_TEXT], "version": span.service.version}
+        version = span.service.version
+        otlp["service"] = {
+            "name": span.service.name[:MAX_TEXT],
+            "version": version[:MAX_TEXT] if version else version,
+        }
     data: dict[str, Any] = {"method": method, "path": path or route, "status_code": status_code}
     if (client := _text(attributes, "client.address")) is not None:
         port = attributes.get("client.port")

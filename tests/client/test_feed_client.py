@@ -33,6 +33,7 @@ def test_log_returns_at_once_and_the_event_arrives(
         user_source="Claude Desktop",
         data={"arguments": {"city": "Leeds"}},
         correlation_id="conversation-7",
+        session_id="stdio-session-1",
     )
     assert time.perf_counter() - started < PROMPT_SECONDS
 
@@ -43,6 +44,7 @@ def test_log_returns_at_once_and_the_event_arrives(
     assert event["status"] == "pending"
     assert event["data"] == {"arguments": {"city": "Leeds"}}
     assert event["correlation_id"] == "conversation-7"
+    assert event["session_id"] == "stdio-session-1"
     assert event_id[14] == "7"  # a UUIDv7, made by the client
 
 
@@ -161,6 +163,7 @@ def test_arguments_are_sanitised_rather_than_refused(
     client = make_client(sqlite_feed.url)
     event_id = client.log(
         tool_name="t" * 500,
+        session_id="s" * 500,
         error_message="nul\x00inside",
         duration_ms=-3,
         data={"when": time.gmtime(0), "raw": b"bytes", "nested": {"nul": "a\x00b"}},
@@ -168,6 +171,7 @@ def test_arguments_are_sanitised_rather_than_refused(
     assert client.flush(timeout=5)
     event = get_event(sqlite_feed.url, event_id)
     assert event["tool_name"] == "t" * 200
+    assert event["session_id"] == "s" * 200
     assert event["error_message"] == "nulinside"
     assert event["duration_ms"] is None
     assert event["data"]["raw"] == "bytes"

@@ -10,10 +10,11 @@ from contextlib import contextmanager
 from typing import Any
 
 import httpx
+import pytest
 
 from activity_feed.client import FeedClient
 from activity_feed.client.counters import DROP_REASONS
-from activity_feed.client.intake import Call, CreateCall, Intake, ToolCallRecord, UpdateCall, fold_updates
+from activity_feed.client.intake import Call, CallRecord, CreateCall, Intake, UpdateCall, fold_updates
 from activity_feed.redaction import Redactor
 from tests.client.remotes import get_event, wait_until
 from tests.support.server import LiveServer
@@ -134,13 +135,13 @@ def test_updates_fold_into_their_create_as_the_server_would_apply_them() -> None
 class StdioDetails:
     """More `data` for a call, read on the worker's thread, as the MCP middleware's are."""
 
-    def extra_data(self) -> Mapping[str, Any]:
+    def extra_data(self, arguments: Mapping[str, Any] | None) -> Mapping[str, Any]:
         return {"mcp": {"transport": "stdio"}}
 
 
 def start_search(
     client: FeedClient, name: str, user_source: str | None, arguments: dict[str, Any] | None
-) -> ToolCallRecord:
+) -> CallRecord:
     return client.start_tool_call(name, user_source=user_source, arguments=arguments, details=StdioDetails())
 
 
@@ -299,3 +300,49 @@ def test_the_end_of_a_call_whose_start_waits_in_a_full_intake_goes_with_it(
     assert client.dropped["queue_full"] == 0
     event = get_event(sqlite_feed.url, str(call.id))
     assert (event["status"], event["duration_ms"], event["data"]["result"]) == ("success", 2.0, "ok")
+
+
+class McpLikeDetails:
+    """Details that place the arguments in a mapping of their own, as the MCP middleware's do."""
+
+    def extra_data(self, arguments: Mapping[str, Any] | None) -> Mapping[str, Any]:
+        return {"mcp": {"method": "resources/read", "arguments": arguments}}
+
+
+class Outcome:
+    def outcome_data(self, result_preview: str | None) -> Mapping[str, Any]:
+        return {"mcp": {"result": result_preview, "error": {"code": -32002, "message": "gone"}}}
+
+
+@pytest.mark.parametrize("in_flight", [False, True])
+def test_any_call_goes_the_fast_way_with_its_session_trace_and_outcome(
+    sqlite_feed: LiveServer, make_client: Callable[..., FeedClient], in_flight: bool
+) -> None:
+    client = make_client(sqlite_feed.url, flush_interval=60.0)
+    call = client.start_call(
+        "resources/read",
+        event_type="mcp_request",
+        user_source="Claude Desktop 0.9.2",
+        arguments={"uri": "props://portfolio", "token": "hunter2"},
+        details=McpLikeDetails(),
+        session_id="session-1",
+        correlation_id="0af7651916cd43dd8448eb211c80319c",
+    )
+    if in_flight:  # the start is sent on its own, the end as an update
+        assert client.flush(timeout=5)
+        assert get_event(sqlite_feed.url, str(call.id))["status"] == "pending"
+    client.end_call(call, "error", 3.0, "gone", "the portfolio", Outcome())
+    assert client.flush(timeout=5)
+
+    event = get_event(sqlite_feed.url, str(call.id))
+    assert (event["event_type"], event["status"], event["error_message"]) == ("mcp_request", "error", "gone")
+    assert (event["session_id"], event["correlation_id"]) == ("session-1", "0af7651916cd43dd8448eb211c80319c")
+    assert "arguments" not in event["data"]  # only a tool call's go in `data.arguments`
+    assert "result" not in event["data"]  # the outcome placed the preview
+    assert event["data"]["mcp"] == {
+        "method": "resources/read",  # kept: the update extends the start's `mcp`
+        "arguments": {"uri": "props://portfolio", "token": "[REDACTED]"},
+        "result": "the portfolio",
+        "error": {"code": -32002, "message": "gone"},
+    }
+    assert client.sent == (2 if in_flight else 1)

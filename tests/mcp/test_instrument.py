@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import subprocess
 import sys
@@ -13,52 +12,23 @@ from typing import Any
 
 import pytest
 from mcp import Client
-from mcp.server import Server, ServerRequestContext
 from mcp.server.mcpserver import MCPServer
 from mcp.shared.exceptions import MCPError
 from mcp_types import (
     INVALID_PARAMS,
-    CallToolRequestParams,
     CallToolResult,
     Implementation,
-    ListToolsResult,
-    PaginatedRequestParams,
     TextContent,
-    Tool,
 )
 
 from activity_feed.client import FeedClient
 from activity_feed.mcp import ActivityFeedServerMiddleware, instrument
 from tests.mcp.conftest import CLIENT_INFO, events, only_event
+from tests.mcp.servers import SERVER_NAME, SERVER_VERSION, lowlevel_server, property_server
 from tests.support.server import LiveServer
 
 ROOT = Path(__file__).resolve().parents[2]
 SECRET = "sk-live-abcdefghijklmnopqrstuvwxyz0123"
-
-
-def property_server() -> MCPServer:
-    server = MCPServer("property-mcp", version="1.0")
-
-    @server.tool()
-    async def search_properties(city: str, max_rent: int | None = None) -> str:
-        await asyncio.sleep(0.002)
-        return f"2 properties in {city} under {max_rent}"
-
-    @server.tool()
-    def get_property(property_id: int) -> dict[str, Any]:
-        if property_id != 1:
-            raise LookupError(f"no property {property_id}")
-        return {"id": 1, "address": "1 Park Row"}
-
-    @server.tool()
-    def long_report() -> str:
-        return "x" * 5000
-
-    @server.tool()
-    def login(user: str, password: str) -> str:
-        return f"welcome {user}"
-
-    return server
 
 
 def client_for(server: Any) -> Client:
@@ -84,23 +54,37 @@ async def test_a_successful_call_is_recorded_pending_then_success(
     data = event["data"]
     assert data["arguments"] == {"city": "Leeds", "max_rent": 900}
     assert data["result"] == "2 properties in Leeds under 900"
+    assert event["session_id"]
     mcp = data["mcp"]
     assert mcp["method"] == "tools/call"
     assert mcp["request_id"] is not None
+    assert mcp["direction"] == "client_to_server"
     assert mcp["protocol_version"] == ("2026-07-28" if mode == "auto" else "2025-11-25")
-    assert mcp["transport"] == "stdio"
-    assert mcp["server_name"] == "property-mcp"
+    assert mcp["transport"] == "inproc"
+    assert mcp["client"] == CLIENT_INFO
+    assert mcp["server"] == {"name": SERVER_NAME, "version": SERVER_VERSION}
+    assert mcp["target"] == "search_properties"
+    assert mcp["source"] == "sdk"
+    assert "arguments" not in mcp  # a tool call's are `data.arguments`, as they always were
 
 
-async def test_other_methods_pass_through_unrecorded(
+async def test_with_record_tools_other_methods_pass_through_unrecorded(
     sqlite_feed: LiveServer, feed_client: FeedClient
 ) -> None:
     server = property_server()
-    instrument(server, feed_client)
+    instrument(server, feed_client, record="tools")
     async with client_for(server) as client:
         tools = await client.list_tools()
+        await client.read_resource("props://portfolio")
+        await client.call_tool("search_properties", {"city": "York"})
     assert {tool.name for tool in tools.tools} >= {"search_properties", "get_property"}
-    assert events(feed_client, sqlite_feed) == []
+    assert [e["tool_name"] for e in events(feed_client, sqlite_feed)] == ["search_properties"]
+
+
+@pytest.mark.parametrize("record", ["request", "", None, "ALL"])
+def test_an_unknown_record_mode_is_refused_with_the_choices(feed_client: FeedClient, record: Any) -> None:
+    with pytest.raises(ValueError, match="'tools', 'requests', 'all'"):
+        instrument(property_server(), feed_client, record=record)
 
 
 async def test_a_raised_exception_is_an_error_with_the_real_reason(
@@ -133,6 +117,8 @@ async def test_an_is_error_result_is_an_error(sqlite_feed: LiveServer, feed_clie
     assert result.is_error is True
     event = only_event(feed_client, sqlite_feed, tool_name="reserve")
     assert (event["status"], event["error_message"]) == ("error", "already let")
+    assert event["data"]["mcp"]["is_error"] is True
+    assert "error" not in event["data"]["mcp"]  # a result, not a JSON-RPC error
 
 
 async def test_an_unknown_tool_is_an_error(sqlite_feed: LiveServer, feed_client: FeedClient) -> None:
@@ -173,8 +159,8 @@ async def test_a_secret_in_the_arguments_never_reaches_the_database(
         await client.call_tool("search_properties", {"city": f"Leeds {SECRET}"})
         await client.call_tool("get_property", {"property_id": SECRET})
     found = events(feed_client, feed_server)
-    assert len(found) == 3
-    stored = str(found)
+    assert len([e for e in found if e["event_type"] == "tool_call"]) == 3
+    stored = str(found)  # every event of the session, the tools/list the client made included
     assert "hunter2" not in stored
     assert SECRET not in stored
     login = next(e for e in found if e["tool_name"] == "login")
@@ -220,29 +206,7 @@ async def test_instrumenting_twice_records_each_call_once(
     assert sum(isinstance(m, ActivityFeedServerMiddleware) for m in server.middleware) == 1
     async with client_for(server) as client:
         await client.call_tool("search_properties", {"city": "York"})
-    assert len(events(feed_client, sqlite_feed)) == 1
-
-
-def lowlevel_server() -> Server[Any]:
-    async def list_tools(
-        ctx: ServerRequestContext[Any], params: PaginatedRequestParams | None
-    ) -> ListToolsResult:
-        schema = {"type": "object", "properties": {"n": {"type": "integer"}}}
-        return ListToolsResult(tools=[Tool(name="square", input_schema=schema)])
-
-    async def call_tool(ctx: ServerRequestContext[Any], params: CallToolRequestParams) -> CallToolResult:
-        arguments = params.arguments or {}
-        if params.name != "square":
-            raise MCPError(code=INVALID_PARAMS, message=f"Unknown tool: {params.name}")
-        if arguments.get("n") == 13:
-            raise RuntimeError("unlucky number")
-        if not isinstance(arguments.get("n"), int):
-            return CallToolResult(
-                content=[TextContent(type="text", text="n must be an integer")], is_error=True
-            )
-        return CallToolResult(content=[TextContent(type="text", text=str(arguments["n"] ** 2))])
-
-    return Server("lowlevel-calc", on_list_tools=list_tools, on_call_tool=call_tool)
+    assert len(events(feed_client, sqlite_feed, event_type="tool_call")) == 1
 
 
 async def test_the_low_level_server_is_instrumented_through_the_same_middleware(
@@ -257,7 +221,7 @@ async def test_the_low_level_server_is_instrumented_through_the_same_middleware(
             await client.call_tool("cube", {"n": 2})
         with pytest.raises(MCPError):
             await client.call_tool("square", {"n": 13})
-    found = events(feed_client, sqlite_feed)
+    found = events(feed_client, sqlite_feed, event_type="tool_call")
     summary = [(e["tool_name"], e["status"], e["error_message"]) for e in found]
     assert summary == [
         ("square", "success", None),
@@ -266,9 +230,12 @@ async def test_the_low_level_server_is_instrumented_through_the_same_middleware(
         ("square", "error", "RuntimeError: unlucky number"),
     ]
     assert all(e["duration_ms"] > 0 for e in found)
-    assert found[0]["data"]["mcp"]["server_name"] == "lowlevel-calc"
+    assert found[0]["data"]["mcp"]["server"] == {"name": "lowlevel-calc", "version": "0.1"}
     assert found[0]["data"]["result"] == "16"
     assert found[0]["user_source"] == "Claude Desktop 0.9.2"
+    # An MCPError reaches the client as a JSON-RPC error: its code and message are recorded.
+    assert found[2]["data"]["mcp"]["error"] == {"code": INVALID_PARAMS, "message": "Unknown tool: cube"}
+    assert "error" not in found[3]["data"]["mcp"]  # the code depends on the transport
 
 
 class BrokenClient:
@@ -297,7 +264,7 @@ async def test_instrumentation_errors_never_break_the_tool(
 ) -> None:
     server = property_server()
     bad = broken()
-    instrument(server, bad)
+    instrument(server, bad, record="tools")
     async with client_for(server) as client:
         for _ in range(3):
             ok = await client.call_tool("search_properties", {"city": "Leeds"})
@@ -320,7 +287,7 @@ async def test_nothing_is_written_to_stdout(
         await client.call_tool("search_properties", {"city": "Leeds"})
         await client.call_tool("get_property", {"property_id": 9})
         await client.call_tool("nope", {})
-    assert len(events(feed_client, sqlite_feed)) == 3
+    assert len(events(feed_client, sqlite_feed, event_type="tool_call")) == 3
     assert capfd.readouterr().out == ""
 
 
@@ -358,7 +325,7 @@ def test_without_a_client_or_url_instrument_does_nothing_and_says_so_once_on_std
     )
     assert result.stdout == ""
     assert result.stderr.count("ACTIVITY_FEED_URL is not set") == 1, result.stderr
-    assert "MCP tool calls are not recorded" in result.stderr
+    assert "MCP tool calls and requests are not recorded" in result.stderr
 
 
 class SpyClient:
@@ -385,7 +352,7 @@ async def test_the_event_is_logged_pending_before_the_tool_runs() -> None:
         seen_during_the_call.append([f"{kind}:{fields.get('status')}" for kind, fields in spy.calls])
         return "ok"
 
-    instrument(server, spy)
+    instrument(server, spy, record="tools")
     async with client_for(server) as client:
         await client.call_tool("probe", {})
     assert seen_during_the_call == [["log:pending"]]

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 from activity_feed.client.counters import Counters, DropReason, Warnings
-from activity_feed.client.intake import Call, CreateCall, ToolCallRecord, UpdateCall
+from activity_feed.client.intake import Call, CallRecord, CreateCall, UpdateCall, join_verbatim
 from activity_feed.client.payload import InvalidItem, create_fields, dumps, new_event_id, update_fields
 from activity_feed.client.pending import PendingQueue, Put
 from activity_feed.redaction import Redactor
@@ -52,19 +53,20 @@ class Admission:
                     error_message=call.error_message,
                     correlation_id=call.correlation_id,
                     timestamp=call.timestamp,
+                    session_id=call.session_id,
                 )
                 self._enqueue(call.id, dumps(fields), create=True)
             elif type(call) is UpdateCall:
                 self._admit_update(call.id, call.status, call.duration_ms, call.error_message, call.data)
             else:
-                assert isinstance(call, ToolCallRecord)
-                self._admit_tool_call(call)
+                assert isinstance(call, CallRecord)
+                self._admit_record(call)
         except InvalidItem as exc:
             self.drop("rejected", "activity feed: event not sent: %s", exc)
         except Exception:  # boundary: one call that cannot be serialised must not stop the others
             self.drop("rejected", "activity feed: could not queue an event", exc_info=True)
 
-    def _admit_tool_call(self, call: ToolCallRecord) -> None:
+    def _admit_record(self, call: CallRecord) -> None:
         event_id = call.id
         first = event_id is None
         if event_id is None:
@@ -75,27 +77,36 @@ class Admission:
         if first:  # the start, with the end when the call has already ended
             data = call.start_data()
             ended = status is not None
-            if ended and call.result_preview is not None:
-                data["result"] = call.result_preview
+            if ended:
+                data.update(call.end_data(data))
+            else:
+                call.open_data = data  # for an outcome that extends one of its mappings
             call.end_admitted = ended
+            verbatim = call.verbatim
+            if ended:
+                call.verbatim = None
             fields = create_fields(
                 event_id=event_id,
-                event_type="tool_call",
+                event_type=call.event_type,
                 tool_name=call.tool_name,
                 user_source=call.user_source,
                 status=status if ended else "pending",
-                data=self._created_data(event_id, data),
+                data=join_verbatim(self._created_data(event_id, data), verbatim),
                 duration_ms=call.duration_ms if ended else None,
                 error_message=call.error_message if ended else None,
-                correlation_id=None,
+                correlation_id=call.correlation_id,
                 timestamp=datetime.fromtimestamp(call.started_ns / 1e9, UTC),
+                session_id=call.session_id,
             )
             self._enqueue(event_id, dumps(fields), create=True)
         elif status is not None and not call.end_admitted:  # the end of a call admitted in flight
             call.end_admitted = True
-            preview = call.result_preview
-            end_data = {"result": preview} if preview is not None else None
-            self._admit_update(event_id, status, call.duration_ms, call.error_message, end_data)
+            end_data = call.end_data(call.open_data)
+            verbatim = call.verbatim
+            call.open_data = call.verbatim = None
+            self._admit_update(
+                event_id, status, call.duration_ms, call.error_message, end_data or None, verbatim=verbatim
+            )
 
     def _created_data(self, target: str, data: dict[str, Any] | None) -> dict[str, Any]:
         clean, paths = self._redacted(data)
@@ -110,10 +121,15 @@ class Admission:
         duration_ms: object,
         error_message: object,
         data: dict[str, Any] | None,
+        *,
+        verbatim: Mapping[str, Any] | None = None,
     ) -> None:
         clean, paths = self._redacted(data)
         if paths:
             clean["redacted"] = self._remember(target, paths)
+        if verbatim:
+            # The server replaces `data`'s top-level keys: a key the update sends needs all of it.
+            join_verbatim(clean, verbatim, only_present=True)
         fields = update_fields(
             event_id=target,
             status=status,

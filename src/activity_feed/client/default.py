@@ -59,6 +59,7 @@ def log_mcp_tool_call(
     status: str = "pending",
     timestamp: datetime | str | None = None,
     id: Any = None,
+    session_id: str | None = None,
 ) -> str:
     """Record the start of an MCP tool call (`pending`, arguments in `data.arguments`); return its id."""
     details = dict(data or {})
@@ -73,6 +74,7 @@ def log_mcp_tool_call(
         correlation_id=correlation_id,
         timestamp=timestamp,
         id=id,
+        session_id=session_id,
     )
 
 

@@ -17,7 +17,15 @@ from activity_feed.client import lifecycle
 from activity_feed.client.admission import Admission
 from activity_feed.client.counters import Counters, DropReason, Warnings, logger
 from activity_feed.client.environment import client_token, default_url
-from activity_feed.client.intake import Call, CreateCall, Intake, ToolCallDetails, ToolCallRecord, UpdateCall
+from activity_feed.client.intake import (
+    Call,
+    CallDetails,
+    CallOutcome,
+    CallRecord,
+    CreateCall,
+    Intake,
+    UpdateCall,
+)
 from activity_feed.client.payload import (
     ENVELOPE_BYTES,
     EVENT_TYPES,
@@ -143,11 +151,13 @@ class FeedClient:
         correlation_id: str | None = None,
         timestamp: datetime | str | None = None,
         id: Any = None,
+        session_id: str | None = None,
     ) -> str:
         """Queue a new event and return its id at once (a UUIDv7 made here unless `id` is given).
 
         The event is stamped now; redaction and serialisation happen on the worker's thread
-        (`intake.py`), so `data` is copied one level deep here."""
+        (`intake.py`), so `data` is copied one level deep here. `session_id` names the MCP connection or
+        conversation the event belongs to."""
         try:
             new_id = event_id(id)
         except InvalidItem as exc:
@@ -167,6 +177,7 @@ class FeedClient:
                 error_message=error_message,
                 correlation_id=correlation_id,
                 timestamp=timestamp if timestamp is not None else datetime.now(UTC),
+                session_id=session_id,
             )
         except InvalidItem as exc:
             self._drop("rejected", "activity feed: event not sent: %s", exc)
@@ -258,9 +269,47 @@ class FeedClient:
 
     # Internals.
 
-    # The fast path for instrumentation (mcp/recorder.py), which runs inside every tool call: one record
-    # per call, handed off twice and never checked (its statuses are valid), with the id, the timestamp
-    # and `data` left to the worker.
+    # The fast path for instrumentation (mcp/recorder.py), which runs inside every MCP request: one
+    # record per call, handed off twice and never checked (its event types and statuses are valid), with
+    # the id, the timestamp and `data` left to the worker.
+
+    def start_call(
+        self,
+        tool_name: str,
+        *,
+        event_type: str = "tool_call",
+        user_source: str | None = None,
+        arguments: Mapping[str, Any] | None = None,
+        details: CallDetails | None = None,
+        session_id: str | None = None,
+        correlation_id: str | None = None,
+    ) -> CallRecord:
+        """Log a `pending` event of `event_type` (one of the client's event types), stamped now, and
+        return its record for `end_call`. A tool call's `arguments` go in `data.arguments`; `details`
+        add keys of their own. Both are read later, on the worker's thread: neither may change meanwhile."""
+        call = CallRecord(tool_name, user_source, arguments, details, event_type, session_id, correlation_id)
+        if self.enabled:
+            self._hand_off(call)
+        return call
+
+    def end_call(
+        self,
+        call: CallRecord,
+        status: Literal["success", "error"],
+        duration_ms: float | None,
+        error_message: str | None,
+        result_preview: str | None,
+        outcome: CallOutcome | None = None,
+    ) -> None:
+        """Finish the event of `call`: `result_preview` goes into `data.result`, or where `outcome` puts
+        it with keys of its own (read on the worker's thread)."""
+        if self.enabled:
+            call.duration_ms = duration_ms
+            call.error_message = error_message
+            call.result_preview = result_preview
+            call.outcome = outcome
+            call.status = status  # last: see CallRecord
+            self._hand_off(call)
 
     def start_tool_call(
         self,
@@ -268,30 +317,21 @@ class FeedClient:
         *,
         user_source: str | None = None,
         arguments: Mapping[str, Any] | None = None,
-        details: ToolCallDetails | None = None,
-    ) -> ToolCallRecord:
-        """Log a `pending` `tool_call` event, stamped now, and return its record for `end_tool_call`.
-        `arguments` and `details` are read later, on the worker's thread: neither may change meanwhile."""
-        call = ToolCallRecord(tool_name, user_source, arguments, details)
-        if self.enabled:
-            self._hand_off(call)
-        return call
+        details: CallDetails | None = None,
+    ) -> CallRecord:
+        """`start_call` of a `tool_call` event."""
+        return self.start_call(tool_name, user_source=user_source, arguments=arguments, details=details)
 
     def end_tool_call(
         self,
-        call: ToolCallRecord,
+        call: CallRecord,
         status: Literal["success", "error"],
         duration_ms: float,
         error_message: str | None,
         result_preview: str | None,
     ) -> None:
-        """Finish the event of `call`; `result_preview` goes into `data.result`."""
-        if self.enabled:
-            call.duration_ms = duration_ms
-            call.error_message = error_message
-            call.result_preview = result_preview
-            call.status = status  # last: see ToolCallRecord
-            self._hand_off(call)
+        """`end_call` without an outcome."""
+        self.end_call(call, status, duration_ms, error_message, result_preview)
 
     def _hand_off(self, call: Call) -> None:
         if self._closed:
@@ -319,7 +359,7 @@ class FeedClient:
 
     def _refuse(self, call: Call) -> None:
         """Count `call` as dropped for a full intake, once per event."""
-        if isinstance(call, ToolCallRecord):
+        if isinstance(call, CallRecord):
             if call.end_admitted:
                 return  # refused at its start (and counted then), or its end is already queued
             if call.id is None and call.status is not None:

@@ -35,6 +35,7 @@ class CreateCall:
     error_message: object
     correlation_id: object
     timestamp: datetime | str | None
+    session_id: object = None
 
 
 @dataclass(slots=True)
@@ -46,21 +47,35 @@ class UpdateCall:
     data: dict[str, Any] | None
 
 
-class ToolCallDetails(Protocol):
-    """More keys for a tool call's `data` besides its arguments, read once on the worker's thread (so
-    the caller builds nothing for them inside the call)."""
+class CallDetails(Protocol):
+    """More keys for a call's `data`, read once on the worker's thread (so the caller builds nothing for
+    them inside the call). `arguments` is the worker's copy of the call's arguments (None without), for
+    details that place them somewhere of their own too.
 
-    def extra_data(self) -> Mapping[str, Any] | None: ...
+    Details may also have `verbatim_data()`: identity fields (names, versions, ids of the protocol) that
+    are never redacted, as an event's `tool_name` and `user_source` are not. They join `data` after
+    redaction (a mapping extends the same key's mapping), which spares the redactor a walk over them."""
+
+    def extra_data(self, arguments: Mapping[str, Any] | None) -> Mapping[str, Any] | None: ...
 
 
-class ToolCallRecord:
-    """A tool call's start and end in one object (`FeedClient.start_tool_call` and `end_tool_call`),
-    handed off at the start and again at the end.
+class CallOutcome(Protocol):
+    """A call's end's keys for `data`, read on the worker's thread: given the result's preview, they
+    replace the plain `result` key. A key whose value is a mapping extends the start's mapping of that
+    key rather than replacing it (the server replaces `data`'s top-level keys, so the worker sends the
+    start's keys along)."""
 
-    One object per call, and nothing built on the tool call's path that could wait for the worker:
-    whatever a call leaves alive until the worker reads it costs the host more than the work itself (the
-    host's next allocations land in colder memory). `data` (the arguments, the `details` and the result
-    preview), the id and the timestamp are made on the worker's thread, when it admits the record.
+    def outcome_data(self, result_preview: str | None) -> Mapping[str, Any] | None: ...
+
+
+class CallRecord:
+    """A call's start and end in one object (`FeedClient.start_call` and `end_call`), handed off at the
+    start and again at the end: a tool call, or any other request the instrumentation records.
+
+    One object per call, and nothing built on the call's path that could wait for the worker: whatever a
+    call leaves alive until the worker reads it costs the host more than the work itself (the host's next
+    allocations land in colder memory). `data` (the arguments, the `details`, the result preview and the
+    `outcome`), the id and the timestamp are made on the worker's thread, when it admits the record.
 
     The end's fields are written before `status`, and `status` is read first: the worker either sees a
     finished call, whose end then goes into the create, or a call in flight, which is created `pending`
@@ -69,16 +84,22 @@ class ToolCallRecord:
 
     __slots__ = (
         "arguments",
+        "correlation_id",
         "details",
         "duration_ms",
         "end_admitted",
         "error_message",
+        "event_type",
         "id",
+        "open_data",
+        "outcome",
         "result_preview",
+        "session_id",
         "started_ns",
         "status",
         "tool_name",
         "user_source",
+        "verbatim",
     )
 
     def __init__(
@@ -86,41 +107,101 @@ class ToolCallRecord:
         tool_name: str,
         user_source: str | None,
         arguments: Mapping[str, Any] | None,
-        details: ToolCallDetails | None = None,
+        details: CallDetails | None = None,
+        event_type: str = "tool_call",
+        session_id: str | None = None,
+        correlation_id: str | None = None,
     ) -> None:
         self.tool_name = tool_name
         self.user_source = user_source
         self.arguments = arguments
         self.details = details
+        self.event_type = event_type
+        self.session_id = session_id
+        self.correlation_id = correlation_id
         self.started_ns = time.time_ns()
         self.id: str | None = None  # set when the worker admits the start
         self.status: str | None = None  # set last, when the call ends
         self.duration_ms: float | None = None
         self.error_message: str | None = None
         self.result_preview: str | None = None
+        self.outcome: CallOutcome | None = None
+        # The start's `data`, kept by the worker from the pending create to the update, for an outcome
+        # that extends one of its mappings.
+        self.open_data: dict[str, Any] | None = None
+        self.verbatim: Mapping[str, Any] | None = None  # the details' verbatim keys, once read
         self.end_admitted = False
 
     def start_data(self) -> dict[str, Any]:
-        """The create's `data`: a copy of the arguments and the details' keys (the worker adds the
-        result's preview when the call has already ended)."""
+        """The create's `data`: a copy of the arguments (in `arguments` for a tool call) and the details'
+        keys (the worker adds the end's when the call has already ended)."""
         data: dict[str, Any] = {}
-        if self.arguments is not None:
-            data["arguments"] = dict(self.arguments)
-        extra = self.details.extra_data() if self.details is not None else None
-        if extra:
-            data.update(extra)
+        arguments = dict(self.arguments) if self.arguments is not None else None
+        if arguments is not None and self.event_type == "tool_call":
+            data["arguments"] = arguments
+        details = self.details
+        if details is not None:
+            extra = details.extra_data(arguments)
+            if extra:
+                data.update(extra)
+            verbatim = getattr(details, "verbatim_data", None)
+            self.verbatim = verbatim() if verbatim is not None else None
         self.arguments = None  # the worker's copy is the event's now; the host's dict can go
         self.details = None
         return data
 
+    def end_data(self, start: Mapping[str, Any] | None) -> dict[str, Any]:
+        """The end's `data` keys (see `end_data`)."""
+        return end_data(self.result_preview, self.outcome, start)
 
-Call = CreateCall | UpdateCall | ToolCallRecord
+
+def end_data(
+    result_preview: str | None, outcome: CallOutcome | None, start: Mapping[str, Any] | None
+) -> dict[str, Any]:
+    """A call's end's `data` keys: `result` (the preview), or the outcome's, each mapping of the outcome
+    joined to the same key's mapping in `start`, the data the call was created with."""
+    if outcome is None:
+        return {"result": result_preview} if result_preview is not None else {}
+    extra = outcome.outcome_data(result_preview)
+    data: dict[str, Any] = {}
+    if extra:
+        for key, value in extra.items():
+            before = start.get(key) if start is not None else None
+            if isinstance(value, Mapping) and isinstance(before, Mapping):
+                value = {**before, **value}
+            data[key] = value
+    return data
+
+
+def join_verbatim(
+    data: dict[str, Any], verbatim: Mapping[str, Any] | None, *, only_present: bool = False
+) -> dict[str, Any]:
+    """`data` with the verbatim keys joined (a mapping extends the same key's mapping, its own keys
+    first); `only_present`: only to keys `data` has (an update leaves the others as they are)."""
+    if not verbatim:
+        return data
+    for key, value in verbatim.items():
+        present = data.get(key)
+        if present is None:
+            if not only_present:
+                data[key] = value
+        elif isinstance(value, Mapping) and isinstance(present, Mapping):
+            data[key] = {**value, **present}
+    return data
+
+
+# The earlier names, for code written against them.
+ToolCallDetails = CallDetails
+ToolCallRecord = CallRecord
+
+
+Call = CreateCall | UpdateCall | CallRecord
 
 
 def fold_updates(calls: list[Call]) -> list[Call]:
     """`calls` with each update folded into its event's create when both are among them, as the server
     would apply it (fields replaced, `data` merged key by key): an event logged and finished moments
-    apart is then redacted and serialised once. (A tool call's record folds its own end.)"""
+    apart is then redacted and serialised once. (A call's record folds its own end.)"""
     creates: dict[str, CreateCall] = {}
     kept: list[Call] = []
     for call in calls:

@@ -24,6 +24,7 @@ import orjson
 from activity_feed.schemas import MAX_CORRELATION_ID, MAX_ERROR_MESSAGE, MAX_TEXT, EventStatus, EventType
 
 MAX_REQUEST_BYTES = 1024 * 1024
+MAX_SESSION_ID = MAX_TEXT
 ENVELOPE_BYTES = len(b'{"events":[],"updates":[]}')
 
 EVENT_TYPES = frozenset(t.value for t in EventType)
@@ -141,6 +142,7 @@ def create_fields(
     error_message: object,
     correlation_id: object,
     timestamp: datetime | str | None,
+    session_id: object = None,
 ) -> dict[str, Any]:
     """The create's JSON object; the event is stamped now (not when it reaches the server) by default."""
     fields: dict[str, Any] = {
@@ -160,6 +162,8 @@ def create_fields(
         fields["error_message"] = _text(error_message, MAX_ERROR_MESSAGE)
     if correlation_id is not None:
         fields["correlation_id"] = _text(correlation_id, MAX_CORRELATION_ID)
+    if session_id is not None:
+        fields["session_id"] = _text(session_id, MAX_SESSION_ID)
     return fields
 
 

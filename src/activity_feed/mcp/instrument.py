@@ -1,10 +1,11 @@
-"""`instrument(server)`: record every MCP tool call of an official-SDK or fastmcp server."""
+"""`instrument(server)`: record the MCP conversation of an official-SDK or fastmcp server."""
 
 from __future__ import annotations
 
 import logging
 from typing import Any
 
+from activity_feed.mcp.messages import RecordMode, check_record_mode
 from activity_feed.mcp.middleware import ActivityFeedServerMiddleware, install_cause_filter
 from activity_feed.mcp.recorder import ActivityClient, CallRecorder, warn_once
 
@@ -25,8 +26,8 @@ def resolve_client(client: ActivityClient | None) -> ActivityClient | None:
     if not _feed_url():
         warn_once(
             "no-url",
-            "activity feed: no client given and ACTIVITY_FEED_URL is not set, so MCP tool calls are "
-            "not recorded",
+            "activity feed: no client given and ACTIVITY_FEED_URL is not set, so MCP tool calls and "
+            "requests are not recorded",
             exc_info=False,
         )
         return None
@@ -46,17 +47,21 @@ def instrument(
     server: Any,
     client: ActivityClient | None = None,
     *,
+    record: RecordMode = "requests",
     user_source: str | None = None,
     capture_arguments: bool = True,
     capture_results: bool = True,
 ) -> None:
-    """Record every tool call `server` handles as a `tool_call` event sent through `client`.
+    """Record the MCP conversation `server` takes part in, as events sent through `client`.
 
     `server` is the official SDK's `MCPServer` or low-level `Server` (mcp 2.x: the middleware goes on
-    `server.middleware`), or a `fastmcp.FastMCP` (through `add_middleware`). `client` defaults to the
-    process-wide `FeedClient` from `ACTIVITY_FEED_URL`; with neither, this does nothing and says so once
-    on stderr. `user_source` replaces the MCP client's name and version. Instrumenting twice is a no-op.
+    `server.middleware`), or a `fastmcp.FastMCP` (through `add_middleware`). `record` says what: `tools`
+    (only `tools/call`), `requests` (every request either way but `ping`, and what cancellations do) or
+    `all` (notifications and pings too). `client` defaults to the process-wide `FeedClient` from
+    `ACTIVITY_FEED_URL`; with neither, this does nothing and says so once on stderr. `user_source`
+    replaces the MCP client's name and version. Instrumenting twice is a no-op.
     """
+    mode = check_record_mode(record)
     resolved = resolve_client(client)
     if resolved is None:
         return
@@ -72,7 +77,7 @@ def instrument(
         if any(isinstance(m, ActivityFeedMiddleware) for m in server.middleware):
             logger.debug("activity feed: %r is already instrumented", server)
             return
-        server.add_middleware(ActivityFeedMiddleware(recorder=recorder))
+        server.add_middleware(ActivityFeedMiddleware(record=mode, recorder=recorder))
         return
     chain = getattr(server, "middleware", None)
     if not isinstance(chain, list):
@@ -84,5 +89,13 @@ def instrument(
         logger.debug("activity feed: %r is already instrumented", server)
         return
     install_cause_filter()
-    name = getattr(server, "name", None)
-    chain.append(ActivityFeedServerMiddleware(recorder, server_name=name if isinstance(name, str) else None))
+    chain.append(
+        ActivityFeedServerMiddleware(
+            recorder, server_name=_text(server, "name"), server_version=_text(server, "version"), record=mode
+        )
+    )
+
+
+def _text(server: Any, attribute: str) -> str | None:
+    value = getattr(server, attribute, None)
+    return value if isinstance(value, str) and value else None

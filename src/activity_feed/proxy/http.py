@@ -1,0 +1,481 @@
+"""The streamable-HTTP relay: a reverse proxy in front of one MCP server's origin, at the level of the
+HTTP/1.1 protocol.
+
+Each client connection gets a connection of its own to the upstream. Requests go there with the same
+method, path and query and the client's end-to-end headers (`headers.py`); responses come back with
+their status, reason and end-to-end headers, and every body goes on in the pieces that arrived, as they
+arrive (an SSE event is never held back for the rest of its stream). Nothing is parsed but what HTTP
+needs to find where a message begins and ends: the bytes of a body are relayed as they came. What passes
+the MCP endpoint (the upstream URL's path) is also handed to a tap that records it later, off this path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from typing import Protocol, cast
+
+import httptools
+
+from activity_feed.proxy import wire
+from activity_feed.proxy.headers import RawHeaders, header, request_headers, response_headers
+from activity_feed.proxy.upstream import Origin, UpstreamConnection, UpstreamUnreachable
+
+# A request line and headers larger than this are refused (431), as most servers do.
+MAX_HEAD_BYTES = 64 * 1024
+# A request body larger than this is relayed but not recorded.
+MAX_RECORDED_BODY = 16 * 1024 * 1024
+# A client connection idle for this long is closed (the client opens another when it needs one).
+IDLE_SECONDS = 75.0
+
+
+class Tap(Protocol):
+    """What the relay tells the recorder about each exchange with the MCP endpoint; every call returns at
+    once and never raises. `exchange` is the relay's own object, the same through an exchange's calls."""
+
+    def request(self, exchange: Exchange, body: bytes) -> None: ...
+    def response(self, exchange: Exchange, status: int, headers: RawHeaders) -> None: ...
+    def chunk(self, exchange: Exchange, data: bytes) -> None: ...
+    def end(self, exchange: Exchange, problem: str | None) -> None: ...
+
+
+class Exchange:
+    """One request and its response on a client connection."""
+
+    __slots__ = (
+        "body",
+        "chunked_in",
+        "chunked_out",
+        "copy",
+        "copy_size",
+        "http10",
+        "keep_alive",
+        "method",
+        "out",
+        "recorded",
+        "refused",
+        "request_done",
+        "response_done",
+        "response_started",
+        "sent",
+        "session_id",
+        "streaming",
+    )
+
+    def __init__(self, method: str, session_id: bytes | None, keep_alive: bool, http10: bool) -> None:
+        self.method = method
+        self.session_id = session_id
+        self.keep_alive = keep_alive
+        self.http10 = http10
+        self.chunked_in = False
+        self.chunked_out = False
+        self.out: list[bytes] = []  # what waits to go upstream (before the connection or its turn)
+        self.sent = False
+        self.copy: list[bytes] | None = None  # the body so far, when recorded
+        self.copy_size = 0
+        self.body: bytes | None = None
+        self.recorded = False
+        self.refused = False
+        self.request_done = False
+        self.response_started = False
+        self.response_done = False
+        self.streaming = False
+
+
+class HttpRelay:
+    """Relays to `upstream` (`http(s)://host:port/path`); `tap` records the exchanges with that path."""
+
+    def __init__(self, upstream: str, tap: Tap | None = None) -> None:
+        self.origin = Origin(upstream)
+        self.endpoint = self.origin.path.encode()
+        self.tap = tap
+        self.connections: set[ClientConnection] = set()
+        self._server: asyncio.Server | None = None
+        self._all_closed: asyncio.Event | None = None
+
+    async def start(self, host: str, port: int) -> tuple[str, int]:
+        """Listen on `host`:`port` (0: any free port); the address bound."""
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(lambda: ClientConnection(self), host, port)
+        address = self._server.sockets[0].getsockname()
+        return address[0], address[1]
+
+    async def stop(self, grace: float) -> None:
+        """Stop listening, close idle connections and open streams at once, and give the exchanges in
+        flight up to `grace` seconds to end."""
+        if self._server is not None:
+            self._server.close()
+        for connection in list(self.connections):
+            connection.shutdown()
+        if self.connections:
+            self._all_closed = asyncio.Event()
+            try:
+                async with asyncio.timeout(grace):
+                    await self._all_closed.wait()
+            except TimeoutError:
+                pass
+        for connection in list(self.connections):
+            connection.close()
+
+    def forget(self, connection: ClientConnection) -> None:
+        self.connections.discard(connection)
+        if not self.connections and self._all_closed is not None:
+            self._all_closed.set()
+
+
+class ClientConnection(asyncio.Protocol):
+    """One connection from a client, and its upstream connection; an `httptools` parser's callbacks."""
+
+    def __init__(self, relay: HttpRelay) -> None:
+        self.relay = relay
+        self.origin = relay.origin
+        self.tap = relay.tap
+        self.loop = asyncio.get_running_loop()
+        self.transport: asyncio.Transport | None = None
+        self.parser = httptools.HttpRequestParser(self)
+        self.upstream: UpstreamConnection | None = None
+        self.exchanges: deque[Exchange] = deque()
+        self.gone = False
+        self._stopping = False
+        self._url: list[bytes] = []
+        self._headers: RawHeaders = []
+        self._head_size = 0
+        self._to_client: list[bytes] = []
+        self._to_upstream: list[bytes] = []
+        self._paused_by: set[str] = set()
+        self._idle: asyncio.TimerHandle | None = None
+        self._close_when_flushed = False
+        self._connecting: asyncio.Task[None] | None = None
+
+    # asyncio.Protocol, toward the client
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)
+        self.relay.connections.add(self)
+        self._idle = self.loop.call_later(IDLE_SECONDS, self.close)
+
+    def data_received(self, data: bytes) -> None:
+        if self._idle is not None:
+            self._idle.cancel()
+            self._idle = None
+        while data and not self._close_when_flushed:
+            try:
+                self.parser.feed_data(data)
+                break
+            except httptools.HttpParserUpgrade as upgrade:
+                # Relayed as an ordinary request (`Upgrade` is hop-by-hop); what follows is the next one.
+                data = data[upgrade.args[0] :]
+            except httptools.HttpParserCallbackError as exc:
+                if not isinstance(refusal := exc.__context__, _Refused):
+                    raise
+                self._reject(refusal.status, refusal.message)
+            except httptools.HttpParserError as exc:
+                self._reject(400, f"invalid HTTP request: {exc}")
+        self._flush()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.gone = True
+        if self._idle is not None:
+            self._idle.cancel()
+        if self.upstream is not None:
+            self.upstream.close()
+            self.upstream = None
+        for exchange in self.exchanges:
+            self._end(exchange, "the client disconnected")
+        self.exchanges.clear()
+        self.relay.forget(self)
+
+    def pause_writing(self) -> None:
+        if self.upstream is not None:
+            self.upstream.pause_reading(True)
+
+    def resume_writing(self) -> None:
+        if self.upstream is not None:
+            self.upstream.pause_reading(False)
+
+    # the request, as the parser reads it
+
+    def on_message_begin(self) -> None:
+        self._url = []
+        self._headers = []
+        self._head_size = 0
+
+    def on_url(self, url: bytes) -> None:
+        self._url.append(url)
+        self._head_size += len(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._headers.append((name, value))
+        self._head_size += len(name) + len(value) + 4
+
+    def on_headers_complete(self) -> None:
+        parser = self.parser
+        if self._head_size > MAX_HEAD_BYTES:
+            raise _Refused(431, f"the request's line and headers exceed {MAX_HEAD_BYTES} bytes")
+        method = parser.get_method()
+        target = b"".join(self._url)
+        headers = self._headers
+        if parser.should_upgrade() and (method == b"CONNECT" or _has_body(headers)):
+            # The parser has taken what follows the head for the new protocol's.
+            raise _Refused(501, "the proxy does not relay CONNECT or protocol upgrades")
+        exchange = Exchange(
+            method.decode("ascii"),
+            header(headers, b"mcp-session-id"),
+            parser.should_keep_alive(),
+            parser.get_http_version() == "1.0",
+        )
+        exchange.chunked_in = header(headers, b"transfer-encoding") is not None
+        if self.tap is not None and target.partition(b"?")[0] == self.relay.endpoint:
+            exchange.copy = []
+        exchange.out.append(
+            wire.request_head(
+                method, target, self.origin.authority, request_headers(headers), exchange.chunked_in
+            )
+        )
+        self.exchanges.append(exchange)
+        if len(self.exchanges) == 1:
+            if (expect := header(headers, b"expect")) is not None and expect.lower() == b"100-continue":
+                self._to_client.append(wire.CONTINUE)
+            self._begin(exchange)
+        else:
+            self._pause("queued")  # one request at a time upstream: the next waits for this answer
+
+    def on_body(self, body: bytes) -> None:
+        exchange = self.exchanges[-1]
+        if exchange.refused:
+            return  # answered already, and the connection closes
+        self._send_up(exchange, wire.chunk(body) if exchange.chunked_in else body)
+        if exchange.copy is not None:
+            exchange.copy_size += len(body)
+            if exchange.copy_size > MAX_RECORDED_BODY:
+                exchange.copy = None
+            else:
+                exchange.copy.append(body)
+
+    def on_message_complete(self) -> None:
+        if not self.exchanges:
+            return
+        exchange = self.exchanges[-1]
+        exchange.request_done = True
+        if exchange.chunked_in and not exchange.refused:
+            self._send_up(exchange, wire.LAST_CHUNK)
+        if exchange.copy is not None:
+            exchange.body = b"".join(exchange.copy)
+            exchange.copy = None
+            if self.tap is not None and not exchange.response_started:
+                exchange.recorded = True
+                self.tap.request(exchange, exchange.body)
+        if not exchange.keep_alive:
+            self._pause("last request")
+        if exchange.response_done:
+            self._finish(exchange)
+
+    # the upstream's response (upstream.ResponseListener)
+
+    def response_head(self, status: int, reason: bytes, headers: RawHeaders, until_close: bool) -> None:
+        exchange = self._current()
+        if exchange is None:
+            return
+        exchange.response_started = True
+        has_body = exchange.method != "HEAD" and status not in (204, 304) and not 100 <= status < 200
+        exchange.streaming = has_body and header(headers, b"content-length") is None
+        if exchange.streaming and exchange.http10:
+            exchange.keep_alive = False  # an HTTP/1.0 client reads to the end of the connection
+        exchange.chunked_out = exchange.streaming and not exchange.http10
+        self._to_client.append(
+            wire.response_head(status, reason, response_headers(headers), exchange.chunked_out)
+        )
+        if exchange.recorded and self.tap is not None:
+            self.tap.response(exchange, status, headers)
+
+    def response_body(self, data: bytes) -> None:
+        exchange = self._current()
+        if exchange is None:
+            return
+        self._to_client.append(wire.chunk(data) if exchange.chunked_out else data)
+        if exchange.recorded and self.tap is not None:
+            self.tap.chunk(exchange, data)
+
+    def response_end(self, keep_alive: bool) -> None:
+        exchange = self._current()
+        upstream = self.upstream
+        if upstream is not None:
+            if keep_alive:
+                upstream.idle_since = self.loop.time()
+            else:
+                upstream.close()
+                self.upstream = None
+        if exchange is None:
+            return
+        if exchange.chunked_out:
+            self._to_client.append(wire.LAST_CHUNK)
+        exchange.response_done = True
+        self._end(exchange, None)
+        if exchange.request_done:
+            self._finish(exchange)
+        else:
+            # Answered before the client finished sending: the rest of its body has nowhere to go.
+            self._close_when_flushed = True
+
+    def upstream_lost(self, problem: str) -> None:
+        self.upstream = None
+        exchange = self._current()
+        if exchange is None or not exchange.sent or exchange.response_done:
+            return  # an idle connection the upstream closed: the next request opens another
+        if not exchange.response_started:
+            self._refuse(exchange, f"no response: {problem}")
+        else:
+            # The status line has gone: ending the connection short tells the client the response is
+            # incomplete.
+            self._end(exchange, f"the upstream failed mid-response: {problem}")
+            self._close_when_flushed = True
+        self._flush()
+
+    def upstream_pressure(self, paused: bool) -> None:
+        if paused:
+            self._pause("upstream")
+        else:
+            self._resume("upstream")
+
+    def flush(self) -> None:
+        """Write what the upstream's last read produced (called once per read: one write, not one per
+        header, chunk and ending)."""
+        self._flush()
+
+    # shutting down
+
+    def shutdown(self) -> None:
+        """The server stops: close now if idle or streaming, else after the exchange in flight."""
+        self._stopping = True
+        current = self._current()
+        if current is None or (current.streaming and current.method == "GET"):
+            self.close()
+        else:
+            self._pause("stopping")
+
+    def close(self) -> None:
+        if self.transport is not None and not self.gone:
+            self.transport.close()
+
+    # internals
+
+    def _current(self) -> Exchange | None:
+        return self.exchanges[0] if self.exchanges else None
+
+    def _begin(self, exchange: Exchange) -> None:
+        """Send `exchange` upstream (it is first in line), on the connection there is or a new one."""
+        upstream = self.upstream
+        if upstream is not None and upstream.fresh(self.loop.time()):
+            self._send_first(upstream, exchange)
+            return
+        if upstream is not None:
+            upstream.close()
+            self.upstream = None
+        self._connecting = self.loop.create_task(self._connect(exchange))
+
+    async def _connect(self, exchange: Exchange) -> None:
+        try:
+            upstream = await self.origin.connect(self)
+        except UpstreamUnreachable as exc:
+            if not self.gone:
+                self._refuse(exchange, f"upstream {self.origin.url} unreachable: {exc}")
+                self._flush()
+            return
+        if self.gone or self._current() is not exchange:
+            upstream.close()
+            return
+        self.upstream = upstream
+        self._send_first(upstream, exchange)
+        self._flush()
+
+    def _send_first(self, upstream: UpstreamConnection, exchange: Exchange) -> None:
+        upstream.head_only = exchange.method == "HEAD"
+        exchange.sent = True
+        self._to_upstream += exchange.out
+        exchange.out = []
+
+    def _send_up(self, exchange: Exchange, data: bytes) -> None:
+        if exchange.sent:
+            self._to_upstream.append(data)
+        else:
+            exchange.out.append(data)
+
+    def _flush(self) -> None:
+        if self._to_upstream:
+            if self.upstream is not None:
+                self.upstream.write(b"".join(self._to_upstream))
+            self._to_upstream.clear()
+        if self._to_client:
+            if self.transport is not None and not self.gone:
+                data = self._to_client[0] if len(self._to_client) == 1 else b"".join(self._to_client)
+                self.transport.write(data)
+            self._to_client.clear()
+        if self._close_when_flushed:
+            self.close()
+
+    def _finish(self, exchange: Exchange) -> None:
+        """`exchange` is over both ways: the next request in line goes upstream, or the connection
+        waits for one."""
+        self.exchanges.popleft()
+        if not exchange.keep_alive or self._stopping:
+            self._close_when_flushed = True
+            return
+        if self.exchanges:
+            self._begin(self.exchanges[0])
+            if len(self.exchanges) == 1:
+                self._resume("queued")
+        else:
+            self._resume("queued")
+            self._idle = self.loop.call_later(IDLE_SECONDS, self.close)
+
+    def _refuse(self, exchange: Exchange, problem: str) -> None:
+        """Answer 502 for `exchange`, which got no response."""
+        exchange.refused = True
+        exchange.out = []
+        exchange.response_started = exchange.response_done = True
+        close = not exchange.request_done
+        self._to_client.append(wire.bad_gateway(problem, wire.request_id(exchange.body), close=close))
+        self._end(exchange, problem)
+        if close:
+            self._close_when_flushed = True
+        else:
+            self._finish(exchange)
+
+    def _reject(self, status: int, message: str) -> None:
+        """A request the relay will not pass on: answer it when nothing else is being answered, then
+        close."""
+        if not self.exchanges or not self.exchanges[0].response_started:
+            self._to_client.append(wire.plain(status, message))
+        self._close_when_flushed = True
+
+    def _end(self, exchange: Exchange, problem: str | None) -> None:
+        if exchange.recorded and self.tap is not None:
+            exchange.recorded = False
+            self.tap.end(exchange, problem)
+
+    def _pause(self, reason: str) -> None:
+        if not self._paused_by and self.transport is not None:
+            self.transport.pause_reading()
+        self._paused_by.add(reason)
+
+    def _resume(self, reason: str) -> None:
+        if reason in self._paused_by:
+            self._paused_by.discard(reason)
+            if not self._paused_by and self.transport is not None and not self.gone:
+                self.transport.resume_reading()
+
+
+def _has_body(headers: RawHeaders) -> bool:
+    length = header(headers, b"content-length")
+    return header(headers, b"transfer-encoding") is not None or (
+        length is not None and length.strip() != b"0"
+    )
+
+
+class _Refused(Exception):
+    """Raised inside a parser callback: the request is answered `status` and the connection closed."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message

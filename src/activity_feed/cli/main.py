@@ -1,4 +1,4 @@
-"""`activity-feed`: serve the feed, or manage its database."""
+"""`activity-feed`: serve the feed, manage its database, or proxy an MCP server."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from activity_feed import __version__
 from activity_feed.cli.prune import add_prune, run_prune
 from activity_feed.errors import ActivityFeedError
+from activity_feed.proxy.cli import add_proxy, run_proxy
 from activity_feed.settings import Settings
 from activity_feed.store import ActivityStore
 from activity_feed.store.migrate import progress_to
@@ -60,6 +61,7 @@ def _parser() -> argparse.ArgumentParser:
 
     _add_demo(commands)
     add_prune(commands)
+    add_proxy(commands)
 
     db = commands.add_parser("db", help="manage the database schema", description="Manage the schema.")
     db_commands = db.add_subparsers(dest="db_command", required=True, metavar="DB_COMMAND")
@@ -152,6 +154,8 @@ def _serve(settings: Settings) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "proxy":  # reads none of the service's settings
+        return run_proxy(args)
     try:
         settings = _settings(args)
         if args.command == "serve":

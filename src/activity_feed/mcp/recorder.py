@@ -32,6 +32,7 @@ __all__ = [
     "LoggingClient",
     "RecordedCall",
     "ToolCall",
+    "ToolCallSink",
     "_warned",
     "warn_once",
 ]
@@ -193,4 +194,6 @@ class RecordedCall:
         sink.end_call(self.record, status, duration_ms, error_message, result_preview, outcome)
 
 
-ToolCall = RecordedCall  # the earlier name
+# The earlier names.
+ToolCall = RecordedCall
+ToolCallSink = CallSink

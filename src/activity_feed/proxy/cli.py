@@ -1,0 +1,146 @@
+"""`activity-feed proxy`: its options, and the stdio mode put together (relay, tap, recorder, client).
+
+Only the relayed bytes go to stdout; everything the proxy says goes to stderr, where the server's own
+stderr goes too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from typing import Any, TextIO
+
+from activity_feed.proxy.stdio import CommandError, StdioRelay
+from activity_feed.proxy.tap import RecordingTap
+
+DEFAULT_FEED_URL = "http://127.0.0.1:8000"
+RECORD_CHOICES = ("tools", "requests", "all")
+# At exit: how long the recorder may take to finish the copies, and the client to send what is queued.
+RECORD_STOP_SECONDS = 1.0
+FLUSH_SECONDS = 2.0
+PREFIX = "activity-feed proxy"
+
+
+def add_proxy(commands: Any) -> None:
+    proxy = commands.add_parser(
+        "proxy",
+        help="run an MCP server (any language) behind a relay that records its conversation",
+        description="Run COMMAND, an MCP server on stdio, and relay every byte between it and this "
+        "process's stdin and stdout, unchanged, while recording the conversation in the feed. COMMAND's "
+        "stderr passes through, SIGINT and SIGTERM are passed on, and the exit code is COMMAND's. A feed "
+        "that is down never affects the relay. Example: activity-feed proxy -- npx -y some-mcp-server",
+    )
+    proxy.add_argument(
+        "--feed-url",
+        help=f"where to send events (default: ACTIVITY_FEED_URL, else {DEFAULT_FEED_URL})",
+    )
+    proxy.add_argument(
+        "--token", help="the feed's write token (default: ACTIVITY_FEED_TOKEN; prefer the environment)"
+    )
+    proxy.add_argument(
+        "--source", help="user_source of every event (default: the MCP client's name and version)"
+    )
+    proxy.add_argument(
+        "--record",
+        choices=RECORD_CHOICES,
+        default="requests",
+        help="tools: tool calls only; requests (default): every request either way but pings, and "
+        "cancellations; all: notifications and pings too",
+    )
+    proxy.add_argument("server_command", nargs=argparse.REMAINDER, metavar="-- COMMAND [ARG ...]")
+
+
+def run_proxy(args: argparse.Namespace, *, stderr: TextIO | None = None) -> int:
+    """Run the proxy the parsed `args` describe; answers the exit code."""
+    err = stderr if stderr is not None else sys.stderr
+    command = list(args.server_command)
+    if command and command[0] == "--":
+        command = command[1:]
+    if not command:
+        print(
+            f"{PREFIX}: name the server to run after --, e.g. activity-feed proxy -- npx -y server", file=err
+        )
+        return 2
+    # Whatever a library might print must not land among the relayed bytes.
+    sys.stdout = sys.stderr
+    return run_stdio(
+        command,
+        feed_url=feed_url(args.feed_url),
+        token=args.token,
+        source=args.source,
+        record=args.record,
+        stderr=err,
+    )
+
+
+def feed_url(given: str | None) -> str:
+    return given or os.environ.get("ACTIVITY_FEED_URL", "").strip() or DEFAULT_FEED_URL
+
+
+def run_stdio(
+    command: list[str],
+    *,
+    feed_url: str,
+    token: str | None = None,
+    source: str | None = None,
+    record: str = "requests",
+    stderr: TextIO,
+) -> int:
+    """Relay `command` over this process's stdin and stdout, recording one session; answers its exit
+    code (126 or 127 when it cannot start, as a shell would)."""
+    clients: list[Any] = []
+
+    def make_recorder() -> Any:
+        from activity_feed.client import FeedClient
+        from activity_feed.ids import uuid7
+        from activity_feed.mcp.messages import check_record_mode
+        from activity_feed.proxy.recorder import ConnectionRecorder
+
+        client = FeedClient(feed_url, token)
+        clients.append(client)
+        return ConnectionRecorder(
+            client,
+            transport="stdio",
+            session_id=str(uuid7()),
+            record=check_record_mode(record),
+            user_source=source,
+        )
+
+    tap = RecordingTap(make_recorder)
+    tap.start()
+    relay = StdioRelay(command, client_to_server=tap.client_to_server, server_to_client=tap.server_to_client)
+    try:
+        code = relay.run()
+    except CommandError as exc:
+        print(f"{PREFIX}: {exc}", file=stderr, flush=True)
+        code = exc.exit_code
+    tap.stop(RECORD_STOP_SECONDS)
+    recorder = tap.recorder
+    if recorder is not None:
+        recorder.close(f"no response: server exited with code {code}")
+    for client in clients:
+        report_drops(client, stderr)
+    return code
+
+
+def report_drops(client: Any, stderr: TextIO) -> None:
+    """Close `client` (flushing for at most FLUSH_SECONDS) and, if it had to drop anything, say so in
+    one line."""
+    client_logger = logging.getLogger("activity_feed.client")
+    level = client_logger.level
+    client_logger.setLevel(logging.ERROR)  # its own close warning would repeat the line below
+    try:
+        client.close(timeout=FLUSH_SECONDS)
+    finally:
+        client_logger.setLevel(level)
+    dropped = {reason: count for reason, count in client.dropped.items() if count}
+    if dropped:
+        counts = ", ".join(f"{count} {reason.replace('_', ' ')}" for reason, count in dropped.items())
+        print(
+            f"{PREFIX}: {sum(dropped.values())} events were not recorded in the feed at {client.url} "
+            f"({counts}); {client.sent} were",
+            file=stderr,
+            flush=True,
+        )

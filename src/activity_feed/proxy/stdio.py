@@ -1,0 +1,191 @@
+"""The stdio relay: runs COMMAND and passes bytes between its stdin/stdout and the proxy's own.
+
+Two threads, one per direction, each a loop of `os.read` on one raw descriptor and `os.write` on the
+other: every chunk is forwarded as soon as it is read, unchanged and in order, whatever it holds (a part
+of a line, many lines, bytes that are not JSON). Before writing a chunk, a thread hands the recorder a
+copy (`tap.py`); the recording happens elsewhere.
+
+COMMAND's stderr is the proxy's own descriptor, inherited. COMMAND runs in a process group of its own,
+and SIGINT, SIGTERM and SIGHUP sent to the proxy are passed to that group, so each reaches the server
+(and whatever it started, as a terminal's Ctrl-C would) exactly once. The end of the proxy's input
+closes COMMAND's stdin. The proxy's exit code is COMMAND's (128 + N when a signal N ended it).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from types import FrameType
+from typing import Protocol
+
+CHUNK_BYTES = 256 * 1024
+FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+# Once COMMAND has exited, what it wrote is still relayed to the end; but a descendant that keeps its
+# stdout open, or a client that stops reading, must not keep the proxy alive: after this long without
+# progress the proxy stops relaying.
+DRAIN_STALL_SECONDS = 5.0
+NOT_FOUND = 127
+NOT_EXECUTABLE = 126
+
+
+class Tap(Protocol):
+    """Where each direction's relay thread hands a copy of what it forwards."""
+
+    def copy(self, chunk: bytes) -> None: ...
+
+
+class CommandError(Exception):
+    """COMMAND could not be started; `exit_code` is what a shell would answer (126 or 127)."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def exit_code(returncode: int) -> int:
+    """A process's exit status as a shell reports it: 128 + N when signal N ended it."""
+    return 128 - returncode if returncode < 0 else returncode
+
+
+class _Pump:
+    """Relays one direction until its source ends; `on_end` runs then (e.g. to close the target)."""
+
+    def __init__(
+        self, name: str, source: int, target: int, tap: Tap | None, on_end: Callable[[], None] | None = None
+    ) -> None:
+        self.source = source
+        self.target = target
+        self.tap = tap
+        self.on_end = on_end
+        self.progress = time.monotonic()
+        self.thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    def _run(self) -> None:
+        read, write, source, target = os.read, os.write, self.source, self.target
+        copy = self.tap.copy if self.tap is not None else None
+        writable = True
+        try:
+            while True:
+                try:
+                    chunk = read(source, CHUNK_BYTES)
+                except OSError:
+                    break
+                if not chunk:
+                    break
+                if copy is not None:
+                    copy(chunk)
+                if writable:
+                    try:
+                        written = write(target, chunk)
+                        while written < len(chunk):  # a write cut short by a signal
+                            chunk = chunk[written:]
+                            written = write(target, chunk)
+                    except OSError:
+                        # The reader is gone. Keep reading, so the writer on the other side is not blocked
+                        # on a full pipe and can reach its own end.
+                        writable = False
+                self.progress = time.monotonic()
+        finally:
+            if self.on_end is not None:
+                self.on_end()
+
+
+class StdioRelay:
+    """Runs `command` with its stdin and stdout relayed to `stdin` and `stdout` (descriptors)."""
+
+    def __init__(
+        self,
+        command: Sequence[str],
+        *,
+        client_to_server: Tap | None = None,
+        server_to_client: Tap | None = None,
+        stdin: int = 0,
+        stdout: int = 1,
+    ) -> None:
+        if not command:
+            raise CommandError("no command to run", NOT_FOUND)
+        self.command = list(command)
+        self.client_to_server = client_to_server
+        self.server_to_client = server_to_client
+        self.stdin = stdin
+        self.stdout = stdout
+        self.process: subprocess.Popen[bytes] | None = None
+        self._early_signals: list[int] = []
+
+    def run(self) -> int:
+        """Start the command, relay until it exits and its output is relayed, and answer its exit code.
+        Raises `CommandError` when it cannot start."""
+        with self._forwarding_signals():
+            process = self._start()
+            for signum in self._early_signals:
+                self._forward(signum, None)
+            assert process.stdin is not None
+            assert process.stdout is not None
+            child_stdin = process.stdin
+
+            def close_child_stdin() -> None:
+                with contextlib.suppress(OSError):
+                    child_stdin.close()
+
+            inbound = _Pump(
+                "activity-feed-proxy-in",
+                self.stdin,
+                child_stdin.fileno(),
+                self.client_to_server,
+                close_child_stdin,
+            )
+            outbound = _Pump(
+                "activity-feed-proxy-out", process.stdout.fileno(), self.stdout, self.server_to_client
+            )
+            inbound.thread.start()
+            outbound.thread.start()
+            returncode = process.wait()
+            while outbound.thread.is_alive():
+                outbound.thread.join(0.05)
+                if time.monotonic() - outbound.progress > DRAIN_STALL_SECONDS:
+                    break
+            return exit_code(returncode)
+
+    def _start(self) -> subprocess.Popen[bytes]:
+        try:
+            self.process = subprocess.Popen(
+                self.command,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                bufsize=0,
+                process_group=0,
+            )
+        except FileNotFoundError as exc:
+            raise CommandError(f"cannot run {self.command[0]}: {exc.strerror}", NOT_FOUND) from exc
+        except PermissionError as exc:
+            raise CommandError(f"cannot run {self.command[0]}: {exc.strerror}", NOT_EXECUTABLE) from exc
+        except OSError as exc:
+            raise CommandError(f"cannot run {self.command[0]}: {exc}", NOT_EXECUTABLE) from exc
+        return self.process
+
+    def _forward(self, signum: int, frame: FrameType | None) -> None:
+        process = self.process
+        if process is None:
+            self._early_signals.append(signum)
+        elif process.returncode is None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(process.pid, signum)
+
+    @contextlib.contextmanager
+    def _forwarding_signals(self) -> Iterator[None]:
+        # Installed before the command starts: a signal in between is passed on as soon as it runs,
+        # rather than killing the proxy before it can. (Only the main thread can handle signals.)
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous = {signum: signal.signal(signum, self._forward) for signum in FORWARDED_SIGNALS}
+        try:
+            yield
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)

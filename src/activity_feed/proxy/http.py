@@ -25,6 +25,8 @@ from activity_feed.proxy.upstream import Origin, UpstreamConnection, UpstreamUnr
 MAX_HEAD_BYTES = 64 * 1024
 # A request body larger than this is relayed but not recorded.
 MAX_RECORDED_BODY = 16 * 1024 * 1024
+# Of other requests, this much is kept until their answer: the id for an error the relay answers itself.
+MAX_ID_BODY = 64 * 1024
 # A client connection idle for this long is closed (the client opens another when it needs one).
 IDLE_SECONDS = 75.0
 
@@ -47,12 +49,14 @@ class Exchange:
         "chunked_in",
         "chunked_out",
         "copy",
+        "copy_limit",
         "copy_size",
         "http10",
         "keep_alive",
         "method",
         "out",
         "recorded",
+        "refusal",
         "refused",
         "request_done",
         "response_done",
@@ -60,6 +64,7 @@ class Exchange:
         "sent",
         "session_id",
         "streaming",
+        "wanted",
     )
 
     def __init__(self, method: str, session_id: bytes | None, keep_alive: bool, http10: bool) -> None:
@@ -71,11 +76,16 @@ class Exchange:
         self.chunked_out = False
         self.out: list[bytes] = []  # what waits to go upstream (before the connection or its turn)
         self.sent = False
-        self.copy: list[bytes] | None = None  # the body so far, when recorded
+        # The body so far (references to the chunks relayed): to record it, or to find the id of a request
+        # the relay has to answer itself.
+        self.copy: list[bytes] | None = []
+        self.copy_limit = MAX_ID_BODY
         self.copy_size = 0
+        self.wanted = False  # an exchange with the MCP endpoint: recorded
         self.body: bytes | None = None
         self.recorded = False
         self.refused = False
+        self.refusal: str | None = None  # why the relay answers 502, once the request has all come
         self.request_done = False
         self.response_started = False
         self.response_done = False
@@ -181,7 +191,7 @@ class ClientConnection(asyncio.Protocol):
             self.upstream.close()
             self.upstream = None
         for exchange in self.exchanges:
-            self._end(exchange, "the client disconnected")
+            self._end(exchange, "no response: the client disconnected")
         self.exchanges.clear()
         self.relay.forget(self)
 
@@ -226,7 +236,8 @@ class ClientConnection(asyncio.Protocol):
         )
         exchange.chunked_in = header(headers, b"transfer-encoding") is not None
         if self.tap is not None and target.partition(b"?")[0] == self.relay.endpoint:
-            exchange.copy = []
+            exchange.wanted = True
+            exchange.copy_limit = MAX_RECORDED_BODY
         exchange.out.append(
             wire.request_head(
                 method, target, self.origin.authority, request_headers(headers), exchange.chunked_in
@@ -242,12 +253,11 @@ class ClientConnection(asyncio.Protocol):
 
     def on_body(self, body: bytes) -> None:
         exchange = self.exchanges[-1]
-        if exchange.refused:
-            return  # answered already, and the connection closes
-        self._send_up(exchange, wire.chunk(body) if exchange.chunked_in else body)
+        if not exchange.refused:
+            self._send_up(exchange, wire.chunk(body) if exchange.chunked_in else body)
         if exchange.copy is not None:
             exchange.copy_size += len(body)
-            if exchange.copy_size > MAX_RECORDED_BODY:
+            if exchange.copy_size > exchange.copy_limit:
                 exchange.copy = None
             else:
                 exchange.copy.append(body)
@@ -259,12 +269,15 @@ class ClientConnection(asyncio.Protocol):
         exchange.request_done = True
         if exchange.chunked_in and not exchange.refused:
             self._send_up(exchange, wire.LAST_CHUNK)
-        if exchange.copy is not None:
+        if exchange.wanted and exchange.copy is not None:
             exchange.body = b"".join(exchange.copy)
             exchange.copy = None
-            if self.tap is not None and not exchange.response_started:
+            if self.tap is not None and (not exchange.response_started or exchange.refusal is not None):
                 exchange.recorded = True
                 self.tap.request(exchange, exchange.body)
+        if exchange.refusal is not None:
+            self._answer_refusal(exchange, exchange.refusal)
+            return
         if not exchange.keep_alive:
             self._pause("last request")
         if exchange.response_done:
@@ -327,7 +340,7 @@ class ClientConnection(asyncio.Protocol):
         else:
             # The status line has gone: ending the connection short tells the client the response is
             # incomplete.
-            self._end(exchange, f"the upstream failed mid-response: {problem}")
+            self._end(exchange, f"no response: {problem} in the middle of the response")
             self._close_when_flushed = True
         self._flush()
 
@@ -429,17 +442,24 @@ class ClientConnection(asyncio.Protocol):
             self._idle = self.loop.call_later(IDLE_SECONDS, self.close)
 
     def _refuse(self, exchange: Exchange, problem: str) -> None:
-        """Answer 502 for `exchange`, which got no response."""
+        """Answer 502 for `exchange`, which got no response, once the client has sent all of it."""
         exchange.refused = True
         exchange.out = []
-        exchange.response_started = exchange.response_done = True
-        close = not exchange.request_done
-        self._to_client.append(wire.bad_gateway(problem, wire.request_id(exchange.body), close=close))
-        self._end(exchange, problem)
-        if close:
-            self._close_when_flushed = True
+        exchange.response_started = True
+        if exchange.request_done:
+            self._answer_refusal(exchange, problem)
         else:
-            self._finish(exchange)
+            exchange.refusal = problem
+
+    def _answer_refusal(self, exchange: Exchange, problem: str) -> None:
+        exchange.refusal = None
+        exchange.response_done = True
+        body = exchange.body
+        if body is None and exchange.copy is not None:
+            body = b"".join(exchange.copy)
+        self._to_client.append(wire.bad_gateway(problem, wire.request_id(body), close=False))
+        self._end(exchange, problem)
+        self._finish(exchange)
 
     def _reject(self, status: int, message: str) -> None:
         """A request the relay will not pass on: answer it when nothing else is being answered, then

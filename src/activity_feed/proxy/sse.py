@@ -1,92 +1,126 @@
 """Server-sent events read incrementally from a copy of a relayed stream, for recording only.
 
-The relay forwards the bytes as they come; this parser sees the same chunks later and yields each
-complete event's data (WHATWG HTML, "event stream interpretation"). Only `message` events carry MCP
-JSON-RPC messages; comments, `retry` and other event types are skipped.
+The relay forwards the bytes as they come; this parser sees the same chunks later and returns each
+complete `message` event's data (WHATWG HTML, "event stream interpretation"): MCP's JSON-RPC messages.
+Comments, `id`, `retry` and other event types are skipped. An event larger than `max_event_bytes` is not
+kept: only its first and last bytes and its size are (`Oversized`), enough to find the request it
+answers.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-# An event larger than this is not recorded (the relay passes it on whatever its size).
-MAX_EVENT_BYTES = 64 * 1024 * 1024
+from activity_feed.proxy.lines import EDGE_BYTES, Line, Oversized
 
 
 class SseParser:
-    """Feed it chunks with `feed()`; it yields the `data` of each complete `message` event."""
+    """Feed it chunks; it returns the data of the events they complete."""
 
-    __slots__ = ("_data", "_event", "_held", "_held_size", "_oversized", "_pending_cr", "_size")
-
-    def __init__(self) -> None:
-        # A line not yet complete, in pieces (joined once its end arrives, not at every chunk).
+    def __init__(self, max_event_bytes: int) -> None:
+        self.max_event_bytes = max_event_bytes
+        # The line in progress, in pieces (joined once its end arrives, not at every chunk); past the
+        # limit only its first and last bytes are kept.
         self._held: list[bytes] = []
         self._held_size = 0
-        self._pending_cr = False  # the last chunk ended in CR: a LF starting the next one belongs to it
+        self._line_head: bytes | None = None
+        self._line_tail = b""
+        self._pending_cr = False  # the last chunk ended in CR: a LF starting the next belongs to it
+        # The event in progress.
         self._data: list[bytes] = []
-        self._event = b""
         self._size = 0
-        self._oversized = False
+        self._event = b""
+        self._big: Oversized | None = None
 
-    def feed(self, chunk: bytes) -> Iterator[bytes]:
-        if self._pending_cr and chunk.startswith(b"\n"):
+    def feed(self, chunk: bytes) -> list[Line]:
+        events: list[Line] = []
+        if self._pending_cr and chunk[:1] == b"\n":
             chunk = chunk[1:]
         self._pending_cr = False
-        if b"\n" not in chunk and b"\r" not in chunk:
-            self._hold(chunk)
-            return
-        if self._held:
-            buffer = b"".join((*self._held, chunk))
-            self._held, self._held_size = [], 0
-        else:
-            buffer = chunk
-        start = 0
-        end = len(buffer)
+        start, end = 0, len(chunk)
         while start < end:
-            lf = buffer.find(b"\n", start)
-            cr = buffer.find(b"\r", start, lf if lf >= 0 else end)
+            lf = chunk.find(b"\n", start)
+            cr = chunk.find(b"\r", start, lf if lf >= 0 else end)
             if cr >= 0:
-                if cr + 1 == end:
-                    self._pending_cr = True
-                line, start = buffer[start:cr], cr + (2 if buffer[cr + 1 : cr + 2] == b"\n" else 1)
+                stop, after = cr, cr + (2 if chunk[cr + 1 : cr + 2] == b"\n" else 1)
+                self._pending_cr = cr + 1 == end
             elif lf >= 0:
-                line, start = buffer[start:lf], lf + 1
+                stop, after = lf, lf + 1
             else:
+                self._hold(chunk[start:])
                 break
-            if (data := self._line(line)) is not None:
-                yield data
-        if start < end:
-            self._hold(buffer[start:])
+            event = self._line(self._take(chunk[start:stop]))
+            start = after
+            if event is not None:
+                events.append(event)
+        return events
 
     def _hold(self, piece: bytes) -> None:
         self._held_size += len(piece)
-        if self._held_size > MAX_EVENT_BYTES:
-            self._held, self._held_size, self._oversized = [], 0, True
-        elif piece:
-            self._held.append(piece)
+        if self._line_head is not None:
+            self._line_tail = (self._line_tail + piece)[-EDGE_BYTES:]
+            return
+        self._held.append(piece)
+        if self._held_size > self.max_event_bytes:
+            joined = b"".join(self._held)
+            self._line_head = joined[: EDGE_BYTES + 8]  # with room for the field name
+            self._line_tail = joined[-EDGE_BYTES:]
+            self._held = []
 
-    def _line(self, line: bytes) -> bytes | None:
+    def _take(self, piece: bytes) -> bytes | Oversized:
+        """The line that `piece` completes."""
+        if self._line_head is not None:
+            line: bytes | Oversized = Oversized(
+                self._line_head, (self._line_tail + piece)[-EDGE_BYTES:], self._held_size + len(piece)
+            )
+            self._line_head, self._line_tail = None, b""
+        elif self._held:
+            line = b"".join((*self._held, piece))
+            self._held = []
+        else:
+            line = piece
+        self._held_size = 0
+        return line
+
+    def _line(self, line: bytes | Oversized) -> Line | None:
+        if isinstance(line, Oversized):
+            name, _, value = line.head.partition(b":")
+            if name == b"data":
+                self._data = []
+                self._big = Oversized(value[1:] if value[:1] == b" " else value, line.tail, line.size)
+            return None
         if not line:
             return self._dispatch()
-        if line.startswith(b":"):
+        if line[:1] == b":":
             return None
-        name, colon, value = line.partition(b":")
-        if colon and value.startswith(b" "):
+        name, _, value = line.partition(b":")
+        if value[:1] == b" ":
             value = value[1:]
         if name == b"data":
-            self._size += len(value) + 1
-            if self._size > MAX_EVENT_BYTES:
-                self._oversized = True
-                self._data.clear()
-            elif not self._oversized:
-                self._data.append(value)
+            self._data_line(value)
         elif name == b"event":
             self._event = value
         return None
 
-    def _dispatch(self) -> bytes | None:
-        data, event, oversized = self._data, self._event, self._oversized
-        self._data, self._event, self._size, self._oversized = [], b"", 0, False
-        if oversized or not data or event not in (b"", b"message"):
+    def _data_line(self, value: bytes) -> None:
+        big = self._big
+        if big is not None:
+            self._big = Oversized(
+                big.head, (big.tail + b"\n" + value)[-EDGE_BYTES:], big.size + 1 + len(value)
+            )
+            return
+        self._data.append(value)
+        self._size += len(value) + 1
+        if self._size > self.max_event_bytes:
+            data = b"\n".join(self._data)
+            self._big = Oversized(data[:EDGE_BYTES], data[-EDGE_BYTES:], len(data))
+            self._data = []
+
+    def _dispatch(self) -> Line | None:
+        data, big, event = self._data, self._big, self._event
+        self._data, self._big, self._event, self._size = [], None, b"", 0
+        if event not in (b"", b"message"):
             return None
-        return b"\n".join(data)
+        if big is not None:
+            return big
+        if not data:
+            return None
+        return data[0] if len(data) == 1 else b"\n".join(data)

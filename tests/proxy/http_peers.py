@@ -208,6 +208,12 @@ def mcp_server() -> MCPServer:
         return "x" * size
 
     @server.tool()
+    async def announce(ctx: Context) -> str:
+        """Sends a notification related to no request: it goes on the client's GET stream."""
+        await ctx.session.send_tool_list_changed()
+        return "announced"
+
+    @server.tool()
     async def nap(seconds: float) -> str:
         await anyio.sleep(seconds)
         return "rested"

@@ -84,8 +84,9 @@ class SseParser:
         if isinstance(line, Oversized):
             name, _, value = line.head.partition(b":")
             if name == b"data":
+                value = value[1:] if value[:1] == b" " else value
                 self._data = []
-                self._big = Oversized(value[1:] if value[:1] == b" " else value, line.tail, line.size)
+                self._big = Oversized(value, line.tail, line.size - (len(line.head) - len(value)))
             return None
         if not line:
             return self._dispatch()

@@ -13,12 +13,36 @@ from datetime import UTC, datetime
 from pathlib import Path
 from types import ModuleType
 
-from bench import batch, delivery, ingest, instances, mcp_overhead, memory, query, replay, sessions, stats
+from bench import (
+    batch,
+    delivery,
+    ingest,
+    instances,
+    mcp_overhead,
+    memory,
+    proxy,
+    query,
+    replay,
+    sessions,
+    stats,
+)
 from bench.harness import Check, Skipped, environment, fmt, say
 
 BENCHMARKS: dict[str, ModuleType] = {
     module.NAME: module
-    for module in (ingest, batch, query, memory, mcp_overhead, delivery, instances, replay, stats, sessions)
+    for module in (
+        ingest,
+        batch,
+        query,
+        memory,
+        mcp_overhead,
+        delivery,
+        instances,
+        replay,
+        stats,
+        sessions,
+        proxy,
+    )
 }
 RESULTS_DIR = Path(__file__).with_name("results")
 

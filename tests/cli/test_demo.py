@@ -21,8 +21,9 @@ from activity_feed.cli.main import main
 SCRIPT = Path(sys.executable).with_name("activity-feed")
 DEMO_TIMEOUT_SECONDS = 60
 STOP_TIMEOUT_SECONDS = 15
-TOOL_CALLS = 11
+TOOL_CALLS = 13  # the eleven of the story, the portfolio report, and the report cancelled midway
 API_REQUESTS = 5
+PROGRESS_NOTIFICATIONS = 6
 
 
 def demo_env(**extra: str) -> dict[str, str]:
@@ -58,19 +59,40 @@ def test_demo_plays_the_whole_session_into_the_feed(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert "/activities/ws" in done.stdout
     assert "/docs" in done.stdout
-    assert f"{TOOL_CALLS} tool calls" in done.stdout
-    assert f"The feed holds {TOOL_CALLS + API_REQUESTS} events" in done.stdout
+    assert f"{TOOL_CALLS} tool calls (1 failed on purpose, 1 cancelled)" in done.stdout
+    assert f"{PROGRESS_NOTIFICATIONS} progress notifications" in done.stdout
 
     events = stored_events(db)
+    assert f"The feed holds {len(events)} events in 1 MCP session" in done.stdout
     tool_calls = [event for event in events if event["event_type"] == "tool_call"]
     api_requests = [event for event in events if event["event_type"] == "api_request"]
     assert (len(tool_calls), len(api_requests)) == (TOOL_CALLS, API_REQUESTS)
     assert all(event["status"] in ("success", "error") for event in events)
-    assert all(event["user_source"].startswith("activity-feed-demo ") for event in tool_calls)
+    mcp_events = [event for event in events if event["event_type"] != "api_request"]
+    asked = [event for event in mcp_events if event["event_type"] in ("tool_call", "mcp_request")]
+    assert all(event["user_source"].startswith("activity-feed-demo ") for event in asked)
+    assert len({event["session_id"] for event in mcp_events}) == 1
+    assert mcp_events[0]["session_id"] is not None
+
+    reads = [event for event in events if event["tool_name"] == "resources/read"]
+    assert [(e["data"]["mcp"]["target"], e["status"]) for e in reads] == [
+        ("property://102", "success"),
+        ("property://999", "error"),
+    ]
+    assert reads[1]["data"]["mcp"]["error"]["code"] == -32602
+    prompts = [event for event in events if event["tool_name"] == "prompts/get viewing_follow_up"]
+    assert [event["status"] for event in prompts] == ["success"]
+    reports = [event for event in tool_calls if event["tool_name"] == "portfolio_report"]
+    assert [event["status"] for event in reports] == ["success", "error"]
+    assert reports[1]["error_message"].startswith("cancelled")
+    progress = [event for event in events if event["tool_name"] == "notifications/progress"]
+    assert len(progress) >= PROGRESS_NOTIFICATIONS
+    assert {event["data"]["mcp"]["direction"] for event in progress} == {"server_to_client"}
 
     failed = [event for event in tool_calls if event["status"] == "error"]
     assert [(event["tool_name"], event["data"]["arguments"]) for event in failed] == [
-        ("get_property", {"property_id": 999})
+        ("get_property", {"property_id": 999}),
+        ("portfolio_report", {}),  # cancelled midway
     ]
     assert "no property with id 999" in failed[0]["error_message"]
     slow = next(event for event in tool_calls if event["tool_name"] == "check_availability")

@@ -146,7 +146,7 @@ async def test_tool_calls_stay_prompt_while_the_feed_is_down_and_events_arrive_w
             assert elapsed < PROMPT_SECONDS, f"{name} took {elapsed:.2f} s with the feed down"
 
         start_on_port(port)  # the feed comes back while the server process is still running
-        events = await wait_for_events(url, settled(len(CALLS)))
+        events = await wait_for_events(url, settled(len(CALLS)), event_type="tool_call")
         result, elapsed = await timed_call(client, "get_property", {"property_id": 101})
         assert not result.is_error
         assert elapsed < PROMPT_SECONDS

@@ -90,6 +90,13 @@ def property_server() -> MCPServer:
         roots = await ctx.session.list_roots()
         return ", ".join(str(root.uri) for root in roots.roots)
 
+    @server.tool()
+    async def count_lettings(ctx: Context) -> str:
+        """Reports its progress twice (notifications the server sends the client)."""
+        await ctx.report_progress(1, 2, "Leeds")
+        await ctx.report_progress(2, 2, "London")
+        return "2 cities"
+
     @server.resource("props://portfolio")
     def portfolio() -> str:
         return "101 Park Row; 102 Mill Lane"

@@ -132,3 +132,37 @@ async def test_only_record_tools_leaves_them_out(
     names = [e["tool_name"] for e in events(feed_client, sqlite_feed)]
     assert ("roots/list" in names) is (record == "requests")
     assert "shared_folders" in names
+
+
+@pytest.mark.parametrize("mode", ["legacy", "auto"])
+async def test_progress_the_server_reports_is_recorded_with_record_all_on_either_era(
+    sqlite_feed: LiveServer, feed_client: FeedClient, mode: str
+) -> None:
+    server = property_server()
+    instrument(server, feed_client, record="all")
+    seen: list[float] = []
+
+    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+        seen.append(progress)
+
+    with handshake_era():
+        async with Client(server, mode=mode, client_info=Implementation(**CLIENT_INFO)) as client:
+            await client.call_tool("count_lettings", {}, progress_callback=on_progress)
+    assert seen == [1.0, 2.0]
+    found = events(feed_client, sqlite_feed, event_type="mcp_notification")
+    progress = [event for event in found if event["tool_name"] == "notifications/progress"]
+    assert [event["data"]["mcp"]["direction"] for event in progress] == ["server_to_client"] * 2
+    assert len({event["session_id"] for event in progress}) == 1
+    assert progress[0]["session_id"] is not None
+
+
+async def test_progress_is_not_recorded_with_record_requests(
+    sqlite_feed: LiveServer, feed_client: FeedClient
+) -> None:
+    server = property_server()
+    instrument(server, feed_client)
+    async with Client(server, client_info=Implementation(**CLIENT_INFO)) as client:
+        await client.call_tool("count_lettings", {}, progress_callback=None)
+    found = events(feed_client, sqlite_feed)
+    assert [event["status"] for event in found if event["tool_name"] == "count_lettings"] == ["success"]
+    assert [event for event in found if event["event_type"] == "mcp_notification"] == []

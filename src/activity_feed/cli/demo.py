@@ -50,8 +50,17 @@ def no_wait_from_env() -> bool:
     return os.environ.get(NO_WAIT_ENV, "").lower() in ("1", "true", "yes")
 
 
-def run_demo(settings: Settings, *, database_url_given: bool, wait: bool, pace: float, out: TextIO) -> int:
-    """Start everything, play the session, report, then serve until Ctrl-C (unless `wait` is False)."""
+def run_demo(
+    settings: Settings,
+    *,
+    database_url_given: bool,
+    wait: bool,
+    pace: float,
+    out: TextIO,
+    via_proxy: bool = False,
+) -> int:
+    """Start everything, play the session, report, then serve until Ctrl-C (unless `wait` is False).
+    `via_proxy`: the example server runs behind `activity-feed proxy`, which records it."""
     # The MCP SDK is an optional extra: say how to get it rather than fail with an ImportError.
     if importlib.util.find_spec("mcp") is None:
         raise DemoError("the demo needs the MCP SDK: pip install 'activity-feed[mcp]'")
@@ -80,7 +89,7 @@ def run_demo(settings: Settings, *, database_url_given: bool, wait: bool, pace: 
         time.sleep(pace * 2)  # a moment to open the stream before the first event
         before = {event["id"] for event in _recent(feed.url)}  # a --database-url may hold older events
         report = SessionReport()
-        anyio.run(_play, feed.url, api.url, data.path, pace, out, report)
+        anyio.run(_play, feed.url, api.url, data.path, pace, out, report, via_proxy)
         api_client.flush(SETTLE_TIMEOUT_SECONDS)
         _print_outcome(feed.url, report, before, out)
         if not wait:
@@ -96,11 +105,17 @@ def run_demo(settings: Settings, *, database_url_given: bool, wait: bool, pace: 
 
 
 async def _play(
-    feed_url: str, api_url: str, db_path: Path, pace: float, out: TextIO, report: SessionReport
+    feed_url: str,
+    api_url: str,
+    db_path: Path,
+    pace: float,
+    out: TextIO,
+    report: SessionReport,
+    via_proxy: bool,
 ) -> None:
     from activity_feed.cli.demo_session import play_api_requests, play_mcp_session
 
-    await play_mcp_session(feed_url, db_path, pace=pace, out=out, report=report)
+    await play_mcp_session(feed_url, db_path, pace=pace, out=out, report=report, via_proxy=via_proxy)
     await play_api_requests(api_url, pace=pace, out=out, report=report)
 
 

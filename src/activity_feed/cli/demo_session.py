@@ -7,6 +7,7 @@ one line, and `pace` seconds pass between steps so the live stream is easy to wa
 
 from __future__ import annotations
 
+import os
 import sys
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -63,33 +64,54 @@ class Narrator:
 
 
 def server_parameters(
-    feed_url: str, db_path: Path, *, calendar_delay: float, report_step_delay: float = 0.0
+    feed_url: str,
+    db_path: Path,
+    *,
+    calendar_delay: float,
+    report_step_delay: float = 0.0,
+    via_proxy: bool = False,
 ) -> StdioServerParameters:
-    """How to launch the example server: this interpreter, reporting to `feed_url`."""
+    """How to launch the example server: this interpreter, reporting to `feed_url`; or, `via_proxy`,
+    behind `activity-feed proxy`, which records the conversation while the server reports nothing."""
+    env = {
+        "PROPERTY_DB_PATH": str(db_path),
+        "PROPERTY_MCP_CALENDAR_DELAY": str(calendar_delay),
+        "PROPERTY_MCP_REPORT_STEP_DELAY": str(report_step_delay),
+    }
+    if "PYTHONPATH" in os.environ:  # the client passes on only a few variables: keep this import path
+        env["PYTHONPATH"] = os.environ["PYTHONPATH"]
+    if not via_proxy:
+        # record "all": the report's progress notifications too
+        env.update(ACTIVITY_FEED_URL=feed_url, PROPERTY_MCP_RECORD="all")
+        return StdioServerParameters(command=sys.executable, args=["-m", SERVER_MODULE], env=env)
+    # No ACTIVITY_FEED_URL for the server itself, or each request would be recorded twice; and its
+    # warning that nothing is recorded is true of the server only, so it is kept off the terminal.
+    env["PROPERTY_MCP_LOG_LEVEL"] = "ERROR"
+    proxy = ["-m", "activity_feed.cli.main", "proxy", "--feed-url", feed_url, "--record", "all", "--"]
     return StdioServerParameters(
-        command=sys.executable,
-        args=["-m", SERVER_MODULE],
-        env={
-            "ACTIVITY_FEED_URL": feed_url,
-            "PROPERTY_DB_PATH": str(db_path),
-            "PROPERTY_MCP_CALENDAR_DELAY": str(calendar_delay),
-            "PROPERTY_MCP_REPORT_STEP_DELAY": str(report_step_delay),
-        },
+        command=sys.executable, args=[*proxy, sys.executable, "-m", SERVER_MODULE], env=env
     )
 
 
 async def play_mcp_session(
-    feed_url: str, db_path: Path, *, pace: float, out: TextIO, report: SessionReport
+    feed_url: str, db_path: Path, *, pace: float, out: TextIO, report: SessionReport, via_proxy: bool = False
 ) -> None:
     """Drive the example MCP server through a realistic conversation's worth of tool calls."""
     narrator = Narrator(out, pace)
     params = server_parameters(
-        feed_url, db_path, calendar_delay=CALENDAR_DELAY_SECONDS, report_step_delay=REPORT_STEP_SECONDS
+        feed_url,
+        db_path,
+        calendar_delay=CALENDAR_DELAY_SECONDS,
+        report_step_delay=REPORT_STEP_SECONDS,
+        via_proxy=via_proxy,
     )
     client_info = Implementation(name=CLIENT_NAME, version=__version__)
     async with Client(params, client_info=client_info, read_timeout_seconds=CALL_TIMEOUT_SECONDS) as client:
         tools = await client.list_tools()
-        await narrator.step(f"MCP: connected to the example server over stdio; {len(tools.tools)} tools")
+        how = "through activity-feed proxy, which records it" if via_proxy else "instrumented"
+        await narrator.step(
+            f"MCP: connected to the example server over stdio ({how}); {len(tools.tools)} tools"
+        )
 
         async def call(name: str, arguments: dict[str, Any], why: str) -> CallToolResult:
             result = await client.call_tool(name, arguments)

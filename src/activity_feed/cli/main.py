@@ -98,6 +98,12 @@ def _add_demo(commands: Any) -> None:
     demo.add_argument(
         "--pace", type=float, default=1.0, help="seconds between the session's steps (default 1; 0 for none)"
     )
+    demo.add_argument(
+        "--via-proxy",
+        action="store_true",
+        help="run the example MCP server behind `activity-feed proxy`, which records it (the server itself "
+        "then reports nothing)",
+    )
 
 
 def _add_database_url(parser: argparse.ArgumentParser) -> None:
@@ -178,6 +184,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 wait=not (args.no_wait or no_wait_from_env()),
                 pace=max(0.0, args.pace),
                 out=sys.stdout,
+                via_proxy=args.via_proxy,
             )
         elif args.command == "prune":
             return run_prune(args, settings)

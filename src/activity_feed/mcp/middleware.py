@@ -101,7 +101,11 @@ class ActivityFeedServerMiddleware:
         call_token = _current_call.set(call) if call.is_tool else None
         origin_token = None
         state = call.state  # the connection, when the client may cancel by notification
-        if state is not None and state.server_requests and conversation.record != "tools":
+        # With `record="all"` the handler's notifications (progress) are recorded on every era; otherwise
+        # only a connection that carries server requests has anything worth wrapping the session for.
+        if conversation.record == "all" or (
+            state is not None and state.server_requests and conversation.record != "tools"
+        ):
             recording = self._record_what_the_handler_sends(ctx)
             if recording is not None:
                 origin_token, ctx = recording
@@ -274,10 +278,12 @@ def _may_ask_the_client(ctx: ServerRequestContext[Any, Any], conversation: Conve
     recorded with `record="all"`)."""
     try:
         session = ctx.session
-        if ctx.method == "initialize" or not session.can_send_request:
+        if ctx.method == "initialize":
             return False  # `initialize` cannot be rewritten (the SDK commits the handshake from the wire)
         if conversation.record == "all":
-            return True
+            return True  # pings and notifications, which every era sends
+        if not session.can_send_request:
+            return False
         capabilities = session.client_capabilities
         return capabilities is not None and bool(
             capabilities.sampling or capabilities.elicitation or capabilities.roots

@@ -9,9 +9,9 @@ never waits for the recorder) until it catches up, and the line they cut is not 
 
 from __future__ import annotations
 
-import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 
 from activity_feed.proxy.lines import LineSplitter, Oversized
@@ -20,9 +20,12 @@ from activity_feed.proxy.recorder import CLIENT_TO_SERVER, SERVER_TO_CLIENT, Con
 MiB = 1024 * 1024
 MAX_LINE_BYTES = 4 * MiB
 MAX_BACKLOG_BYTES = 32 * MiB
+# How often the recording thread takes what was copied. Waking it for every chunk would cost the relay
+# a thread switch, and a wait for the interpreter lock, on every message.
+INTERVAL_SECONDS = 0.02
 
-# (copier, chunk or None for a gap, when it was read); None alone stops the thread.
-_Item = tuple["Copier", bytes | None, float] | None
+# (copier, chunk or None for a gap, when it was read)
+_Item = tuple["Copier", bytes | None, float]
 
 
 class Copier:
@@ -30,7 +33,7 @@ class Copier:
 
     __slots__ = ("_gap", "_put", "direction", "done", "max_backlog_bytes", "queued")
 
-    def __init__(self, direction: Direction, put: Callable[[_Item], None], max_backlog_bytes: int) -> None:
+    def __init__(self, direction: Direction, put: Callable[[_Item], object], max_backlog_bytes: int) -> None:
         self.direction = direction
         self.max_backlog_bytes = max_backlog_bytes
         self._put = put
@@ -65,10 +68,11 @@ class RecordingTap:
         max_backlog_bytes: int = MAX_BACKLOG_BYTES,
     ) -> None:
         self._make_recorder = make_recorder
-        self._queue: queue.SimpleQueue[_Item] = queue.SimpleQueue()
+        self._copies: deque[_Item] = deque()  # append and popleft are atomic: the relay takes no lock
         self.max_line_bytes = max_line_bytes
-        self.client_to_server = Copier(CLIENT_TO_SERVER, self._queue.put, max_backlog_bytes)
-        self.server_to_client = Copier(SERVER_TO_CLIENT, self._queue.put, max_backlog_bytes)
+        self.client_to_server = Copier(CLIENT_TO_SERVER, self._copies.append, max_backlog_bytes)
+        self.server_to_client = Copier(SERVER_TO_CLIENT, self._copies.append, max_backlog_bytes)
+        self._stopping = threading.Event()
         self.recorder: ConnectionRecorder | None = None
         self.ready = threading.Event()  # set once make_recorder has returned (or failed)
         self._thread = threading.Thread(target=self._run, name="activity-feed-proxy-recorder", daemon=True)
@@ -79,7 +83,7 @@ class RecordingTap:
     def stop(self, timeout: float) -> bool:
         """Record what was copied so far (for at most `timeout` seconds) and stop; False when time ran
         out first."""
-        self._queue.put(None)
+        self._stopping.set()
         self._thread.join(timeout)
         return not self._thread.is_alive()
 
@@ -97,18 +101,22 @@ class RecordingTap:
             self.client_to_server: LineSplitter(self.max_line_bytes),
             self.server_to_client: LineSplitter(self.max_line_bytes),
         }
-        get = self._queue.get
-        while (item := get()) is not None:
-            copier, chunk, at = item
-            splitter = splitters[copier]
-            if chunk is None:
-                splitter.lost()
-                continue
-            if recorder is not None:
-                direction = copier.direction
-                for line in splitter.feed(chunk):
-                    if isinstance(line, Oversized):
-                        recorder.oversized(line.head, line.tail, line.size, direction, at=at)
-                    else:
-                        recorder.message(line, direction, at=at)
-            copier.done += len(chunk)
+        copies, take = self._copies, self._copies.popleft
+        while True:
+            stopping = self._stopping.wait(INTERVAL_SECONDS)
+            for _ in range(len(copies)):
+                copier, chunk, at = take()
+                splitter = splitters[copier]
+                if chunk is None:
+                    splitter.lost()
+                    continue
+                if recorder is not None:
+                    direction = copier.direction
+                    for line in splitter.feed(chunk):
+                        if isinstance(line, Oversized):
+                            recorder.oversized(line.head, line.tail, line.size, direction, at=at)
+                        else:
+                            recorder.message(line, direction, at=at)
+                copier.done += len(chunk)
+            if stopping:
+                return

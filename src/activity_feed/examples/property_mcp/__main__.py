@@ -1,7 +1,9 @@
 """Run the example server over stdio: `python -m activity_feed.examples.property_mcp`.
 
 Environment: ACTIVITY_FEED_URL (where tool calls are reported), PROPERTY_DB_PATH (the dataset),
-PROPERTY_MCP_CALENDAR_DELAY (seconds `check_availability` takes), PROPERTY_MCP_LOG_LEVEL (default WARNING).
+PROPERTY_MCP_CALENDAR_DELAY (seconds `check_availability` takes), PROPERTY_MCP_REPORT_STEP_DELAY (seconds
+each city of `portfolio_report` takes), PROPERTY_MCP_RECORD (`tools`, `requests` (default) or `all`),
+PROPERTY_MCP_LOG_LEVEL (default WARNING).
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ from pydantic import Field
 
 from activity_feed import __version__
 from activity_feed.examples.property_data import VIEWING_MINUTES, PropertyData, PropertyDataError
-from activity_feed.mcp import instrument
+from activity_feed.mcp import RECORD_MODES, RecordMode, instrument
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -33,6 +33,9 @@ CALENDAR_DELAY_ENV = "PROPERTY_MCP_CALENDAR_DELAY"
 # Seconds each of the report's steps takes (0 by default, like the calendar): the demo sets it so the
 # progress notifications and a cancellation can be watched.
 REPORT_STEP_DELAY_ENV = "PROPERTY_MCP_REPORT_STEP_DELAY"
+# What the instrumentation records (tools, requests or all): the demo sets `all` so that the report's
+# progress notifications show in the feed too.
+RECORD_ENV = "PROPERTY_MCP_RECORD"
 REPORT_CITIES = ("Leeds", "Manchester", "Bristol", "London", "Edinburgh")
 OPENING_HOURS = (time(9, 0), time(18, 0))
 
@@ -173,8 +176,15 @@ def build_server(
             "questions and explain how to apply."
         )
 
-    instrument(server)
+    instrument(server, record=_record_mode())
     return server
+
+
+def _record_mode() -> RecordMode:
+    value = os.environ.get(RECORD_ENV) or "requests"
+    if value not in RECORD_MODES:
+        raise ValueError(f"{RECORD_ENV} must be one of {', '.join(RECORD_MODES)}, not {value!r}")
+    return value
 
 
 def _call(function: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:

@@ -18,7 +18,7 @@ from typing import Protocol, cast
 import httptools
 
 from activity_feed.proxy import wire
-from activity_feed.proxy.headers import RawHeaders, header, request_headers, response_headers
+from activity_feed.proxy.headers import NOT_FROM_CLIENTS, Head, RawHeaders
 from activity_feed.proxy.upstream import Origin, UpstreamConnection, UpstreamUnreachable
 
 # A request line and headers larger than this are refused (431), as most servers do.
@@ -148,14 +148,17 @@ class ClientConnection(asyncio.Protocol):
         self.gone = False
         self._stopping = False
         self._url: list[bytes] = []
-        self._headers: RawHeaders = []
-        self._head_size = 0
+        self._head = Head(NOT_FROM_CLIENTS)
         self._to_client: list[bytes] = []
         self._to_upstream: list[bytes] = []
         self._paused_by: set[str] = set()
         self._idle: asyncio.TimerHandle | None = None
         self._close_when_flushed = False
         self._connecting: asyncio.Task[None] | None = None
+        # A head whose body (of a known, non-zero length) has not come yet waits for it, so that a head
+        # and a body the peer wrote one after the other go on in one write.
+        self._hold_up = False
+        self._hold_down = False
 
     # asyncio.Protocol, toward the client
 
@@ -207,51 +210,50 @@ class ClientConnection(asyncio.Protocol):
 
     def on_message_begin(self) -> None:
         self._url = []
-        self._headers = []
-        self._head_size = 0
+        self._head = Head(NOT_FROM_CLIENTS)
 
     def on_url(self, url: bytes) -> None:
         self._url.append(url)
-        self._head_size += len(url)
+        self._head.size += len(url)
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self._headers.append((name, value))
-        self._head_size += len(name) + len(value) + 4
+        self._head.add(name, value)
 
     def on_headers_complete(self) -> None:
         parser = self.parser
-        if self._head_size > MAX_HEAD_BYTES:
+        head = self._head
+        if head.size > MAX_HEAD_BYTES:
             raise _Refused(431, f"the request's line and headers exceed {MAX_HEAD_BYTES} bytes")
         method = parser.get_method()
         target = b"".join(self._url)
-        headers = self._headers
-        if parser.should_upgrade() and (method == b"CONNECT" or _has_body(headers)):
+        length = head.content_length() or 0
+        if parser.should_upgrade() and (method == b"CONNECT" or head.chunked or length):
             # The parser has taken what follows the head for the new protocol's.
             raise _Refused(501, "the proxy does not relay CONNECT or protocol upgrades")
         exchange = Exchange(
             method.decode("ascii"),
-            header(headers, b"mcp-session-id"),
+            head.session,
             parser.should_keep_alive(),
             parser.get_http_version() == "1.0",
         )
-        exchange.chunked_in = header(headers, b"transfer-encoding") is not None
+        exchange.chunked_in = head.chunked
+        self._hold_up = not head.chunked and length > 0
         if self.tap is not None and target.partition(b"?")[0] == self.relay.endpoint:
             exchange.wanted = True
             exchange.copy_limit = MAX_RECORDED_BODY
         exchange.out.append(
-            wire.request_head(
-                method, target, self.origin.authority, request_headers(headers), exchange.chunked_in
-            )
+            wire.request_head(method, target, self.origin.authority, head.end_to_end(), head.chunked)
         )
         self.exchanges.append(exchange)
         if len(self.exchanges) == 1:
-            if (expect := header(headers, b"expect")) is not None and expect.lower() == b"100-continue":
+            if head.expect is not None and head.expect.lower() == b"100-continue":
                 self._to_client.append(wire.CONTINUE)
             self._begin(exchange)
         else:
             self._pause("queued")  # one request at a time upstream: the next waits for this answer
 
     def on_body(self, body: bytes) -> None:
+        self._hold_up = False
         exchange = self.exchanges[-1]
         if not exchange.refused:
             self._send_up(exchange, wire.chunk(body) if exchange.chunked_in else body)
@@ -263,6 +265,7 @@ class ClientConnection(asyncio.Protocol):
                 exchange.copy.append(body)
 
     def on_message_complete(self) -> None:
+        self._hold_up = False
         if not self.exchanges:
             return
         exchange = self.exchanges[-1]
@@ -285,23 +288,25 @@ class ClientConnection(asyncio.Protocol):
 
     # the upstream's response (upstream.ResponseListener)
 
-    def response_head(self, status: int, reason: bytes, headers: RawHeaders, until_close: bool) -> None:
+    def response_head(self, status: int, reason: bytes, head: Head, until_close: bool) -> None:
         exchange = self._current()
         if exchange is None:
             return
         exchange.response_started = True
         has_body = exchange.method != "HEAD" and status not in (204, 304) and not 100 <= status < 200
-        exchange.streaming = has_body and header(headers, b"content-length") is None
+        length = head.content_length()
+        exchange.streaming = has_body and length is None
         if exchange.streaming and exchange.http10:
             exchange.keep_alive = False  # an HTTP/1.0 client reads to the end of the connection
         exchange.chunked_out = exchange.streaming and not exchange.http10
-        self._to_client.append(
-            wire.response_head(status, reason, response_headers(headers), exchange.chunked_out)
-        )
+        self._hold_down = has_body and bool(length)
+        headers = head.end_to_end()
+        self._to_client.append(wire.response_head(status, reason, headers, exchange.chunked_out))
         if exchange.recorded and self.tap is not None:
             self.tap.response(exchange, status, headers)
 
     def response_body(self, data: bytes) -> None:
+        self._hold_down = False
         exchange = self._current()
         if exchange is None:
             return
@@ -310,6 +315,7 @@ class ClientConnection(asyncio.Protocol):
             self.tap.chunk(exchange, data)
 
     def response_end(self, keep_alive: bool) -> None:
+        self._hold_down = False
         exchange = self._current()
         upstream = self.upstream
         if upstream is not None:
@@ -331,6 +337,7 @@ class ClientConnection(asyncio.Protocol):
             self._close_when_flushed = True
 
     def upstream_lost(self, problem: str) -> None:
+        self._hold_down = False
         self.upstream = None
         exchange = self._current()
         if exchange is None or not exchange.sent or exchange.response_done:
@@ -414,16 +421,17 @@ class ClientConnection(asyncio.Protocol):
             exchange.out.append(data)
 
     def _flush(self) -> None:
-        if self._to_upstream:
+        closing = self._close_when_flushed
+        if self._to_upstream and (closing or not self._hold_up):
             if self.upstream is not None:
                 self.upstream.write(b"".join(self._to_upstream))
             self._to_upstream.clear()
-        if self._to_client:
+        if self._to_client and (closing or not self._hold_down):
             if self.transport is not None and not self.gone:
                 data = self._to_client[0] if len(self._to_client) == 1 else b"".join(self._to_client)
                 self.transport.write(data)
             self._to_client.clear()
-        if self._close_when_flushed:
+        if closing:
             self.close()
 
     def _finish(self, exchange: Exchange) -> None:
@@ -483,13 +491,6 @@ class ClientConnection(asyncio.Protocol):
             self._paused_by.discard(reason)
             if not self._paused_by and self.transport is not None and not self.gone:
                 self.transport.resume_reading()
-
-
-def _has_body(headers: RawHeaders) -> bool:
-    length = header(headers, b"content-length")
-    return header(headers, b"transfer-encoding") is not None or (
-        length is not None and length.strip() != b"0"
-    )
 
 
 class _Refused(Exception):

@@ -1,9 +1,11 @@
 """What the HTTP relay copies, recorded later on the same event loop, off the relay's path.
 
 The relay hands each exchange with the MCP endpoint to `HttpTap` (a deque append and a timestamp) and
-goes on; the copies are read in a callback the loop runs once the relay's own callback has written what
-it had. Each exchange's JSON-RPC messages go to the recorder of its session, the `Mcp-Session-Id` (from
-the request, or from the response to `initialize`); an exchange without one gets a recorder of its own.
+goes on; the copies are recorded in batches, in a callback the loop runs every `BATCH_SECONDS` while
+there are some (each message keeps the time the relay handled it).
+
+Each exchange's JSON-RPC messages go to the recorder of its session, the `Mcp-Session-Id` (from the
+request, or from the response to `initialize`); an exchange without one gets a recorder of its own.
 Requests the client POSTs are `client_to_server`; what comes back in a JSON body or on an SSE stream
 (the POST's or the GET's) is `server_to_client`, and the server's requests there are answered in later
 POSTs, paired by id within the session. No header but the session's is read: `Authorization` never
@@ -32,8 +34,11 @@ from activity_feed.proxy.wire import PROXY_ERROR_CODE
 
 MAX_SESSIONS = 1000
 MAX_SESSION_ID = 200
-# One callback records for at most this long before letting the relay's callbacks run.
-_SLICE_SECONDS = 0.002
+# The copies are recorded in batches this often: a recording step after every relayed message would
+# interleave with the relay's own work at each exchange, where one batch takes a moment now and then.
+BATCH_SECONDS = 0.02
+# One batch records for at most this long before letting the relay's callbacks run.
+_SLICE_SECONDS = 0.005
 _ERROR_PREVIEW = 200
 
 MakeRecorder = Callable[[str | None], ConnectionRecorder]
@@ -134,7 +139,7 @@ class HttpTap:
             self._scheduled = True
             if self._loop is None:
                 self._loop = asyncio.get_running_loop()
-            self._loop.call_soon(self._drain)
+            self._loop.call_later(BATCH_SECONDS, self._drain)
 
     # Recording, a slice at a time.
 

@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 import httptools
 
-from activity_feed.proxy.headers import RawHeaders, header
+from activity_feed.proxy.headers import HOP_BY_HOP, Head
 
 CONNECT_TIMEOUT_SECONDS = 10.0
 # Below the idle timeout of common servers (uvicorn and Node.js: 5 s): a connection idle for longer is
@@ -64,7 +64,7 @@ class Origin:
 class ResponseListener(Protocol):
     """What an upstream connection reports, in order, for each response."""
 
-    def response_head(self, status: int, reason: bytes, headers: RawHeaders, until_close: bool) -> None: ...
+    def response_head(self, status: int, reason: bytes, head: Head, until_close: bool) -> None: ...
     def response_body(self, data: bytes) -> None: ...
     def response_end(self, keep_alive: bool) -> None: ...
     def upstream_lost(self, problem: str) -> None: ...
@@ -83,7 +83,7 @@ class UpstreamConnection(asyncio.Protocol):
         self.head_only = False
         self.closed = False
         self._reason = b""
-        self._headers: RawHeaders = []
+        self._head = Head(HOP_BY_HOP)
         self._interim = False
         self._keep_alive = False
         self._open_until_close = False  # a body without a length is under way: it ends with the connection
@@ -145,29 +145,26 @@ class UpstreamConnection(asyncio.Protocol):
 
     def on_message_begin(self) -> None:
         self._reason = b""
-        self._headers = []
+        self._head = Head(HOP_BY_HOP)
 
     def on_status(self, reason: bytes) -> None:
         self._reason += reason
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self._headers.append((name, value))
+        self._head.add(name, value)
 
     def on_headers_complete(self) -> None:
         status = self.parser.get_status_code()
         self._interim = 100 <= status < 200
         if self._interim:
             return  # the proxy answers `Expect` itself; interim responses are not relayed
-        headers = self._headers
+        head = self._head
         # Asked now: once the message is complete, the parser has forgotten its headers.
         self._keep_alive = self.parser.should_keep_alive()
         self._open_until_close = until_close = (
-            not self.head_only
-            and status not in (204, 304)
-            and header(headers, b"content-length") is None
-            and header(headers, b"transfer-encoding") is None
+            not self.head_only and status not in (204, 304) and head.length is None and not head.chunked
         )
-        self.listener.response_head(status, self._reason, headers, until_close)
+        self.listener.response_head(status, self._reason, head, until_close)
         if self.head_only:
             # The parser cannot be told that a HEAD response has no body: the exchange ends here, and the
             # connection with it.

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import signal
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -23,6 +25,7 @@ from mcp_types import CreateMessageResult, Implementation, TextContent
 
 from tests.proxy.conftest import by_name, stored, wait_until
 from tests.proxy.http_peers import WAIT_SECONDS, HeaderWitness, ProxyProcess, mcp_server
+from tests.proxy.processes import ROOT, environment
 from tests.support.peers import HangingServer
 from tests.support.server import LiveServer, free_port
 
@@ -295,3 +298,23 @@ async def test_a_signal_stops_the_proxy_cleanly_with_a_stream_open(
         code, err = proxy.stop(signum)
     assert code == 0, err
     assert "Traceback" not in err
+
+
+def _proxy_exit(*args: str) -> tuple[int, str]:
+    command = [sys.executable, "-m", "activity_feed.cli.main", "proxy", *args]
+    done = subprocess.run(command, capture_output=True, env=environment(), cwd=ROOT, timeout=WAIT_SECONDS)
+    return done.returncode, done.stderr.decode()
+
+
+def test_usage_errors_say_what_is_wrong(hanging: HangingServer) -> None:
+    code, err = _proxy_exit("--upstream", "ftp://example.com/mcp", "--feed-url", hanging.url)
+    assert code == 2
+    assert "http:// or https://" in err
+    code, err = _proxy_exit("--upstream", "http://127.0.0.1:1/mcp", "--", "node", "server.mjs")
+    assert code == 2
+    assert "not both" in err
+    code, err = _proxy_exit(
+        "--upstream", "http://127.0.0.1:1/mcp", "--port", str(hanging.port), "--feed-url", hanging.url
+    )
+    assert code == 1
+    assert f"cannot listen on 127.0.0.1:{hanging.port}" in err

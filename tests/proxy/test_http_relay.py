@@ -5,6 +5,7 @@ requests the relay refuses."""
 
 from __future__ import annotations
 
+import asyncio
 import socket
 from collections.abc import Callable, Iterator
 
@@ -189,3 +190,19 @@ def test_pipelined_requests_are_answered_in_order(relay: RelayThread, upstream: 
     assert (
         answer.index(b"upstream says 400") < answer.index(b"upstream says 500") < answer.index(b"\r\n\r\nok")
     )
+
+
+def test_an_http_1_0_client_reads_a_stream_to_the_end_of_the_connection(relay: RelayThread) -> None:
+    answer = _raw(relay, b"GET /stream HTTP/1.0\r\nHost: x\r\n\r\n")
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 ")
+    assert b"transfer-encoding" not in head.lower()
+    assert body == REPLY
+
+
+async def test_clients_at_once_each_get_their_own_answer(relay: RelayThread, upstream: ByteUpstream) -> None:
+    bodies = [random_bytes(10_000 + n, seed=100 + n) for n in range(20)]
+    async with httpx.AsyncClient(base_url=relay.url, timeout=WAIT_SECONDS) as http:
+        answers = await asyncio.gather(*(http.post("/echo", content=body) for body in bodies))
+    assert all(answer.content == REPLY for answer in answers)
+    assert sorted(seen.body for seen in upstream.seen) == sorted(bodies)

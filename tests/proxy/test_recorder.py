@@ -234,13 +234,27 @@ def test_requests_left_waiting_end_with_the_reason(client: FeedClient, sqlite_fe
     assert slow["error_message"] == "no response: server exited with code 3"
 
 
-def test_what_is_not_json_rpc_is_ignored(client: FeedClient, sqlite_feed: LiveServer) -> None:
+def test_what_is_not_json_rpc_is_ignored(
+    client: FeedClient, sqlite_feed: LiveServer, caplog: pytest.LogCaptureFixture
+) -> None:
     recorder = ConnectionRecorder(client, transport="stdio")
-    for line in (b"hello", b"{broken", b"[1, 2]", b'"text"', b"{}", b'{"id": 9, "result": {}}', b"\xff\xfe"):
+    ignored = (
+        b"hello",
+        b"{broken",
+        b"[1, 2]",
+        b'"text"',
+        b"{}",
+        b'{"id": 9, "result": {}}',
+        b'{"jsonrpc": "2.0", "id": {"a": 1}, "method": "tools/call"}',
+        b'{"jsonrpc": "2.0", "id": null, "error": {"code": -32700, "message": "Parse error"}}',
+        b"\xff\xfe",
+    )
+    for line in ignored:
         recorder.message(line, SERVER_TO_CLIENT)
     send(recorder, CLIENT_TO_SERVER, call(1, "after", {}))
     found = wait_until(sqlite_feed.url, lambda found: len(found) >= 1)
     assert [e["tool_name"] for e in found] == ["after"]
+    assert "could not record" not in caplog.text
 
 
 @pytest.mark.parametrize("node_order", [False, True])

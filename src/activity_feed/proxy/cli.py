@@ -13,13 +13,10 @@ import os
 import sys
 from typing import Any, TextIO
 
-from activity_feed.proxy.stdio import CommandError, StdioRelay
-from activity_feed.proxy.tap import RecordingTap
-
 DEFAULT_FEED_URL = "http://127.0.0.1:8000"
 RECORD_CHOICES = ("tools", "requests", "all")
 # At exit: how long the recorder may take to finish the copies, and the client to send what is queued.
-RECORD_STOP_SECONDS = 1.0
+RECORD_STOP_SECONDS = 5.0
 FLUSH_SECONDS = 2.0
 PREFIX = "activity-feed proxy"
 
@@ -121,15 +118,24 @@ def run_stdio(
 ) -> int:
     """Relay `command` over this process's stdin and stdout, recording one session; answers its exit
     code (126 or 127 when it cannot start, as a shell would)."""
+    # Imported here: the relay is POSIX-only, and the rest of the command line must load everywhere.
+    from activity_feed.proxy.stdio import CommandError, StdioRelay
+    from activity_feed.proxy.tap import RecordingTap
+
     clients: list[Any] = []
 
     def make_recorder() -> Any:
         from activity_feed.client import FeedClient
+        from activity_feed.errors import ActivityFeedError
         from activity_feed.ids import uuid7
         from activity_feed.mcp.messages import check_record_mode
         from activity_feed.proxy.recorder import ConnectionRecorder
 
-        client = FeedClient(feed_url, token)
+        try:
+            client = FeedClient(feed_url, token)
+        except ActivityFeedError as exc:  # a token that cannot be sent: relay all the same
+            print(f"{PREFIX}: not recording: {exc}", file=stderr, flush=True)
+            return None
         clients.append(client)
         return ConnectionRecorder(
             client,

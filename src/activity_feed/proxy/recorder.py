@@ -44,6 +44,7 @@ MAX_PENDING = 10_000
 # Of a message too large to record, only this much of each end is kept, to find its id.
 EDGE_BYTES = 512
 
+_ID_TYPES = (str, int, float)
 _OPPOSITE: dict[Direction, Direction] = {
     CLIENT_TO_SERVER: SERVER_TO_CLIENT,
     SERVER_TO_CLIENT: CLIENT_TO_SERVER,
@@ -181,6 +182,8 @@ class ConnectionRecorder:
     def _one(self, message: Any, direction: Direction, at: float) -> None:
         if type(message) is not dict:
             return
+        if "id" in message and type(message["id"]) not in _ID_TYPES:
+            return  # null (an error about a message the peer could not read) or not JSON-RPC at all
         method = message.get("method")
         if type(method) is str:
             if "id" in message:

@@ -14,6 +14,7 @@ closes COMMAND's stdin. The proxy's exit code is COMMAND's (128 + N when a signa
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import signal
 import subprocess
@@ -24,6 +25,7 @@ from types import FrameType
 from typing import Protocol
 
 CHUNK_BYTES = 256 * 1024
+PIPE_BYTES = 1024 * 1024
 FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 # Once COMMAND has exited, what it wrote is still relayed to the end; but a descendant that keeps its
 # stdout open, or a client that stops reading, must not keep the proxy alive: after this long without
@@ -45,6 +47,15 @@ class CommandError(Exception):
     def __init__(self, message: str, exit_code: int) -> None:
         super().__init__(message)
         self.exit_code = exit_code
+
+
+def _widen(pipe: int) -> None:
+    """Let the server write up to PIPE_BYTES before the relay has to read: fewer wake-ups for large
+    messages. Linux only (elsewhere, or beyond the system's limit, the pipe stays as it is)."""
+    set_size = getattr(fcntl, "F_SETPIPE_SZ", None)
+    if set_size is not None:
+        with contextlib.suppress(OSError):
+            fcntl.fcntl(pipe, set_size, PIPE_BYTES)
 
 
 def exit_code(returncode: int) -> int:
@@ -132,6 +143,7 @@ class StdioRelay:
                 with contextlib.suppress(OSError):
                     child_stdin.close()
 
+            _widen(process.stdout.fileno())
             inbound = _Pump(
                 "activity-feed-proxy-in",
                 self.stdin,

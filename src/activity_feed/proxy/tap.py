@@ -1,8 +1,9 @@
 """The copy of what a relay forwards, recorded on a thread of its own, off the relay's path.
 
-Each relay thread hands every chunk it read to its direction's `Copier` (a queue put, before it writes
-the chunk on, so a request is always seen before the response it causes) and goes straight back to
-relaying. The recording thread splits the copies into lines and gives each to the recorder. If the
+Each relay thread hands every chunk it read to its direction's `Copier` (an append to a deque, which
+wakes nobody; done before it writes the chunk on, so a request is always seen before the response it
+causes) and goes straight back to relaying. Every few milliseconds the recording thread takes the
+copies, splits them into lines and gives each to the recorder. If the
 recorder falls behind by more than `max_backlog_bytes` in one direction, copies are skipped (the relay
 never waits for the recorder) until it catches up, and the line they cut is not recorded.
 """

@@ -29,6 +29,7 @@ MAX_RECORDED_BODY = 16 * 1024 * 1024
 MAX_ID_BODY = 64 * 1024
 # A client connection idle for this long is closed (the client opens another when it needs one).
 IDLE_SECONDS = 75.0
+_SWEEP_SECONDS = 15.0
 
 
 class Tap(Protocol):
@@ -101,20 +102,33 @@ class HttpRelay:
         self.tap = tap
         self.connections: set[ClientConnection] = set()
         self._server: asyncio.Server | None = None
+        self._sweep: asyncio.TimerHandle | None = None
         self._all_closed: asyncio.Event | None = None
 
     async def start(self, host: str, port: int) -> tuple[str, int]:
         """Listen on `host`:`port` (0: any free port); the address bound."""
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(lambda: ClientConnection(self), host, port)
+        self._sweep = loop.call_later(_SWEEP_SECONDS, self._close_idle)
         address = self._server.sockets[0].getsockname()
         return address[0], address[1]
+
+    def _close_idle(self) -> None:
+        """Close the connections idle for `IDLE_SECONDS` (one timer for all, not one per exchange)."""
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        for connection in list(self.connections):
+            if connection.idle_since is not None and now - connection.idle_since > IDLE_SECONDS:
+                connection.close()
+        self._sweep = loop.call_later(_SWEEP_SECONDS, self._close_idle)
 
     async def stop(self, grace: float) -> None:
         """Stop listening, close idle connections and open streams at once, and give the exchanges in
         flight up to `grace` seconds to end."""
         if self._server is not None:
             self._server.close()
+        if self._sweep is not None:
+            self._sweep.cancel()
         for connection in list(self.connections):
             connection.shutdown()
         if self.connections:
@@ -152,7 +166,7 @@ class ClientConnection(asyncio.Protocol):
         self._to_client: list[bytes] = []
         self._to_upstream: list[bytes] = []
         self._paused_by: set[str] = set()
-        self._idle: asyncio.TimerHandle | None = None
+        self.idle_since: float | None = None  # when the last exchange ended; None while one is under way
         self._close_when_flushed = False
         self._connecting: asyncio.Task[None] | None = None
         # A head whose body (of a known, non-zero length) has not come yet waits for it, so that a head
@@ -165,12 +179,10 @@ class ClientConnection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)
         self.relay.connections.add(self)
-        self._idle = self.loop.call_later(IDLE_SECONDS, self.close)
+        self.idle_since = self.loop.time()
 
     def data_received(self, data: bytes) -> None:
-        if self._idle is not None:
-            self._idle.cancel()
-            self._idle = None
+        self.idle_since = None
         while data and not self._close_when_flushed:
             try:
                 self.parser.feed_data(data)
@@ -188,8 +200,6 @@ class ClientConnection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.gone = True
-        if self._idle is not None:
-            self._idle.cancel()
         if self.upstream is not None:
             self.upstream.close()
             self.upstream = None
@@ -447,7 +457,7 @@ class ClientConnection(asyncio.Protocol):
                 self._resume("queued")
         else:
             self._resume("queued")
-            self._idle = self.loop.call_later(IDLE_SECONDS, self.close)
+            self.idle_since = self.loop.time()
 
     def _refuse(self, exchange: Exchange, problem: str) -> None:
         """Answer 502 for `exchange`, which got no response, once the client has sent all of it."""

@@ -25,7 +25,7 @@ import orjson
 
 from activity_feed.mcp.sinks import warn_once
 from activity_feed.proxy.headers import RawHeaders, header
-from activity_feed.proxy.http import Exchange
+from activity_feed.proxy.http_exchange import Exchange
 from activity_feed.proxy.lines import EDGE_BYTES, Line, Oversized
 from activity_feed.proxy.recorder import CLIENT_TO_SERVER, SERVER_TO_CLIENT, ConnectionRecorder
 from activity_feed.proxy.sse import SseParser

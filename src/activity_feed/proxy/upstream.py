@@ -64,7 +64,7 @@ class Origin:
 class ResponseListener(Protocol):
     """What an upstream connection reports, in order, for each response."""
 
-    def response_head(self, status: int, reason: bytes, head: Head, until_close: bool) -> None: ...
+    def response_head(self, status: int, reason: bytes, head: Head) -> None: ...
     def response_body(self, data: bytes) -> None: ...
     def response_end(self, keep_alive: bool) -> None: ...
     def upstream_lost(self, problem: str) -> None: ...
@@ -161,10 +161,10 @@ class UpstreamConnection(asyncio.Protocol):
         head = self._head
         # Asked now: once the message is complete, the parser has forgotten its headers.
         self._keep_alive = self.parser.should_keep_alive()
-        self._open_until_close = until_close = (
+        self._open_until_close = (
             not self.head_only and status not in (204, 304) and head.length is None and not head.chunked
         )
-        self.listener.response_head(status, self._reason, head, until_close)
+        self.listener.response_head(status, self._reason, head)
         if self.head_only:
             # The parser cannot be told that a HEAD response has no body: the exchange ends here, and the
             # connection with it.

@@ -12,7 +12,8 @@ client SDK.
 - Throughput of 1 MiB tool results (from the median call), in alternating blocks, feed up: target >= 0.8
   of direct.
 
-Each transport has a function of its own returning its checks (`stdio_checks`).
+Each transport has a function of its own returning its checks (`stdio_checks`; `http_checks` in
+`proxy_http.py`, the same figures against a streamable-HTTP server).
 """
 
 from __future__ import annotations
@@ -303,4 +304,6 @@ def run() -> list[Check]:
     with tempfile.TemporaryDirectory(prefix="activity-feed-bench-proxy-") as folder:
         tmp = Path(folder)
         with feeds(tmp) as urls:
-            return stdio_checks(tmp, urls)
+            from bench.proxy_http import http_checks
+
+            return stdio_checks(tmp, urls) + http_checks(tmp, urls)

@@ -1,5 +1,6 @@
 """The `proxy` benchmark's Python MCP server, for machines without Node.js: `empty` returns nothing,
-`blob` a text of `bytes` bytes. `python -m bench.proxy_server` serves it over stdio."""
+`blob` a text of `bytes` bytes. `python -m bench.proxy_server` serves it over stdio;
+`python -m bench.proxy_server http PORT [json]` over streamable HTTP at /mcp (SSE answers, or JSON)."""
 
 from __future__ import annotations
 
@@ -24,7 +25,13 @@ def main() -> None:
         """A text of `bytes` bytes."""
         return "x" * bytes
 
-    server.run("stdio")
+    if sys.argv[1:2] == ["http"]:
+        import uvicorn
+
+        app = server.streamable_http_app(json_response=sys.argv[3:4] == ["json"])
+        uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[2]), log_level="warning", access_log=False)
+    else:
+        server.run("stdio")
 
 
 if __name__ == "__main__":

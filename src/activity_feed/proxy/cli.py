@@ -1,4 +1,5 @@
-"""`activity-feed proxy`: its options, and the stdio mode put together (relay, tap, recorder, client).
+"""`activity-feed proxy`: its options, and the stdio mode put together (relay, tap, recorder, client);
+the HTTP mode is in `http_run.py`.
 
 Only the relayed bytes go to stdout; everything the proxy says goes to stderr, where the server's own
 stderr goes too.
@@ -27,7 +28,20 @@ def add_proxy(commands: Any) -> None:
         description="Run COMMAND, an MCP server on stdio, and relay every byte between it and this "
         "process's stdin and stdout, unchanged, while recording the conversation in the feed. COMMAND's "
         "stderr passes through, SIGINT and SIGTERM are passed on, and the exit code is COMMAND's. A feed "
-        "that is down never affects the relay. Example: activity-feed proxy -- npx -y some-mcp-server",
+        "that is down never affects the relay. Example: activity-feed proxy -- npx -y some-mcp-server. "
+        "With --upstream instead of a command, it is a reverse proxy in front of a streamable-HTTP MCP "
+        "server: activity-feed proxy --upstream http://127.0.0.1:3000/mcp",
+    )
+    proxy.add_argument(
+        "--upstream",
+        metavar="URL",
+        help="the MCP endpoint of a streamable-HTTP server to relay to (instead of a command)",
+    )
+    proxy.add_argument(
+        "--host", default="127.0.0.1", help="with --upstream: address to listen on (default 127.0.0.1)"
+    )
+    proxy.add_argument(
+        "--port", type=int, default=8765, help="with --upstream: port to listen on (default 8765; 0: any)"
     )
     proxy.add_argument(
         "--feed-url",
@@ -55,6 +69,23 @@ def run_proxy(args: argparse.Namespace, *, stderr: TextIO | None = None) -> int:
     command = list(args.server_command)
     if command and command[0] == "--":
         command = command[1:]
+    if args.upstream is not None:
+        if command:
+            print(f"{PREFIX}: give --upstream or a command after --, not both", file=err)
+            return 2
+        from activity_feed.proxy.http_run import run_http
+
+        return run_http(
+            args.upstream,
+            host=args.host,
+            port=args.port,
+            feed_url=feed_url(args.feed_url),
+            token=args.token,
+            source=args.source,
+            record=args.record,
+            stderr=err,
+            report_drops=report_drops,
+        )
     if not command:
         print(
             f"{PREFIX}: name the server to run after --, e.g. activity-feed proxy -- npx -y server", file=err

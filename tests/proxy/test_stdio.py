@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -170,3 +171,19 @@ def test_it_runs_as_a_subprocess_of_a_subprocess() -> None:
     )
     assert process.returncode == 5
     assert process.stdout == b"hi\n"
+
+
+def test_the_server_does_not_see_the_feeds_tokens(sqlite_feed: LiveServer) -> None:
+    report = (
+        "import os, sys; "
+        "sys.stdout.write(repr(sorted(k for k in os.environ if k.startswith('ACTIVITY_FEED_'))) + chr(10))"
+    )
+    process = start(
+        proxy_command(sqlite_feed.url, sys.executable, "-c", report),
+        ACTIVITY_FEED_TOKEN="write-secret",
+        ACTIVITY_FEED_READ_TOKEN="read-secret",
+        ACTIVITY_FEED_OTHER="kept",
+    )
+    out, _ = exchange(process, [])
+    assert process.returncode == 0
+    assert out == b"['ACTIVITY_FEED_OTHER']\n"

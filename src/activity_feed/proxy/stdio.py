@@ -20,7 +20,7 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from types import FrameType
 from typing import Protocol
 
@@ -33,6 +33,16 @@ FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 DRAIN_STALL_SECONDS = 5.0
 NOT_FOUND = 127
 NOT_EXECUTABLE = 126
+
+
+# The feed's tokens are the proxy's, not the server's: a third-party server must not be able to write to
+# (or read) the feed it is watched by.
+FEED_SECRETS = ("ACTIVITY_FEED_TOKEN", "ACTIVITY_FEED_READ_TOKEN")
+
+
+def server_environment(environment: Mapping[str, str]) -> dict[str, str]:
+    """The proxy's environment without the feed's tokens, for the server it runs."""
+    return {name: value for name, value in environment.items() if name not in FEED_SECRETS}
 
 
 class Tap(Protocol):
@@ -171,6 +181,7 @@ class StdioRelay:
                 stdout=subprocess.PIPE,
                 bufsize=0,
                 process_group=0,
+                env=server_environment(os.environ),
             )
         except FileNotFoundError as exc:
             raise CommandError(f"cannot run {self.command[0]}: {exc.strerror}", NOT_FOUND) from exc

@@ -232,6 +232,33 @@ def feeds(tmp: Path) -> Iterator[dict[Situation, str]]:
         yield {"up": service.url, "refused": f"http://127.0.0.1:{free_port()}", "hanging": silent.url}
 
 
+def round_trip_check(
+    name: str, situation: Situation, samples: dict[str, list[float]], log: Path, server: str
+) -> Check:
+    """The check of one interleaved round-trip measurement (seconds per call, sides `proxy` and
+    `direct`), said on the terminal with what the proxy reported dropping."""
+    through, plain = (statistics.median(samples[side]) * 1e6 for side in ("proxy", "direct"))
+    drops = _drop_line(log)
+    say(
+        f"  {name}: through the proxy {through:,.0f} µs, direct {plain:,.0f} µs "
+        f"(ratio {through / plain:.3f}); {drops or 'nothing dropped'}"
+    )
+    if situation == "up" and drops is not None:
+        raise RuntimeError(f"the feed was up but the proxy dropped events: {drops}")
+    return Check(
+        benchmark=NAME,
+        name=name,
+        value=through,
+        unit="µs",
+        baseline=plain,
+        baseline_name="direct",
+        ratio=through / plain,
+        target=f"ratio <= {ROUND_TRIP_TARGET}",
+        met=through / plain <= ROUND_TRIP_TARGET,
+        details={"server": server, "calls": len(samples["proxy"]), "proxy_stderr": drops},
+    )
+
+
 def stdio_checks(tmp: Path, urls: dict[Situation, str]) -> list[Check]:
     server = stdio_server()
     say(f"  stdio server: {server.name}")
@@ -246,26 +273,9 @@ def stdio_checks(tmp: Path, urls: dict[Situation, str]) -> list[Check]:
                 rounds=ROUNDS,
                 per_block=CALLS_PER_BLOCK,
             )
-        through, plain = (statistics.median(samples[side]) * 1e6 for side in ("proxy", "direct"))
-        drops = _drop_line(log)
-        say(
-            f"  stdio, feed {situation:<7}: through the proxy {through:,.0f} µs, direct {plain:,.0f} µs "
-            f"(ratio {through / plain:.3f}); {drops or 'nothing dropped'}"
-        )
-        if situation == "up" and drops is not None:
-            raise RuntimeError(f"the feed was up but the proxy dropped events: {drops}")
         checks.append(
-            Check(
-                benchmark=NAME,
-                name=f"stdio tool call round trip, feed {situation}",
-                value=through,
-                unit="µs",
-                baseline=plain,
-                baseline_name="direct",
-                ratio=through / plain,
-                target=f"ratio <= {ROUND_TRIP_TARGET}",
-                met=through / plain <= ROUND_TRIP_TARGET,
-                details={"server": server.name, "calls": len(samples["proxy"]), "proxy_stderr": drops},
+            round_trip_check(
+                f"stdio tool call round trip, feed {situation}", situation, samples, log, server.name
             )
         )
     with ExitStack() as stack:

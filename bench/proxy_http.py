@@ -32,13 +32,13 @@ from bench.proxy import (
     BLOB_WARMUP_CALLS,
     CALLS_PER_BLOCK,
     NAME,
-    ROUND_TRIP_TARGET,
     ROUNDS,
     THROUGHPUT_TARGET,
     WARMUP_CALLS,
     Situation,
     environment,
     interleaved,
+    round_trip_check,
 )
 
 READY_SECONDS = 30.0
@@ -244,26 +244,8 @@ def _round_trip(tmp: Path, answers: str, situation: Situation, feed_url: str, up
             rounds=ROUNDS,
             per_block=CALLS_PER_BLOCK,
         )
-    through_us, plain_us = (statistics.median(samples[side]) * 1e6 for side in ("proxy", "direct"))
-    drops = _drop_line(log)
-    say(
-        f"  http ({answers} answers), feed {situation:<7}: through the proxy {through_us:,.0f} µs, "
-        f"direct {plain_us:,.0f} µs (ratio {through_us / plain_us:.3f}); {drops or 'nothing dropped'}"
-    )
-    if situation == "up" and drops is not None:
-        raise RuntimeError(f"the feed was up but the proxy dropped events: {drops}")
-    return Check(
-        benchmark=NAME,
-        name=f"http tool call round trip ({answers} answers), feed {situation}",
-        value=through_us,
-        unit="µs",
-        baseline=plain_us,
-        baseline_name="direct",
-        ratio=through_us / plain_us,
-        target=f"ratio <= {ROUND_TRIP_TARGET}",
-        met=through_us / plain_us <= ROUND_TRIP_TARGET,
-        details={"server": "Python, MCP SDK", "calls": len(samples["proxy"]), "proxy_stderr": drops},
-    )
+    name = f"http tool call round trip ({answers} answers), feed {situation}"
+    return round_trip_check(name, situation, samples, log, "Python, MCP SDK")
 
 
 def _throughput(tmp: Path, feed_url: str, upstream_port: int) -> Check:

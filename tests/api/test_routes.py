@@ -440,3 +440,19 @@ def test_nul_characters_in_data_get_422_on_every_database(client: httpx.Client, 
     assert "NUL" in detail_text(response)
     assert literal.status_code == 201
     assert literal.json()["data"] == {"k": "\\u0000"}
+
+
+def test_recent_since_keeps_events_from_that_moment_on_and_refuses_nonsense(client: httpx.Client) -> None:
+    old = log(client, tool_name="since_probe", timestamp="2020-01-01T00:00:00Z")
+    new = log(client, tool_name="since_probe", timestamp="2020-01-02T00:00:00Z")
+    answer = client.get(
+        "/activities/recent", params={"tool_name": "since_probe", "since": "2020-01-01T12:00"}
+    )
+    assert [event["id"] for event in answer.json()] == [new["id"]]
+    both = client.get("/activities/recent", params={"tool_name": "since_probe", "since": "2019-12-31T00:00Z"})
+    assert [event["id"] for event in both.json()] == [new["id"], old["id"]]
+    fresh = client.get("/activities/recent", params={"tool_name": "since_probe", "since": "15m"})
+    assert fresh.json() == []
+    refused = client.get("/activities/recent", params={"since": "yesterday"})
+    assert refused.status_code == 422
+    assert "since: not a time or a duration" in refused.text

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, Response, status
@@ -22,6 +23,7 @@ from activity_feed.api.responses import (
     UNSUPPORTED_TYPE,
     HealthUnavailable,
 )
+from activity_feed.api.since import SINCE_DESCRIPTION, SINCE_EXAMPLES, SINCE_OPENAPI_EXAMPLES, parse_since
 from activity_feed.errors import StoreUnavailableError
 from activity_feed.schemas import (
     ActivityPublic,
@@ -59,9 +61,18 @@ async def recent_activities(
             max_length=200, description="only the events of this session", examples=["3f1c9a7e-mcp-session"]
         ),
     ] = None,
+    since: Annotated[
+        str | None,
+        Query(
+            description=f"only events with a timestamp from then on: {SINCE_DESCRIPTION}",
+            examples=SINCE_EXAMPLES,
+            openapi_examples=SINCE_OPENAPI_EXAMPLES,
+        ),
+    ] = None,
     before: Annotated[uuid.UUID | None, Query(description="only events older than this event")] = None,
 ) -> list[ActivityPublic]:
-    """Newest first, with optional exact-match filters; page back with `before=<last id seen>`."""
+    """Newest first, with optional exact-match filters and `since`; page back with
+    `before=<last id seen>`."""
     query = RecentQuery(
         limit=limit,
         event_type=event_type,
@@ -70,6 +81,7 @@ async def recent_activities(
         user_source=user_source,
         correlation_id=correlation_id,
         session_id=session_id,
+        since=parse_since(since, now=datetime.now(UTC)) if since is not None else None,
         before=before,
     )
     return await store.recent(query=query)

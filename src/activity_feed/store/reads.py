@@ -39,6 +39,7 @@ class RecentQuery:
     user_source: str | None = None
     correlation_id: str | None = None
     session_id: str | None = None
+    since: datetime | None = None
     before: uuid.UUID | None = None
 
 
@@ -61,6 +62,8 @@ async def recent(conn: AsyncConnection, *, query: RecentQuery) -> list[ActivityP
             stmt = stmt.where(
                 column == (value.value if isinstance(value, EventType | EventStatus) else value)
             )
+    if query.since is not None:
+        stmt = stmt.where(_events.c.timestamp >= query.since)
     if query.before is not None:
         anchor = (
             await conn.execute(

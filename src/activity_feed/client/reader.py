@@ -1,0 +1,136 @@
+"""`FeedReader`: reads a running feed over its REST API, for the commands that watch or question it
+(`tail`, `export`, `check`, the feed's own MCP server).
+
+Every failure is one `FeedReadError` whose message a person can act on: the feed is not there, the token
+was refused, or the feed answered the request with an error (its `detail` quoted).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Mapping
+from types import TracebackType
+from typing import Any
+
+import httpx
+
+from activity_feed.errors import ActivityFeedError
+
+DEFAULT_FEED_URL = "http://127.0.0.1:8000"
+# The most `GET /activities/recent` answers in one page.
+PAGE_LIMIT = 500
+
+
+class FeedReadError(ActivityFeedError):
+    """The feed could not be read: unreachable, the token refused, or a request it answered with an error.
+
+    `status` is the HTTP status of the answer (None when no answer came)."""
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+    @property
+    def refused(self) -> bool:
+        """The token was missing or wrong (401) or not allowed this (403)."""
+        return self.status in (401, 403)
+
+
+def feed_url_from(given: str | None) -> str:
+    """`given`, else `ACTIVITY_FEED_URL`, else the local default; without a trailing slash."""
+    return (given or os.environ.get("ACTIVITY_FEED_URL") or DEFAULT_FEED_URL).rstrip("/")
+
+
+def token_from(given: str | None) -> str | None:
+    """`given`, else `ACTIVITY_FEED_TOKEN`; a blank token is none."""
+    token = given if given is not None else os.environ.get("ACTIVITY_FEED_TOKEN")
+    return token.strip() or None if token is not None else None
+
+
+def _detail(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text.strip()[:300] or response.reason_phrase
+    detail = body.get("detail", body) if isinstance(body, dict) else body
+    if isinstance(detail, list):  # FastAPI's validation errors: the message of each
+        return "; ".join(
+            str(item.get("msg", item)) if isinstance(item, dict) else str(item) for item in detail
+        )
+    return str(detail)
+
+
+class FeedReader:
+    """An async reader of one feed. Use it as `async with FeedReader(url, token) as feed:`."""
+
+    def __init__(self, url: str | None = None, token: str | None = None, *, timeout: float = 30.0) -> None:
+        self.url = feed_url_from(url)
+        self.token = token_from(token)
+        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        self._http = httpx.AsyncClient(base_url=self.url, headers=headers, timeout=timeout)
+
+    async def __aenter__(self) -> FeedReader:
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def get_json(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
+        """The JSON answer of `GET path`; parameters that are None are left out."""
+        response = await self.get(path, params)
+        return response.json()
+
+    async def get(self, path: str, params: Mapping[str, Any] | None = None) -> httpx.Response:
+        """`GET path`, or `FeedReadError` for anything but a 2xx."""
+        query = {name: value for name, value in (params or {}).items() if value is not None}
+        try:
+            response = await self._http.get(path, params=query)
+        except httpx.HTTPError as exc:
+            raise FeedReadError(f"cannot reach the feed at {self.url}: {exc or type(exc).__name__}") from None
+        if response.status_code in (401, 403):
+            which = "no token was given" if self.token is None else "the token was refused"
+            raise FeedReadError(
+                f"the feed at {self.url} answered {response.status_code}: {which} "
+                "(pass --token or set ACTIVITY_FEED_TOKEN)",
+                status=response.status_code,
+            )
+        if response.is_error:
+            raise FeedReadError(
+                f"the feed answered {response.status_code} to GET {path}: {_detail(response)}",
+                status=response.status_code,
+            )
+        return response
+
+    async def recent(self, **filters: Any) -> list[dict[str, Any]]:
+        """`GET /activities/recent` with these filters (`limit`, `event_type`, `status`, `since`, ...)."""
+        answer: list[dict[str, Any]] = await self.get_json("/activities/recent", filters)
+        return answer
+
+    async def pages(self, **filters: Any) -> AsyncIterator[list[dict[str, Any]]]:
+        """Every event matching `filters`, newest first, a page of at most 500 at a time (paging with
+        `before`), so that memory stays constant however many there are."""
+        before: str | None = None
+        while True:
+            page = await self.recent(**filters, limit=PAGE_LIMIT, before=before)
+            if page:
+                yield page
+            if len(page) < PAGE_LIMIT:
+                return
+            before = page[-1]["id"]
+
+    async def event(self, event_id: str) -> dict[str, Any]:
+        answer: dict[str, Any] = await self.get_json(f"/activities/{event_id}")
+        return answer
+
+    async def stats(self, **filters: Any) -> httpx.Response:
+        """`GET /activities/stats`: the response itself, whose `X-Stats-*` headers say what was counted."""
+        return await self.get("/activities/stats", filters)
+
+    async def sessions(self, **filters: Any) -> list[dict[str, Any]]:
+        answer: list[dict[str, Any]] = await self.get_json("/activities/sessions", filters)
+        return answer

@@ -66,6 +66,8 @@ def test_responses_to_an_allowed_origin_carry_cors_headers_even_when_refused(cor
     assert refused.headers["access-control-allow-origin"] == ALLOWED
     assert allowed.status_code == 200
     assert allowed.headers["access-control-allow-origin"] == ALLOWED
+    # A page may read where the stream follows on from this page.
+    assert "x-stream-cursor" in allowed.headers["access-control-expose-headers"].lower()
 
 
 def test_cors_is_off_by_default(live_server: Callable[..., LiveServer], tmp_path: Path) -> None:

@@ -229,6 +229,19 @@ def test_recent_is_newest_first_and_limited(client: httpx.Client) -> None:
     assert client.get("/activities/recent", params={"limit": 2}).json() == events[:2:-1]
 
 
+def test_recent_says_the_stream_cursor_its_page_was_read_at(client: httpx.Client) -> None:
+    log(client)
+    first = client.get("/activities/recent").headers["X-Stream-Cursor"]
+    log(client)
+    log(client, tool_name="other")
+
+    # Two changes later, and the same on a page that no event matches.
+    assert int(client.get("/activities/recent").headers["X-Stream-Cursor"]) == int(first) + 2
+    empty = client.get("/activities/recent", params={"tool_name": "none"})
+    assert empty.json() == []
+    assert int(empty.headers["X-Stream-Cursor"]) == int(first) + 2
+
+
 def test_recent_limit_must_be_between_1_and_500(client: httpx.Client) -> None:
     log(client)
 

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from fractions import Fraction
 from typing import Any
 
+import anyio
 import pytest
 
 from activity_feed.errors import ReferenceNotFoundError
@@ -349,3 +350,49 @@ async def test_changes_since_types_pages_against_the_origin_cursor(store: Activi
     # The event was created after the client's cursor, so it is new to the client on every page.
     assert (later_pages[-1].type, later_pages[-1].event) == (ChangeType.LOGGED, finished)
     assert without_origin[-1].type == ChangeType.COMPLETED
+
+
+async def test_recent_page_is_recent_with_the_cursor_of_the_same_moment(store: ActivityStore) -> None:
+    events = [await add(store, tool_name=f"t{i % 2}") for i in range(5)]
+
+    page = await store.recent_page(query=RecentQuery(limit=3, tool_name="t0"))
+
+    assert page.events == await store.recent(query=RecentQuery(limit=3, tool_name="t0"))
+    assert ids(page.events) == [events[4].id, events[2].id, events[0].id]
+    assert page.cursor == await store.last_change()
+
+
+async def test_an_empty_recent_page_still_has_its_cursor(store: ActivityStore) -> None:
+    await add(store, tool_name="a")
+
+    page = await store.recent_page(query=RecentQuery(tool_name="nothing"))
+
+    assert page.events == []
+    assert page.cursor == await store.last_change() > 0
+
+
+async def test_changes_after_a_pages_cursor_are_exactly_those_it_does_not_show(store: ActivityStore) -> None:
+    # Pages read while events are being written: each page and the changes after its cursor must
+    # together hold every event once, whenever the page was read between two commits.
+    written: list[uuid.UUID] = []
+    pages = []
+
+    async def write() -> None:
+        for i in range(40):
+            written.append((await add(store, tool_name=f"w{i}")).id)
+
+    async def read() -> None:
+        while len(written) < 40:
+            pages.append(await store.recent_page(query=RecentQuery(limit=500)))
+
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(write)
+        tasks.start_soon(read)
+
+    assert len(pages) > 1
+    for page in pages:
+        shown = set(ids(page.events))
+        later = await store.changes_since(cursor=page.cursor, limit=1000)
+        created_later = {change.event.id for change in later if change.type == ChangeType.LOGGED}
+        assert not shown & created_later, "an event on the page is replayed as new"
+        assert shown | created_later == set(written), "an event is neither on the page nor replayed"

@@ -148,7 +148,7 @@ class ActivityFeed:
                 allow_origins=settings.allowed_origins,
                 allow_methods=["GET", "POST", "PATCH", "DELETE"],
                 allow_headers=["Authorization", "Content-Type"],
-                expose_headers=list(STATS_HEADERS),
+                expose_headers=[*STATS_HEADERS, routes.STREAM_CURSOR_HEADER],
                 max_age=600,
             )
 

@@ -25,6 +25,7 @@ from activity_feed.api.responses import (
 )
 from activity_feed.api.since import SINCE_DESCRIPTION, SINCE_EXAMPLES, SINCE_OPENAPI_EXAMPLES, parse_since
 from activity_feed.errors import StoreUnavailableError
+from activity_feed.hub import encode_cursor
 from activity_feed.schemas import (
     ActivityPublic,
     ActivityUpdate,
@@ -41,14 +42,32 @@ router = APIRouter(
 )
 health_router = APIRouter(tags=["health"], responses=MISDIRECTED)
 
+# On `recent`: the stream cursor of the moment the page was read, so that a client can show the page and
+# then follow the stream from there (`?since=`) with no gap and no duplicate.
+STREAM_CURSOR_HEADER = "X-Stream-Cursor"
+
 
 def _missing(event_id: uuid.UUID) -> HTTPException:
     return HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no event with id {event_id}")
 
 
-@router.get("/recent")
+@router.get(
+    "/recent",
+    responses={
+        200: {
+            "headers": {
+                STREAM_CURSOR_HEADER: {
+                    "description": "the stream cursor this page is consistent with: pass it as `since` "
+                    "to /activities/ws to get every change after the page, and none before",
+                    "schema": {"type": "string"},
+                }
+            }
+        }
+    },
+)
 async def recent_activities(
     store: StoreDep,
+    response: Response,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     event_type: EventType | None = None,
     status: EventStatus | None = None,
@@ -72,7 +91,7 @@ async def recent_activities(
     before: Annotated[uuid.UUID | None, Query(description="only events older than this event")] = None,
 ) -> list[ActivityPublic]:
     """Newest first, with optional exact-match filters and `since`; page back with
-    `before=<last id seen>`."""
+    `before=<last id seen>`. The `X-Stream-Cursor` header is the stream cursor of the same moment."""
     query = RecentQuery(
         limit=limit,
         event_type=event_type,
@@ -84,7 +103,9 @@ async def recent_activities(
         since=parse_since(since, now=datetime.now(UTC)) if since is not None else None,
         before=before,
     )
-    return await store.recent(query=query)
+    page = await store.recent_page(query=query)
+    response.headers[STREAM_CURSOR_HEADER] = encode_cursor(page.cursor)
+    return page.events
 
 
 @router.get("/{event_id}", responses=NOT_FOUND)

@@ -37,7 +37,7 @@ from activity_feed.store.engine import (
 )
 from activity_feed.store.merge import Combine, MergeItem, MergeRequest
 from activity_feed.store.migrate import upgrade
-from activity_feed.store.reads import ChangePage, EventFilter, RecentQuery, StatsWindow
+from activity_feed.store.reads import ChangePage, EventFilter, RecentPage, RecentQuery, StatsWindow
 from activity_feed.store.runner import AsyncTransactionRunner, SqliteTransactionRunner, TransactionRunner
 from activity_feed.store.sessions import list_sessions
 from activity_feed.store.timeline import timeline
@@ -235,6 +235,11 @@ class ActivityStore:
     async def recent(self, *, query: RecentQuery) -> list[ActivityPublic]:
         async with self._read() as conn:
             return await reads.recent(conn, query=query)
+
+    async def recent_page(self, *, query: RecentQuery) -> RecentPage:
+        """The recent events and the stream cursor they are consistent with (`reads.recent_page`)."""
+        async with self._read() as conn:
+            return await reads.recent_page(conn, query=query)
 
     async def sessions(self, *, limit: int = 50, before: str | None = None) -> list[SessionPublic]:
         """Sessions, most recently active first; `ReferenceNotFoundError` for an unknown `before`."""

@@ -49,6 +49,47 @@ async def get_event(conn: AsyncConnection, *, event_id: uuid.UUID) -> ActivityPu
 
 
 async def recent(conn: AsyncConnection, *, query: RecentQuery) -> list[ActivityPublic]:
+    stmt = await _recent_statement(conn, query)
+    return [to_public(row) for row in (await conn.execute(stmt)).mappings()]
+
+
+@dataclass(frozen=True, slots=True)
+class RecentPage:
+    """The recent events and the stream cursor of the same moment: every change up to `cursor` shows in
+    `events`, none after it does, so a stream resumed from `cursor` follows on without gap or duplicate."""
+
+    events: list[ActivityPublic]
+    cursor: int
+
+
+async def recent_page(conn: AsyncConnection, *, query: RecentQuery) -> RecentPage:
+    """As `recent`, with the newest change number read in the same statement, so in one snapshot on both
+    databases: read apart, a change committed between the two reads would be missed or seen twice."""
+    stmt = await _recent_statement(conn, query)
+    head = sa.select(activity_change_counter.c.value).where(activity_change_counter.c.id == 1)
+    rows = (await conn.execute(stmt.add_columns(head.scalar_subquery().label("head_change")))).mappings()
+    events: list[ActivityPublic] = []
+    cursor: int | None = None
+    for row in rows:
+        events.append(to_public(row))
+        cursor = row["head_change"]
+    if cursor is None:
+        # No event matched, so no row brought the counter: join its one row to the page instead (dearer,
+        # hence only now), again in one statement. An event that arrived meanwhile is on that page.
+        page = stmt.subquery("page")
+        joined = (
+            sa.select(activity_change_counter.c.value.label("head_change"), page)
+            .select_from(activity_change_counter.outerjoin(page, sa.true()))
+            .where(activity_change_counter.c.id == 1)
+            .order_by(page.c.timestamp.desc(), page.c.seq.desc())
+        )
+        found = (await conn.execute(joined)).mappings().all()
+        events = [to_public(row) for row in found if row["id"] is not None]
+        cursor = found[0]["head_change"]
+    return RecentPage(events=events, cursor=int(cursor))
+
+
+async def _recent_statement(conn: AsyncConnection, query: RecentQuery) -> sa.Select[Any]:
     stmt = sa.select(_events).order_by(_events.c.timestamp.desc(), _events.c.seq.desc()).limit(query.limit)
     for column, value in (
         (_events.c.event_type, query.event_type),
@@ -79,7 +120,7 @@ async def recent(conn: AsyncConnection, *, query: RecentQuery) -> list[ActivityP
         stmt = stmt.where(
             sa.tuple_(_events.c.timestamp, _events.c.seq) < sa.tuple_(anchor.timestamp, anchor.seq)
         )
-    return [to_public(row) for row in (await conn.execute(stmt)).mappings()]
+    return stmt
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -12,6 +12,7 @@ from pydantic import ValidationError
 
 from activity_feed import __version__
 from activity_feed.cli.prune import add_prune, run_prune
+from activity_feed.cli.tail import add_tail, run_tail
 from activity_feed.errors import ActivityFeedError
 from activity_feed.proxy.cli import add_proxy, run_proxy
 from activity_feed.settings import Settings
@@ -62,6 +63,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_demo(commands)
     add_prune(commands)
     add_proxy(commands)
+    add_tail(commands)
 
     db = commands.add_parser("db", help="manage the database schema", description="Manage the schema.")
     db_commands = db.add_subparsers(dest="db_command", required=True, metavar="DB_COMMAND")
@@ -162,6 +164,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "proxy":  # reads none of the service's settings
         return run_proxy(args)
+    if args.command == "tail":  # a client of a running feed: none of the service's settings either
+        return run_tail(args)
     try:
         settings = _settings(args)
         if args.command == "serve":

@@ -26,6 +26,7 @@ from bench import (
     replay,
     sessions,
     stats,
+    tail,
 )
 from bench.harness import Check, Skipped, environment, fmt, say
 
@@ -44,6 +45,7 @@ BENCHMARKS: dict[str, ModuleType] = {
         sessions,
         proxy,
         otlp,
+        tail,
     )
 }
 RESULTS_DIR = Path(__file__).with_name("results")

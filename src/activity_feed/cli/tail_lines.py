@@ -71,8 +71,8 @@ def duration(milliseconds: object) -> str:
 
 def columns(kind: str, event: Mapping[str, Any]) -> tuple[str, ...]:
     """time, status, type, tool, source, duration, error: each cleaned and cut to its column."""
-    if kind == DELETED:  # a deletion carries the event's id alone
-        return (when(None), "deleted", "", clean(event.get("id"), _TOOL), "", "", "")
+    if kind == DELETED:  # a deletion carries the event's id alone, shown whole (nothing follows it)
+        return (when(None), "deleted", "", clean(event.get("id")), "", "", "")
     return (
         when(event.get("timestamp")),
         clean(event.get("status"), _STATUS),

@@ -21,7 +21,7 @@ from urllib.parse import urlencode
 
 import orjson
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
 
 from activity_feed.cli.tail_lines import DELETED, Lines
 from activity_feed.client.reader import FeedReader, FeedReadError
@@ -109,6 +109,7 @@ class Follower:
         self.shown = _Shown()
         self.backoff = Backoff(first=FIRST_RETRY_SECONDS, cap=MAX_RETRY_SECONDS)
         self.trouble: str | None = None  # why the feed is not being followed right now, once said
+        self.followed = False  # the stream was open once: from then on, a failure is a lost stream
 
     async def run(self) -> None:
         async with FeedReader(self.options.feed_url, self.options.token) as feed:
@@ -143,7 +144,7 @@ class Follower:
         if cursor is None:
             raise FeedReadError(
                 f"the feed at {self.feed.url} does not say which stream cursor its history was read at "
-                f"(no {CURSOR_HEADER} header): it is older than this command; upgrade the service"
+                f"(no {CURSOR_HEADER} header): it is older than this command (upgrade it), or not a feed"
             )
         self._recovered(f"connected to the feed at {self.feed.url}")
         events: list[dict[str, Any]] = response.json()[: options.history]
@@ -166,6 +167,7 @@ class Follower:
                     url, additional_headers=headers, max_size=None, close_timeout=_CLOSE_TIMEOUT_SECONDS
                 ) as stream:
                     self._recovered(f"following the stream from {self.feed.url} again")
+                    self.followed = True
                     if await self._read(stream):
                         self.say(
                             f"the feed could not replay the changes after cursor {self.cursor} (its "
@@ -190,13 +192,18 @@ class Follower:
                         status=status,
                     ) from None
                 why = f"the stream's handshake answered {status}"
+            except InvalidURI as exc:
+                raise FeedReadError(f"cannot follow the stream at {url}: {exc}") from None
             except ConnectionClosed as exc:
                 why = f"the stream closed ({_close_reason(exc)})"
             except (OSError, InvalidHandshake, TimeoutError, EOFError) as exc:
                 why = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-            self._trouble(
-                f"lost the stream from {self.feed.url} ({why}); reconnecting from cursor {self.cursor}"
-            )
+            if self.followed:
+                self._trouble(
+                    f"lost the stream from {self.feed.url} ({why}); reconnecting from cursor {self.cursor}"
+                )
+            else:
+                self._trouble(f"waiting for the feed at {self.feed.url} ({why})")
             await asyncio.sleep(self.backoff.next_delay())
 
     async def _read(self, stream: ClientConnection) -> bool:

@@ -6,7 +6,7 @@ import argparse
 import asyncio
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
@@ -16,8 +16,9 @@ from activity_feed.cli.tail import add_tail, run_tail
 from activity_feed.errors import ActivityFeedError
 from activity_feed.proxy.cli import add_proxy, run_proxy
 from activity_feed.settings import Settings
-from activity_feed.store import ActivityStore
-from activity_feed.store.migrate import progress_to
+
+if TYPE_CHECKING:
+    from activity_feed.store import ActivityStore
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -133,6 +134,11 @@ async def _start_and_close(store: ActivityStore) -> None:
 
 
 def _migrate(settings: Settings) -> str:
+    # Imported when used: SQLAlchemy takes half a second to load, which commands that only read a feed
+    # over HTTP (tail, export, check, mcp) should not pay at every start.
+    from activity_feed.store import ActivityStore
+    from activity_feed.store.migrate import progress_to
+
     store = ActivityStore(settings.database_url)
     with progress_to(sys.stderr):
         asyncio.run(_start_and_close(store))

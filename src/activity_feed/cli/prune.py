@@ -7,12 +7,13 @@ import argparse
 import asyncio
 import sys
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from activity_feed.durations import parse_duration
 from activity_feed.settings import MAX_RETENTION_DAYS, MAX_RETENTION_EVENTS, Settings
-from activity_feed.store import ActivityStore
-from activity_feed.store.maintenance import Retention, drop_tombstones, prune
+
+if TYPE_CHECKING:
+    from activity_feed.store.maintenance import Retention
 
 EXIT_USAGE = 2
 
@@ -58,6 +59,11 @@ def run_prune(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _prune(settings: Settings, retention: Retention) -> tuple[str, int, int]:
+    # The store is imported here, not at the top: every command builds this parser, and SQLAlchemy
+    # would add half a second to the start of those that never touch a database.
+    from activity_feed.store import ActivityStore
+    from activity_feed.store.maintenance import drop_tombstones, prune
+
     store = ActivityStore(settings.database_url, batch_size=settings.write_batch_size)
     await store.start(migrate=True)
     try:
@@ -72,6 +78,8 @@ async def _prune(settings: Settings, retention: Retention) -> tuple[str, int, in
 
 def _retention(args: argparse.Namespace) -> Retention | str:
     """What `args` ask to delete, or what is wrong with them."""
+    from activity_feed.store.maintenance import Retention
+
     if args.all:
         if args.older_than is not None or args.keep is not None:
             return "--all deletes every event: it cannot be combined with --keep or --older-than"

@@ -94,8 +94,9 @@ def run_demo(
         _print_outcome(feed.url, report, before, out)
         if not wait:
             return 0
-        print(f"\nThe feed stays up at {feed.url}: press Ctrl-C to stop.", file=out, flush=True)
         try:
+            # Inside the `try`: a Ctrl-C that comes as soon as the line is read is a stop like any other.
+            print(f"\nThe feed stays up at {feed.url}: press Ctrl-C to stop.", file=out, flush=True)
             while feed.thread.is_alive():
                 feed.thread.join(timeout=0.5)
         except KeyboardInterrupt:

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -33,6 +34,13 @@ def run(args: Sequence[str], cwd: Path) -> subprocess.CompletedProcess[str]:
         timeout=COMMAND_TIMEOUT_SECONDS,
         check=False,
     )
+
+
+def run_all(to_run: Mapping[str, Sequence[str]], cwd: Path) -> dict[str, subprocess.CompletedProcess[str]]:
+    """Each command at once (they refuse independently), to keep the wait for each one's refusal short."""
+    with ThreadPoolExecutor(max_workers=len(to_run)) as pool:
+        futures = {name: pool.submit(run, args, cwd) for name, args in to_run.items()}
+    return {name: future.result() for name, future in futures.items()}
 
 
 def commands(url: str) -> dict[str, list[str]]:
@@ -66,7 +74,7 @@ def test_commands_refuse_a_read_only_sqlite_file(tmp_path: Path) -> None:
     url = f"sqlite:///{database}"
 
     with immutable(database):
-        results = {name: run(args, tmp_path) for name, args in commands(url).items()}
+        results = run_all(commands(url), tmp_path)
 
     prefix = f"activity-feed: cannot write to the database at sqlite+aiosqlite:///{database}: "
     for result in results.values():
@@ -83,7 +91,7 @@ def test_commands_refuse_a_directory_they_cannot_write_in(tmp_path: Path, existi
     url = f"sqlite:///{directory / 'feed.db'}"
 
     with immutable(directory):
-        results = {name: run(args, tmp_path) for name, args in commands(url).items()}
+        results = run_all(commands(url), tmp_path)
 
     prefix = f"activity-feed: cannot write to the database at sqlite+aiosqlite:///{directory / 'feed.db'}: "
     for result in results.values():
@@ -99,7 +107,7 @@ def test_commands_refuse_a_directory_they_cannot_create(tmp_path: Path) -> None:
     missing = frozen / "missing" / "feed.db"
 
     with immutable(frozen):
-        results = {name: run(args, tmp_path) for name, args in commands(f"sqlite:///{missing}").items()}
+        results = run_all(commands(f"sqlite:///{missing}"), tmp_path)
 
     for result in results.values():
         assert_refused(
@@ -107,9 +115,9 @@ def test_commands_refuse_a_directory_they_cannot_create(tmp_path: Path) -> None:
             f"activity-feed: cannot write to the database at sqlite+aiosqlite:///{missing}: ",
             f"cannot create the directory {missing.parent}: Operation not permitted",
         )
-    for args in commands(f"sqlite:///{under_a_file}").values():
+    for result in run_all(commands(f"sqlite:///{under_a_file}"), tmp_path).values():
         assert_refused(
-            run(args, tmp_path),
+            result,
             f"activity-feed: cannot write to the database at sqlite+aiosqlite:///{under_a_file}: ",
             f"cannot create the directory {under_a_file.parent}: a file of that name exists",
         )
@@ -122,7 +130,7 @@ def test_commands_refuse_a_database_another_process_keeps_locked(tmp_path: Path)
 
     # Each waits for the lock as long as a write would (SQLite's busy timeout) before giving up.
     with held_write_lock(database):
-        results = {name: run(to_run[name], tmp_path) for name in ("serve", "prune")}
+        results = run_all({name: to_run[name] for name in ("serve", "prune")}, tmp_path)
 
     prefix = f"activity-feed: cannot write to the database at sqlite+aiosqlite:///{database}: "
     for result in results.values():
@@ -139,7 +147,7 @@ def test_commands_refuse_a_read_only_postgresql_database(tmp_path: Path, migrate
             assert run(["db", "upgrade", "--database-url", database.url], tmp_path).returncode == 0
         database.set_read_only(True)
 
-        results = {name: run(args, tmp_path) for name, args in commands(database.url).items()}
+        results = run_all(commands(database.url), tmp_path)
 
     shown = database.url.replace("postgresql://", "postgresql+asyncpg://")
     for result in results.values():

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, cast
 from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
 
-from activity_feed.api import ingest_schema, routes, stream, summaries
+from activity_feed.api import ingest_schema, metrics, routes, stream, summaries
 from activity_feed.api.auth import TokenAuthMiddleware, document_bearer_auth
 from activity_feed.api.content_type import FEED_BODY_TYPES, ContentTypeMiddleware
 from activity_feed.api.errors import add_feed_error_handlers
@@ -23,6 +23,7 @@ from activity_feed.api.read_limits import STATS_HEADERS, ReadLimits
 from activity_feed.api.store_sink import StoreSink
 from activity_feed.hub import Hub
 from activity_feed.hub.backends import backend_for_url
+from activity_feed.metrics import FeedMetrics
 from activity_feed.settings import Settings
 from activity_feed.store import ActivityStore
 from activity_feed.store.maintenance import Maintenance, Retention
@@ -31,7 +32,7 @@ if TYPE_CHECKING:
     from starlette.types import Lifespan
 
 # The paths the feed serves in an app it is installed into (without its page).
-_FEED_PATHS = ("/activities", "/health", OTLP_TRACES_PATH)
+_FEED_PATHS = ("/activities", "/health", OTLP_TRACES_PATH, metrics.METRICS_PATH)
 
 
 class ActivityFeed:
@@ -48,9 +49,12 @@ class ActivityFeed:
         self.hub = Hub(backend_for_url(self.settings.broadcast_url))
         # Replays and statistics take turns (api/read_limits.py), each turn on a connection of its own.
         self.read_limits = ReadLimits.from_settings(self.settings)
+        # A registry of this feed's own: several feeds in one process (tests, embedding) never collide.
+        self.metrics = FeedMetrics(max_tools=self.settings.metrics_max_tools)
         self.store = ActivityStore(
             self.settings.database_url,
             on_commit=self.hub.publish,
+            observer=self.metrics,
             batch_size=self.settings.write_batch_size,
             max_data_bytes=self.settings.max_data_bytes,
             timeout=self.settings.database_timeout.total_seconds(),
@@ -82,8 +86,11 @@ class ActivityFeed:
         finally:
             await self.store.close()
 
-    def install(self, app: FastAPI, *, check_host_everywhere: bool = False) -> None:
-        """Add the routes, the stream and the feed's lifecycle to `app`.
+    def install(
+        self, app: FastAPI, *, check_host_everywhere: bool = False, serve_metrics: bool = True
+    ) -> None:
+        """Add the routes, the stream and the feed's lifecycle to `app`; `GET /metrics` too, unless
+        `serve_metrics` is false (an app that serves its own `/metrics`).
 
         Without a token, requests to the feed's endpoints (`/activities`, `/health`) must be addressed to a
         loopback name or an allowed host (api/host_check.py); `check_host_everywhere` extends that to every
@@ -97,9 +104,16 @@ class ActivityFeed:
         app.include_router(routes.router)
         app.include_router(routes.health_router)
         app.include_router(stream.router)
+        if serve_metrics:
+            app.include_router(metrics.router)
         add_feed_error_handlers(app)
         # The ingest endpoints, served ahead of FastAPI's routing (api/ingest.py), inside the body limit.
-        app.add_middleware(IngestMiddleware, store=self.store, settings=self.settings)
+        app.add_middleware(
+            IngestMiddleware,
+            store=self.store,
+            settings=self.settings,
+            on_drop_report=self.metrics.client_drops.report,
+        )
         # OTLP trace ingest (api/otlp.py), which reads and limits its own body (it may be compressed).
         app.add_middleware(OtlpMiddleware, store=self.store, settings=self.settings)
         app.add_middleware(
@@ -130,7 +144,7 @@ class ActivityFeed:
             read_token=settings.read_token,
             allowed_origins=settings.allowed_origins,
             allowed_hosts=settings.allowed_hosts,
-            path_prefix=("/activities", OTLP_TRACES_PATH),
+            path_prefix=("/activities", OTLP_TRACES_PATH, metrics.METRICS_PATH),
         )
         if settings.token is None:
             app.add_middleware(
@@ -138,10 +152,10 @@ class ActivityFeed:
                 allowed_hosts=settings.allowed_hosts,
                 path_prefixes=("",)
                 if check_host_everywhere
-                else ("/activities", "/health", OTLP_TRACES_PATH),
+                else ("/activities", "/health", OTLP_TRACES_PATH, metrics.METRICS_PATH),
             )
         else:  # no Host check: a DNS-rebinding page cannot learn the token
-            document_bearer_auth(app, path_prefix="/activities")
+            document_bearer_auth(app, path_prefix=("/activities", metrics.METRICS_PATH))
         if settings.allowed_origins:
             app.add_middleware(
                 CORSMiddleware,

@@ -1,6 +1,7 @@
 """`GET /metrics` over a real server, parsed as Prometheus parses it: the events by type and status as
 they were posted, the tool-call histogram per tool as the calls finished (`other` past the limit), the
-tokens, two instances on one PostgreSQL reporting the same counts, and the drops a FeedClient reports."""
+tokens, two instances on one PostgreSQL reporting the same counts, the drops a FeedClient reports, and the
+path an embedding app chooses."""
 
 from __future__ import annotations
 
@@ -13,9 +14,11 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
+from fastapi.responses import PlainTextResponse
 from prometheus_client.parser import text_string_to_metric_families
 
-from activity_feed import FeedClient
+from activity_feed import ActivityFeed, FeedClient
 from activity_feed.drop_report import default_source
 from activity_feed.metrics.feed_metrics import TOOL_CALL_BUCKETS
 from activity_feed.settings import Settings
@@ -228,3 +231,20 @@ async def test_a_feed_client_reports_what_it_dropped(
 
     dropped = named(scrape(server.url), "activity_feed_client_dropped_total")
     assert dropped == {frozenset({("source", default_source()), ("reason", "too_large")}): 1}
+
+
+def test_an_app_that_serves_its_own_metrics_puts_the_feeds_elsewhere(
+    live_server: Callable[..., LiveServer], tmp_path: Path
+) -> None:
+    app = FastAPI()
+
+    @app.get("/metrics", response_class=PlainTextResponse)
+    async def own_metrics() -> str:
+        return "app_requests_total 7\n"
+
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 'feed.db'}", broadcast_url="memory://")
+    ActivityFeed(settings).install(app, metrics_path="/feed/metrics")
+    server = live_server(app=app)
+
+    assert httpx.get(f"{server.url}/metrics", timeout=WAIT_SECONDS).text == "app_requests_total 7\n"
+    assert value(scrape(f"{server.url}/feed"), "activity_feed_database_up") == 1

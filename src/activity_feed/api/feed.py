@@ -11,13 +11,14 @@ from typing import TYPE_CHECKING, Any, cast
 from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
 
-from activity_feed.api import ingest_schema, metrics, routes, stream, summaries
+from activity_feed.api import ingest_schema, routes, stream, summaries
 from activity_feed.api.auth import TokenAuthMiddleware, document_bearer_auth
 from activity_feed.api.content_type import FEED_BODY_TYPES, ContentTypeMiddleware
 from activity_feed.api.errors import add_feed_error_handlers
 from activity_feed.api.host_check import HostCheckMiddleware
 from activity_feed.api.ingest import IngestMiddleware
 from activity_feed.api.limits import BodySizeLimitMiddleware
+from activity_feed.api.metrics import METRICS_PATH, metrics_router
 from activity_feed.api.otlp import OTLP_TRACES_PATH, OtlpMiddleware
 from activity_feed.api.read_limits import STATS_HEADERS, ReadLimits
 from activity_feed.api.store_sink import StoreSink
@@ -32,7 +33,7 @@ if TYPE_CHECKING:
     from starlette.types import Lifespan
 
 # The paths the feed serves in an app it is installed into (without its page).
-_FEED_PATHS = ("/activities", "/health", OTLP_TRACES_PATH, metrics.METRICS_PATH)
+_FEED_PATHS = ("/activities", "/health", OTLP_TRACES_PATH)
 
 
 class ActivityFeed:
@@ -87,10 +88,14 @@ class ActivityFeed:
             await self.store.close()
 
     def install(
-        self, app: FastAPI, *, check_host_everywhere: bool = False, serve_metrics: bool = True
+        self,
+        app: FastAPI,
+        *,
+        check_host_everywhere: bool = False,
+        metrics_path: str | None = METRICS_PATH,
     ) -> None:
-        """Add the routes, the stream and the feed's lifecycle to `app`; `GET /metrics` too, unless
-        `serve_metrics` is false (an app that serves its own `/metrics`).
+        """Add the routes, the stream and the feed's lifecycle to `app`, and the Prometheus metrics at
+        `metrics_path` (an app that serves its own `/metrics` gives another path, or None for none).
 
         Without a token, requests to the feed's endpoints (`/activities`, `/health`) must be addressed to a
         loopback name or an allowed host (api/host_check.py); `check_host_everywhere` extends that to every
@@ -104,8 +109,8 @@ class ActivityFeed:
         app.include_router(routes.router)
         app.include_router(routes.health_router)
         app.include_router(stream.router)
-        if serve_metrics:
-            app.include_router(metrics.router)
+        if metrics_path is not None:
+            app.include_router(metrics_router(metrics_path))
         add_feed_error_handlers(app)
         # The ingest endpoints, served ahead of FastAPI's routing (api/ingest.py), inside the body limit.
         app.add_middleware(
@@ -120,7 +125,9 @@ class ActivityFeed:
             BodySizeLimitMiddleware, max_bytes=self.settings.max_body_bytes, path_prefix="/activities"
         )
         app.add_middleware(ContentTypeMiddleware, accepted=FEED_BODY_TYPES)
-        self._add_security_middleware(app, check_host_everywhere=check_host_everywhere)
+        self._add_security_middleware(
+            app, check_host_everywhere=check_host_everywhere, metrics_path=metrics_path or METRICS_PATH
+        )
         app_lifespan = app.router.lifespan_context
 
         @asynccontextmanager
@@ -132,7 +139,9 @@ class ActivityFeed:
         # whichever the app's own lifespan yields.
         app.router.lifespan_context = cast("Lifespan[Any]", lifespan)
 
-    def _add_security_middleware(self, app: FastAPI, *, check_host_everywhere: bool) -> None:
+    def _add_security_middleware(
+        self, app: FastAPI, *, check_host_everywhere: bool, metrics_path: str
+    ) -> None:
         # Each add_middleware wraps the ones before: tokens (then the body's type) are checked before a
         # body is read, the Host before anything else, and CORS is outermost so that preflights are
         # answered without a token and a 401 or 421 still carries the CORS headers a browser needs to
@@ -144,7 +153,7 @@ class ActivityFeed:
             read_token=settings.read_token,
             allowed_origins=settings.allowed_origins,
             allowed_hosts=settings.allowed_hosts,
-            path_prefix=("/activities", OTLP_TRACES_PATH, metrics.METRICS_PATH),
+            path_prefix=("/activities", OTLP_TRACES_PATH, metrics_path),
         )
         if settings.token is None:
             app.add_middleware(
@@ -152,10 +161,10 @@ class ActivityFeed:
                 allowed_hosts=settings.allowed_hosts,
                 path_prefixes=("",)
                 if check_host_everywhere
-                else ("/activities", "/health", OTLP_TRACES_PATH, metrics.METRICS_PATH),
+                else ("/activities", "/health", OTLP_TRACES_PATH, metrics_path),
             )
         else:  # no Host check: a DNS-rebinding page cannot learn the token
-            document_bearer_auth(app, path_prefix=("/activities", metrics.METRICS_PATH))
+            document_bearer_auth(app, path_prefix=("/activities", metrics_path))
         if settings.allowed_origins:
             app.add_middleware(
                 CORSMiddleware,

@@ -7,6 +7,8 @@ histograms and the stream's counter are this process's own.
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Response
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 
@@ -27,19 +29,23 @@ activity_feed_events_total{event_type="tool_call",status="success"} 1042.0
 activity_feed_tool_call_duration_seconds_bucket{le="0.01",tool_name="search_properties"} 3.0
 """
 
-router = APIRouter(tags=["metrics"], responses={**UNAUTHORISED, **MISDIRECTED})
-
-
-@router.get(
-    METRICS_PATH,
-    response_class=Response,
-    responses={
-        200: {
-            "description": "Every family in the Prometheus text format (version 0.0.4)",
-            "content": {"text/plain": {"schema": {"type": "string"}, "example": _EXAMPLE}},
-        }
+_ANSWERS: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "Every family in the Prometheus text format (version 0.0.4)",
+        "content": {"text/plain": {"schema": {"type": "string"}, "example": _EXAMPLE}},
     },
-)
+    **UNAUTHORISED,
+    **MISDIRECTED,
+}
+
+
+def metrics_router(path: str = METRICS_PATH) -> APIRouter:
+    """The route, at `path`: an app that embeds the feed may serve its own `/metrics`."""
+    router = APIRouter(tags=["metrics"])
+    router.add_api_route(path, metrics, methods=["GET"], response_class=Response, responses=_ANSWERS)
+    return router
+
+
 async def metrics(store: StoreDep, hub: HubDep, feed_metrics: MetricsDep) -> Response:
     """Prometheus metrics: events by type and status (from the database), tool-call durations per tool,
     the writer's queue and commit latency, stream clients, database and bus state, and what clients

@@ -122,6 +122,12 @@ class Settings(BaseSettings):
     )
     insecure: bool = Field(default=False, description="let `serve` bind a non-loopback host without a token")
     max_data_bytes: int = Field(default=64 * 1024, ge=1, description="most bytes in one event's `data`")
+    metrics_max_tools: int = Field(
+        default=500,
+        ge=1,
+        description="tools that get a `tool_name` label of their own in GET /metrics; later ones count "
+        "under `other`",
+    )
 
     @field_validator("token", "read_token", mode="before")
     @classmethod

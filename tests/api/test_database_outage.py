@@ -1,9 +1,9 @@
 """Database outage: PostgreSQL goes away under load, behind a TCP proxy the test
 controls, and comes back. While it is away every request is answered promptly with 503 and
-`Retry-After` (never 500, never a hang) and `/health` says so; once it is back the same service serves
-again, every event that was acknowledged is stored exactly once, writers that retried their 503s end
-with all their events, a `FeedClient` delivers everything it queued, and a stream client gets every
-change, reconnecting with its cursor if it was closed.
+`Retry-After` (never 500, never a hang) and `/health` and `/metrics` say so; once it is back the same
+service serves again, every event that was acknowledged is stored exactly once, writers that retried
+their 503s end with all their events, a `FeedClient` delivers everything it queued, and a stream client
+gets every change, reconnecting with its cursor if it was closed.
 
 Three ways to fail: `refuse` resets every connection (PostgreSQL stopped, a firewall rejecting),
 `blackhole` stops moving bytes (a partition: nothing answers until a timeout runs out), and `commit`
@@ -403,6 +403,13 @@ async def _outage_under_load(
             assert health["status"] == "unavailable", health
             assert "unavailable" in health["database"], health
             assert health_took < PROMPT_SECONDS, f"/health took {health_took:.1f} s"
+            # Prometheus still gets an answer, which says the database is down.
+            scraped_at = time.monotonic()
+            scraped = await client.get("/metrics")
+            assert scraped.status_code == 200, scraped.text
+            assert "\nactivity_feed_database_up 0.0\n" in scraped.text, scraped.text
+            assert "activity_feed_events_total" not in scraped.text
+            assert time.monotonic() - scraped_at < PROMPT_SECONDS
             # The outage lasts until every writer and the reader have had their 503s, and a while.
             await _wait_for(
                 lambda: (

@@ -14,6 +14,7 @@ from urllib.parse import urlencode
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
@@ -429,3 +430,9 @@ async def test_slow_client_is_closed_with_1013_and_others_keep_receiving(
             except ConnectionClosed as closed:
                 close_code = closed.rcvd.code if closed.rcvd else None
         assert close_code == 1013
+        # Counted for GET /metrics before the close was sent.
+        metrics = text_string_to_metric_families((await http.get("/metrics")).text)
+        closed = next(
+            family for family in metrics if family.name == "activity_feed_stream_clients_closed_slow"
+        )
+        assert [sample.value for sample in closed.samples if sample.name.endswith("_total")] == [1]

@@ -20,8 +20,14 @@ from activity_feed.store.engine import create_reader_engine
 from activity_feed.store.migrate import alembic_config, upgrade
 from activity_feed.store.schema import EVENT_TYPES, STATUSES, activity_events, metadata
 
-HEAD = "0004"
-FEED_TABLES = {"activity_events", "activity_deletions", "activity_change_counter", "activity_sessions"}
+HEAD = "0005"
+FEED_TABLES = {
+    "activity_events",
+    "activity_deletions",
+    "activity_change_counter",
+    "activity_sessions",
+    "activity_event_counts",
+}
 EVENT_INDEXES = {
     "ix_activity_events_recent",
     "ix_activity_events_event_type",

@@ -17,7 +17,7 @@ from activity_feed.store import ActivityStore, RecentQuery
 from activity_feed.store.engine import create_reader_engine
 from activity_feed.store.migrate import upgrade
 from activity_feed.store.schema import activity_events
-from tests.store.test_migrate import alembic, insert_raw, scalar
+from tests.store.test_migrate import HEAD, alembic, insert_raw, scalar
 
 OLD_TYPES = ("tool_call", "tool_result", "voice_command", "system_event", "api_request")
 START = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
@@ -77,7 +77,7 @@ async def test_0004_keeps_every_event_without_a_session_and_takes_the_new_types(
 
     await upgrade(engine)
 
-    assert await scalar(engine, "SELECT version_num FROM alembic_version") == "0004"
+    assert await scalar(engine, "SELECT version_num FROM alembic_version") == HEAD
     assert await scalar(engine, "SELECT count(*) FROM activity_events WHERE session_id IS NULL") == 30
     assert await scalar(engine, "SELECT count(*) FROM activity_sessions") == 0
     store = ActivityStore(database_url)

@@ -184,7 +184,7 @@ async def test_many_rows_per_insert_within_sqlite_parameter_limit(
     ]
     try:
         with engine.begin() as conn:
-            outcomes, changes = transact(conn, group=[WriteRequest(creates=events)])
+            outcomes, changes, _ = transact(conn, group=[WriteRequest(creates=events)])
         with engine.connect() as conn:
             stored = conn.execute(
                 sa.select(activity_events.c.seq, activity_events.c.id, activity_events.c.data).order_by(

@@ -170,7 +170,7 @@ async def reject_websocket(
     await send({"type": "websocket.close", "code": CLOSE_POLICY_VIOLATION, "reason": detail})
 
 
-def document_bearer_auth(app: FastAPI, *, path_prefix: str = "/activities") -> None:
+def document_bearer_auth(app: FastAPI, *, path_prefix: str | tuple[str, ...] = "/activities") -> None:
     """Declare the bearer token in `app`'s OpenAPI schema: a security scheme, required by every operation
     under `path_prefix`, so that /docs offers an Authorize button whose token it then sends. Only for a
     feed that has tokens: without one nothing is required, and the schema must not say otherwise."""

@@ -9,6 +9,7 @@ from starlette.requests import HTTPConnection
 
 from activity_feed.api.read_limits import ReadLimits
 from activity_feed.hub import Hub
+from activity_feed.metrics import FeedMetrics
 from activity_feed.settings import Settings
 from activity_feed.store import ActivityStore
 
@@ -24,6 +25,8 @@ class FeedParts(Protocol):
     def settings(self) -> Settings: ...
     @property
     def read_limits(self) -> ReadLimits: ...
+    @property
+    def metrics(self) -> FeedMetrics: ...
 
 
 def get_feed(connection: HTTPConnection) -> FeedParts:
@@ -50,7 +53,12 @@ async def get_read_limits(connection: HTTPConnection) -> ReadLimits:
     return get_feed(connection).read_limits
 
 
+async def get_metrics(connection: HTTPConnection) -> FeedMetrics:
+    return get_feed(connection).metrics
+
+
 StoreDep = Annotated[ActivityStore, Depends(get_store)]
 HubDep = Annotated[Hub, Depends(get_hub)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 ReadLimitsDep = Annotated[ReadLimits, Depends(get_read_limits)]
+MetricsDep = Annotated[FeedMetrics, Depends(get_metrics)]

@@ -18,11 +18,13 @@ from activity_feed.api.errors import add_feed_error_handlers
 from activity_feed.api.host_check import HostCheckMiddleware
 from activity_feed.api.ingest import IngestMiddleware
 from activity_feed.api.limits import BodySizeLimitMiddleware
+from activity_feed.api.metrics import METRICS_PATH, metrics_router
 from activity_feed.api.otlp import OTLP_TRACES_PATH, OtlpMiddleware
 from activity_feed.api.read_limits import STATS_HEADERS, ReadLimits
 from activity_feed.api.store_sink import StoreSink
 from activity_feed.hub import Hub
 from activity_feed.hub.backends import backend_for_url
+from activity_feed.metrics import FeedMetrics
 from activity_feed.settings import Settings
 from activity_feed.store import ActivityStore
 from activity_feed.store.maintenance import Maintenance, Retention
@@ -48,9 +50,12 @@ class ActivityFeed:
         self.hub = Hub(backend_for_url(self.settings.broadcast_url))
         # Replays and statistics take turns (api/read_limits.py), each turn on a connection of its own.
         self.read_limits = ReadLimits.from_settings(self.settings)
+        # A registry of this feed's own: several feeds in one process (tests, embedding) never collide.
+        self.metrics = FeedMetrics(max_tools=self.settings.metrics_max_tools)
         self.store = ActivityStore(
             self.settings.database_url,
             on_commit=self.hub.publish,
+            observer=self.metrics,
             batch_size=self.settings.write_batch_size,
             max_data_bytes=self.settings.max_data_bytes,
             timeout=self.settings.database_timeout.total_seconds(),
@@ -82,8 +87,15 @@ class ActivityFeed:
         finally:
             await self.store.close()
 
-    def install(self, app: FastAPI, *, check_host_everywhere: bool = False) -> None:
-        """Add the routes, the stream and the feed's lifecycle to `app`.
+    def install(
+        self,
+        app: FastAPI,
+        *,
+        check_host_everywhere: bool = False,
+        metrics_path: str | None = METRICS_PATH,
+    ) -> None:
+        """Add the routes, the stream and the feed's lifecycle to `app`, and the Prometheus metrics at
+        `metrics_path` (an app that serves its own `/metrics` gives another path, or None for none).
 
         Without a token, requests to the feed's endpoints (`/activities`, `/health`) must be addressed to a
         loopback name or an allowed host (api/host_check.py); `check_host_everywhere` extends that to every
@@ -97,16 +109,25 @@ class ActivityFeed:
         app.include_router(routes.router)
         app.include_router(routes.health_router)
         app.include_router(stream.router)
+        if metrics_path is not None:
+            app.include_router(metrics_router(metrics_path))
         add_feed_error_handlers(app)
         # The ingest endpoints, served ahead of FastAPI's routing (api/ingest.py), inside the body limit.
-        app.add_middleware(IngestMiddleware, store=self.store, settings=self.settings)
+        app.add_middleware(
+            IngestMiddleware,
+            store=self.store,
+            settings=self.settings,
+            on_drop_report=self.metrics.client_drops.report,
+        )
         # OTLP trace ingest (api/otlp.py), which reads and limits its own body (it may be compressed).
         app.add_middleware(OtlpMiddleware, store=self.store, settings=self.settings)
         app.add_middleware(
             BodySizeLimitMiddleware, max_bytes=self.settings.max_body_bytes, path_prefix="/activities"
         )
         app.add_middleware(ContentTypeMiddleware, accepted=FEED_BODY_TYPES)
-        self._add_security_middleware(app, check_host_everywhere=check_host_everywhere)
+        self._add_security_middleware(
+            app, check_host_everywhere=check_host_everywhere, metrics_path=metrics_path or METRICS_PATH
+        )
         app_lifespan = app.router.lifespan_context
 
         @asynccontextmanager
@@ -118,7 +139,9 @@ class ActivityFeed:
         # whichever the app's own lifespan yields.
         app.router.lifespan_context = cast("Lifespan[Any]", lifespan)
 
-    def _add_security_middleware(self, app: FastAPI, *, check_host_everywhere: bool) -> None:
+    def _add_security_middleware(
+        self, app: FastAPI, *, check_host_everywhere: bool, metrics_path: str
+    ) -> None:
         # Each add_middleware wraps the ones before: tokens (then the body's type) are checked before a
         # body is read, the Host before anything else, and CORS is outermost so that preflights are
         # answered without a token and a 401 or 421 still carries the CORS headers a browser needs to
@@ -130,7 +153,7 @@ class ActivityFeed:
             read_token=settings.read_token,
             allowed_origins=settings.allowed_origins,
             allowed_hosts=settings.allowed_hosts,
-            path_prefix=("/activities", OTLP_TRACES_PATH),
+            path_prefix=("/activities", OTLP_TRACES_PATH, metrics_path),
         )
         if settings.token is None:
             app.add_middleware(
@@ -138,10 +161,10 @@ class ActivityFeed:
                 allowed_hosts=settings.allowed_hosts,
                 path_prefixes=("",)
                 if check_host_everywhere
-                else ("/activities", "/health", OTLP_TRACES_PATH),
+                else ("/activities", "/health", OTLP_TRACES_PATH, metrics_path),
             )
         else:  # no Host check: a DNS-rebinding page cannot learn the token
-            document_bearer_auth(app, path_prefix="/activities")
+            document_bearer_auth(app, path_prefix=("/activities", metrics_path))
         if settings.allowed_origins:
             app.add_middleware(
                 CORSMiddleware,

@@ -13,6 +13,7 @@ declares them in the OpenAPI schema, with routes that routing never picks.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 from fastapi.encoders import jsonable_encoder
@@ -27,6 +28,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from activity_feed.api.clock_skew import refuse_event_ahead, refuse_events_ahead
 from activity_feed.api.errors import store_unavailable
 from activity_feed.api.limits import check_batch_data_sizes, check_data_size
+from activity_feed.drop_report import read_report
 from activity_feed.errors import StoreUnavailableError
 from activity_feed.schemas import ActivityCreate, BatchRequest
 from activity_feed.settings import Settings
@@ -106,7 +108,10 @@ async def _apply_batch(store: ActivityStore, settings: Settings, body: bytes) ->
     return await record_batch(store, settings, batch)
 
 
-_ENDPOINTS = {"/activities/log": _log_activity, "/activities/batch": _apply_batch}
+_BATCH_PATH = "/activities/batch"
+_ENDPOINTS = {"/activities/log": _log_activity, _BATCH_PATH: _apply_batch}
+# Hears what a FeedClient reports it dropped: its source and totals by reason (drop_report.py).
+OnDropReport = Callable[[str, dict[str, int]], None]
 
 
 _METHOD_NOT_ALLOWED = JSONResponse({"detail": "Method Not Allowed"}, 405, {"Allow": "POST"})
@@ -116,10 +121,18 @@ class IngestMiddleware:
     """Serve `POST /activities/log` and `POST /activities/batch` (405 for other methods on those paths);
     pass anything else on to `app`."""
 
-    def __init__(self, app: ASGIApp, *, store: ActivityStore, settings: Settings) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        store: ActivityStore,
+        settings: Settings,
+        on_drop_report: OnDropReport | None = None,
+    ) -> None:
         self.app = app
         self.store = store
         self.settings = settings
+        self.on_drop_report = on_drop_report
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         endpoint = _ENDPOINTS.get(scope["path"]) if scope["type"] == "http" else None
@@ -129,6 +142,11 @@ class IngestMiddleware:
         if scope["method"] != "POST":
             await _METHOD_NOT_ALLOWED(scope, receive, send)
             return
+        # FeedClient sends batches only: `log` is left as it was, since it is the busiest endpoint.
+        if self.on_drop_report is not None and scope["path"] == _BATCH_PATH:
+            report = read_report(scope["headers"])
+            if report is not None:
+                self.on_drop_report(*report)
         request = Request(scope, receive)
         try:
             body = await request.body()  # over the size limit: BodySizeLimitMiddleware answers 413

@@ -19,7 +19,7 @@ import anyio.lowlevel
 from fastapi import APIRouter, Query, WebSocket, WebSocketDisconnect
 from starlette.websockets import WebSocketState
 
-from activity_feed.api.deps import HubDep, ReadLimitsDep, SettingsDep, StoreDep
+from activity_feed.api.deps import HubDep, MetricsDep, ReadLimitsDep, SettingsDep, StoreDep
 from activity_feed.api.read_limits import NoTurnError, Turns
 from activity_feed.errors import InvalidCursorError, StoreUnavailableError
 from activity_feed.hub import RESYNC, ChangeFilter, Notice, Subscription, decode_cursor
@@ -49,6 +49,7 @@ async def activity_stream(
     hub: HubDep,
     settings: SettingsDep,
     limits: ReadLimitsDep,
+    metrics: MetricsDep,
     event_type: EventType | None = None,
     status: EventStatus | None = None,
     tool_name: Annotated[str | None, Query(max_length=200)] = None,
@@ -105,6 +106,8 @@ async def activity_stream(
             tasks.start_soon(pump)
             tasks.start_soon(watch_too_slow)
             tasks.start_soon(drain_incoming)
+    if too_slow:
+        metrics.slow_stream_clients.inc()
     if (too_slow or why_again) and websocket.client_state == WebSocketState.CONNECTED:
         why = "client too slow" if too_slow else why_again
         # The client may go away while the close frame waits for it to read: then there is no one to tell.

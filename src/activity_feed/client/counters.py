@@ -10,12 +10,12 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Literal
+
+from activity_feed.drop_report import DROP_REASONS, DropReason
 
 logger = logging.getLogger("activity_feed.client")
 
-DropReason = Literal["queue_full", "too_large", "rejected", "gave_up", "bad_response"]
-DROP_REASONS: tuple[DropReason, ...] = ("queue_full", "too_large", "rejected", "gave_up", "bad_response")
+__all__ = ["DROP_REASONS", "Counters", "DropReason", "Warnings", "logger"]
 WARNING_INTERVAL_SECONDS = 30.0
 
 

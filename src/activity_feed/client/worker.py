@@ -46,6 +46,7 @@ from activity_feed.client.counters import Counters, DropReason, Warnings, logger
 from activity_feed.client.intake import Intake
 from activity_feed.client.payload import ENVELOPE_BYTES, batch_body
 from activity_feed.client.pending import Item, PendingQueue
+from activity_feed.drop_report import default_source, report_headers
 
 T = TypeVar("T")
 P = ParamSpec("P")
@@ -101,6 +102,8 @@ class Worker:
         self._config = config
         self._counters = counters
         self._warnings = warnings
+        # Made here, in the process that sends: a forked child's worker is a new one (lifecycle.py).
+        self._source = default_source()
         self._thread = threading.Thread(target=self._run, name="activity-feed-client", daemon=True)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task[None] | None = None
@@ -294,8 +297,10 @@ class Worker:
         """Send once; for RETRY, also the server's Retry-After delay if it gave one."""
         creates = [item.body for item in items if item.kind == "create"]
         updates = [item.body for item in items if item.kind == "update"]
+        # What was dropped so far rides along, so that the service can show it (drop_report.py).
+        report = report_headers(self._source, self._counters.dropped)
         try:
-            response = await self._admitting_meanwhile(self._post(http, batch_body(creates, updates)))
+            response = await self._admitting_meanwhile(self._post(http, batch_body(creates, updates), report))
         except httpx.TransportError as exc:  # connection refused or reset, timeouts, protocol errors
             self._report_failure(f"{type(exc).__name__}: {exc}", len(items))
             return _Outcome.RETRY, None
@@ -337,9 +342,9 @@ class Worker:
         )
         return (_Outcome.TOO_LARGE if status == 413 else _Outcome.REJECTED), None
 
-    async def _post(self, http: httpx.AsyncClient, body: bytes) -> httpx.Response:
+    async def _post(self, http: httpx.AsyncClient, body: bytes, headers: dict[str, str]) -> httpx.Response:
         async with asyncio.timeout(self._config.timeout):  # the whole request: see the module's docstring
-            return await http.post(self._config.endpoint, content=body)
+            return await http.post(self._config.endpoint, content=body, headers=headers)
 
     def _count_refused_merges(self, counts: dict[str, Any]) -> None:
         # The service refuses an update whose `data`, merged into the stored event, would be too large,

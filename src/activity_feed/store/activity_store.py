@@ -35,6 +35,7 @@ from activity_feed.store.engine import (
     is_unavailable,
     refuses_writes,
 )
+from activity_feed.store.event_counts import EventCount, read_counts
 from activity_feed.store.merge import Combine, MergeItem, MergeRequest
 from activity_feed.store.migrate import upgrade
 from activity_feed.store.reads import ChangePage, EventFilter, RecentPage, RecentQuery, StatsWindow
@@ -43,7 +44,7 @@ from activity_feed.store.sessions import list_sessions
 from activity_feed.store.timeline import timeline
 from activity_feed.store.transaction import WriteOutcome, WriteRequest
 from activity_feed.store.write_health import ReportingRunner, WriteHealth
-from activity_feed.store.writer import GroupCommitWriter, OnCommit
+from activity_feed.store.writer import GroupCommitWriter, OnCommit, WriteObserver
 
 
 class ActivityStore:
@@ -55,6 +56,7 @@ class ActivityStore:
         database_url: str,
         *,
         on_commit: OnCommit | None = None,
+        observer: WriteObserver | None = None,
         batch_size: int = 2000,
         max_data_bytes: int | None = None,
         timeout: float = DEFAULT_DATABASE_TIMEOUT_SECONDS,
@@ -63,6 +65,7 @@ class ActivityStore:
         self.url = describe(async_url(database_url))  # fails fast on a URL of an unknown kind
         self._database_url = database_url
         self._on_commit = on_commit
+        self._observer = observer
         self._batch_size = batch_size
         # Updates that would merge an event's `data` past this size are refused (None: no limit).
         self._max_data_bytes = max_data_bytes
@@ -111,6 +114,7 @@ class ActivityStore:
         self._writer = GroupCommitWriter(
             ReportingRunner(self._runner, health),
             on_commit=self._on_commit,
+            observer=self._observer,
             batch_size=self._batch_size,
             queue_timeout=queue_timeout,
             draft_for_sqlite=is_sqlite(reader.url),
@@ -269,6 +273,11 @@ class ActivityStore:
         newest `max_events` events that match `where`."""
         async with self._read(bulk=True) as conn:
             return await timeline(conn, where=where, until=until, max_events=max_events)
+
+    async def event_counts(self) -> list[EventCount]:
+        """The events by type and status: stored now, and ever reached (store/event_counts.py)."""
+        async with self._read() as conn:
+            return await read_counts(conn)
 
     async def last_change(self) -> int:
         async with self._read() as conn:

@@ -76,6 +76,15 @@ class MergeTransaction(Protocol):
 
     def next_seq(self) -> int: ...
     def load(self, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, dict[str, Any]]: ...
+    def created(self, event: ActivityCreate) -> None: ...
+    def counted_change(
+        self,
+        row: dict[str, Any],
+        *,
+        status_before: str,
+        duration_before: float | None,
+        type_before: str | None = None,
+    ) -> None: ...
 
 
 class _Merge:
@@ -154,6 +163,12 @@ class _Merge:
             row["updated_at"] = tx.now
             updates.append({f"b_{name}": row[name] for name in ("id", *_MERGED_COLUMNS)})
             self._tally_change(before, row)
+            tx.counted_change(
+                row,
+                status_before=before["status"],
+                duration_before=before["duration_ms"],
+                type_before=before["event_type"],
+            )
             kind = change_type(before["status"], row["status"])
             tx.changes.append(Change(seq=row["change_seq"], type=kind, event=to_public(row)))
         if updates:
@@ -165,6 +180,7 @@ class _Merge:
         for event_id, (event, seq) in made:
             timestamp = event.timestamp or tx.now
             tx.changes.append(CreatedChange(seq, event, event_id, timestamp))
+            tx.created(event)
             if event.session_id is not None:
                 tx.sessions.created(
                     event.session_id,

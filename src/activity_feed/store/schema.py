@@ -115,6 +115,17 @@ activity_sessions = sa.Table(
     sa.Index("ix_activity_sessions_last_seen", "last_seen", "session_id"),
 )
 
+# One row per (event type, status): how many events have it now and how many ever reached it, kept by
+# every write transaction so that `GET /metrics` never counts the events table (store/event_counts.py).
+activity_event_counts = sa.Table(
+    "activity_event_counts",
+    metadata,
+    sa.Column("event_type", sa.String(20), primary_key=True),
+    sa.Column("status", sa.String(10), primary_key=True),
+    sa.Column("stored", sa.BigInteger(), nullable=False),
+    sa.Column("reached", sa.BigInteger(), nullable=False),
+)
+
 # Deleted events leave a tombstone so that a reconnecting client learns of the deletion by cursor.
 activity_deletions = sa.Table(
     "activity_deletions",

@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy import Connection
@@ -27,7 +27,9 @@ from activity_feed.schemas import (
     Change,
     ChangeType,
     EventStatus,
+    EventType,
 )
+from activity_feed.store.event_counts import CountLedger
 from activity_feed.store.merge import MergeRequest, merge_events
 from activity_feed.store.rows import UPDATED_COLUMNS, CreatedChange, new_row, to_public
 from activity_feed.store.schema import activity_change_counter, activity_deletions, activity_events
@@ -83,6 +85,20 @@ _RAISE_REPLAY_FLOOR = (
 )
 _UPDATE_KEYS = ("id", *UPDATED_COLUMNS)
 _IN_CHUNK = 500
+_PENDING = EventStatus.PENDING.value
+_TOOL_CALL = EventType.TOOL_CALL.value
+
+
+class CompletedCall(NamedTuple):
+    """A tool call that a transaction finished: it got a final status and a duration."""
+
+    tool_name: str | None
+    duration_ms: float
+
+
+def finished_call(event_type: str, status: str, duration_ms: float | None) -> bool:
+    """Whether an event in this state is a tool call that has finished, with its duration."""
+    return duration_ms is not None and status != _PENDING and event_type == _TOOL_CALL
 
 
 @dataclass(slots=True)
@@ -147,6 +163,10 @@ class _Transaction:
         self.now = datetime.now(UTC)
         self.changes: list[Change] = []
         self.sessions = SessionLedger()
+        self.counts = CountLedger()
+        # Tool calls finished by this transaction (created finished, or changed to finished), for the
+        # writer's observer once it commits.
+        self.completed: list[CompletedCall] = []
         # The one place the dialects part: SQLite's creates go to the driver directly (store/sqlite_rows.py).
         self.sqlite = SqliteRowWriter(conn) if conn.dialect.name == "sqlite" else None
 
@@ -233,6 +253,7 @@ class _Transaction:
         created = CreatedChange(self.next_seq(), item, event_id, timestamp)
         outcome.created.append(created)
         self.changes.append(created)
+        self.created(item)
         if item.session_id is not None:
             self.sessions.created(
                 item.session_id,
@@ -242,6 +263,12 @@ class _Transaction:
                 data=item.data,
             )
         return created
+
+    def created(self, event: ActivityCreate) -> None:
+        """Count a new event (and the call it finished, if it did)."""
+        self.counts.created(event.event_type, event.status)
+        if event.duration_ms is not None and finished_call(event.event_type, event.status, event.duration_ms):
+            self.completed.append(CompletedCall(event.tool_name, event.duration_ms))
 
     def update(
         self,
@@ -265,13 +292,14 @@ class _Transaction:
                 if size > max_data_bytes:
                     outcome.too_large.append((item.id, size))
                     continue
-            status_before = row["status"]
+            status_before, duration_before = row["status"], row["duration_ms"]
             change_type = apply_update(row, item)
             if change_type is not None:
                 if row["session_id"] is not None:
                     self.sessions.changed(
                         row["session_id"], before=status_before, after=row["status"], data=item.data
                     )
+                self.counted_change(row, status_before=status_before, duration_before=duration_before)
                 row["change_seq"] = self.next_seq()
                 row["updated_at"] = self.now
                 changed[item.id] = row
@@ -282,6 +310,24 @@ class _Transaction:
                 _UPDATE_ROW,
                 [{f"b_{key}": row[key] for key in _UPDATE_KEYS} for row in changed.values()],
             )
+
+    def counted_change(
+        self,
+        row: dict[str, Any],
+        *,
+        status_before: str,
+        duration_before: float | None,
+        type_before: str | None = None,
+    ) -> None:
+        """Move the counts for a stored event that changed (`row`, as it is now), and note the call it
+        finished, if it did."""
+        event_type, status = row["event_type"], row["status"]
+        type_before = type_before or event_type
+        self.counts.moved((type_before, status_before), (event_type, status))
+        if finished_call(event_type, status, row["duration_ms"]) and not finished_call(
+            type_before, status_before, duration_before
+        ):
+            self.completed.append(CompletedCall(row["tool_name"], row["duration_ms"]))
 
     def delete(self, ids: Sequence[uuid.UUID], outcome: WriteOutcome) -> None:
         stored = self.load(ids)
@@ -299,6 +345,7 @@ class _Transaction:
             outcome.deleted.append(event_id)
             if row["session_id"] is not None:
                 self.sessions.deleted(row["session_id"], status=row["status"])
+            self.counts.deleted(row["event_type"], row["status"])
             self.changes.append(Change(seq=seq, type=ChangeType.DELETED, event=to_public(row)))
         self.conn.execute(_DELETE_ROWS, {"b_ids": outcome.deleted})
         self.conn.execute(_INSERT_TOMBSTONES, tombstones)
@@ -315,8 +362,11 @@ class _Transaction:
         self.conn.execute(_RAISE_REPLAY_FLOOR, {"b_floor": newest})
 
 
-def transact(conn: Connection, *, group: Sequence[WriteRequest]) -> tuple[list[WriteOutcome], list[Change]]:
-    """Apply every request of `group`, in order, inside the caller's transaction."""
+def transact(
+    conn: Connection, *, group: Sequence[WriteRequest]
+) -> tuple[list[WriteOutcome], list[Change], list[CompletedCall]]:
+    """Apply every request of `group`, in order, inside the caller's transaction; return what each did,
+    the changes, and the tool calls finished."""
     outcomes = [WriteOutcome() for _ in group]
     last_seq = conn.execute(_LOCK_COUNTER).scalar_one()
     tx = _Transaction(conn, last_seq)
@@ -346,6 +396,7 @@ def transact(conn: Connection, *, group: Sequence[WriteRequest]) -> tuple[list[W
     if pending:
         tx.create(pending)
     tx.sessions.write(conn)
+    tx.counts.write(conn)
     if tx.seq != last_seq:
         conn.execute(_SET_COUNTER, {"b_value": tx.seq})
-    return outcomes, tx.changes
+    return outcomes, tx.changes, tx.completed

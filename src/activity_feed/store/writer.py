@@ -9,19 +9,29 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Sequence
 from functools import partial
+from typing import Protocol
 
 from activity_feed.errors import StoreUnavailableError
 from activity_feed.schemas import Change
 from activity_feed.store.engine import failure_reason, is_unavailable
 from activity_feed.store.runner import TransactionRunner
 from activity_feed.store.sqlite_rows import draft_row
-from activity_feed.store.transaction import WriteOutcome, WriteRequest, transact
+from activity_feed.store.transaction import CompletedCall, WriteOutcome, WriteRequest, transact
 
 log = logging.getLogger(__name__)
 
 OnCommit = Callable[[Sequence[Change]], None]
+
+
+class WriteObserver(Protocol):
+    """Hears of every committed transaction, on the writer's task: it must return at once."""
+
+    def committed(self, seconds: float, calls: Sequence[CompletedCall]) -> None:
+        """A transaction took `seconds` from its start to its commit, and finished these tool calls."""
+        ...
 
 
 class GroupCommitWriter:
@@ -32,6 +42,7 @@ class GroupCommitWriter:
         run: TransactionRunner,
         *,
         on_commit: OnCommit | None = None,
+        observer: WriteObserver | None = None,
         batch_size: int = 2000,
         queue_timeout: float | None = None,
         draft_for_sqlite: bool = False,
@@ -39,6 +50,7 @@ class GroupCommitWriter:
         self._run_transaction = run
         self._draft_for_sqlite = draft_for_sqlite
         self._on_commit = on_commit
+        self._observer = observer
         self._batch_size = batch_size
         self._queue_timeout = queue_timeout
         self._queue: asyncio.Queue[WriteRequest] = asyncio.Queue()
@@ -119,8 +131,9 @@ class GroupCommitWriter:
                     self._queue.task_done()
 
     async def _commit(self, group: list[WriteRequest]) -> None:
+        started = time.perf_counter()
         try:
-            outcomes, changes = await self._transact(group)
+            outcomes, changes, calls = await self._transact(group)
         except Exception as exc:  # boundary: every failure must reach the waiting requests, never the loop
             if len(group) > 1 and not is_unavailable(exc):
                 # One bad request must not fail the others that happened to share its transaction.
@@ -142,7 +155,14 @@ class GroupCommitWriter:
                 self._on_commit(changes)
             except Exception:  # boundary: a failing listener must not stop the writer
                 log.exception("publishing committed changes failed")
+        if self._observer is not None:
+            try:
+                self._observer.committed(time.perf_counter() - started, calls)
+            except Exception:  # boundary: metrics must not stop the writer
+                log.exception("observing a committed transaction failed")
 
-    async def _transact(self, group: list[WriteRequest]) -> tuple[list[WriteOutcome], list[Change]]:
+    async def _transact(
+        self, group: list[WriteRequest]
+    ) -> tuple[list[WriteOutcome], list[Change], list[CompletedCall]]:
         items = sum(request.size for request in group)
         return await self._run_transaction(partial(transact, group=group), items=items)

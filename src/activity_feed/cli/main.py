@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from activity_feed import __version__
 from activity_feed.cli.prune import add_prune, run_prune
 from activity_feed.errors import ActivityFeedError
+from activity_feed.feed_mcp.cli import add_feed_mcp, run_feed_mcp
 from activity_feed.proxy.cli import add_proxy, run_proxy
 from activity_feed.settings import Settings
 from activity_feed.store import ActivityStore
@@ -62,6 +63,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_demo(commands)
     add_prune(commands)
     add_proxy(commands)
+    add_feed_mcp(commands)
 
     db = commands.add_parser("db", help="manage the database schema", description="Manage the schema.")
     db_commands = db.add_subparsers(dest="db_command", required=True, metavar="DB_COMMAND")
@@ -162,6 +164,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "proxy":  # reads none of the service's settings
         return run_proxy(args)
+    if args.command == "mcp":  # nor does this
+        return run_feed_mcp(args)
     try:
         settings = _settings(args)
         if args.command == "serve":

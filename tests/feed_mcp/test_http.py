@@ -101,6 +101,11 @@ async def test_without_a_token_mcp_is_open_to_loopback_and_allowed_hosts_only(
     form = await post(feed.url, b"{}", {"Content-Type": "text/plain"})
     assert form.status_code == 415
     assert "send `Content-Type: application/json`" in form.json()["detail"]
+    # No event stream to hold open (the tools send no notifications): the protocol's 405.
+    async with httpx.AsyncClient(timeout=WAIT_SECONDS) as http:
+        for method in ("GET", "DELETE"):
+            answer = await http.request(method, f"{feed.url}/mcp", headers={"Accept": "text/event-stream"})
+            assert (answer.status_code, answer.headers["Allow"]) == (405, "POST")
 
 
 async def test_without_the_mcp_extra_mcp_says_what_to_install(

@@ -66,6 +66,7 @@ async def test_every_tool_is_read_only_with_typed_inputs_and_an_output_schema(to
         assert tool.output_schema is not None
         assert tool.output_schema["type"] == "object"
         assert tool.description
+        assert "\n " not in tool.description
         for name, schema in tool.input_schema["properties"].items():
             assert schema.get("description"), f"{tool.name}.{name}"
     recent = listed["recent_activity"].input_schema["properties"]

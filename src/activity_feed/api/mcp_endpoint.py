@@ -3,8 +3,9 @@
 The tools read the feed through the same `FeedReader` as `activity-feed mcp`, over `httpx.ASGITransport`
 into this very app, so one set of tools serves both. The endpoint is behind the feed's own guards (the
 Host check, tokens: api/feed.py), so the SDK's DNS-rebinding check, which knows neither the allowed hosts
-nor the tokens, is off. Stateless, with JSON answers: the tools are quick reads that send no
-notifications, and no session outlives a request (nothing holds a stream open when the service stops).
+nor the tokens, is off. Stateless, with JSON answers, POST only: the tools are quick reads that send no
+notifications, so no session outlives a request and no event stream (GET) is offered, which the
+protocol allows with a 405; nothing holds a connection open when the service stops.
 """
 
 from __future__ import annotations
@@ -93,6 +94,10 @@ class McpEndpoint:
                 self._sessions = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["method"] != "POST":
+            detail = "the MCP endpoint takes POST only: it keeps no sessions and offers no event stream"
+            await JSONResponse({"detail": detail}, 405, {"Allow": "POST"})(scope, receive, send)
+            return
         if self._sessions is None:
             detail = "the MCP endpoint is not running: the app's lifespan has not started"
             await JSONResponse({"detail": detail}, 503)(scope, receive, send)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -41,5 +42,6 @@ def build_server(reader: FeedReader) -> MCPServer:
     with _logging_left_alone():
         server: MCPServer = MCPServer(SERVER_NAME, version=__version__, instructions=INSTRUCTIONS)
     for tool in FeedTools(reader).all():
-        server.add_tool(tool, annotations=_READ_ONLY)
+        # The docstring without its indentation: the description a model reads.
+        server.add_tool(tool, description=inspect.getdoc(tool), annotations=_READ_ONLY)
     return server

@@ -92,3 +92,10 @@ def test_the_store_and_the_client_do_not_read_the_services_settings() -> None:
 def test_the_store_and_the_hub_know_nothing_of_http() -> None:
     for layer in ("store", "hub"):
         assert not {t for t in _layer_imports(layer) if t.startswith("activity_feed.api")}, layer
+
+
+def test_the_feeds_mcp_tools_read_it_over_its_api_only() -> None:
+    # They read through FeedReader, remote or in process: the service mounts them, never the reverse.
+    reached = _layer_imports("feed_mcp")
+    assert not {t for t in reached if t.startswith(("activity_feed.api", "activity_feed.store"))}
+    assert "activity_feed.settings" not in reached

@@ -8,6 +8,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from activity_feed.api import create_app
 from activity_feed.client.reader import PAGE_LIMIT, FeedReader, FeedReadError, feed_url_from, token_from
 from activity_feed.settings import Settings
 from tests.support.server import LiveServer, free_port
@@ -80,3 +81,28 @@ def test_url_and_token_come_from_the_flag_then_the_environment(monkeypatch: pyte
     assert token_from(None) == "from-env"
     assert token_from("given") == "given"
     assert token_from("  ") is None
+
+
+async def test_an_id_is_one_path_segment_and_the_feeds_detail_is_kept(
+    live_server: Callable[..., LiveServer], tmp_path: Path
+) -> None:
+    server = live_server(_sqlite(tmp_path))
+    async with FeedReader(server.url, token="") as feed:
+        # Not GET /health: the id is quoted whole, so it names no other endpoint.
+        with pytest.raises(FeedReadError, match=r"answered 404 to GET /activities/\.\.%2Fhealth") as other:
+            await feed.event("../health")
+        assert other.value.status == 404
+        with pytest.raises(FeedReadError) as bad:
+            await feed.stats(since="yesterday")
+    assert bad.value.detail is not None
+    assert bad.value.detail.startswith("since: not a time or a duration: 'yesterday' (use ")
+
+
+async def test_a_transport_reads_a_feed_served_in_this_process(tmp_path: Path) -> None:
+    app = create_app(_sqlite(tmp_path, token="write-token"))
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with FeedReader("http://127.0.0.1", token="write-token", transport=transport) as feed:
+            assert await feed.sessions() == []
+            with pytest.raises(FeedReadError, match="answered 404 to GET /activities/"):
+                await feed.event("01936f4c-8a3e-7c2b-9a41-1f2e3d4c5b6a")

@@ -18,7 +18,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         description="A live activity feed for MCP servers and HTTP APIs: record, query and stream events.",
     )
-    ActivityFeed(settings).install(app, check_host_everywhere=True)
+    # The MCP tools at /mcp are the service's: an app that embeds the feed may have an /mcp of its own.
+    ActivityFeed(settings).install(app, check_host_everywhere=True, serve_mcp=True)
     install_web(app)  # the web feed at `/`; embedding apps opt in with install_web(app) themselves
     add_catch_all_handler(app)
     return app

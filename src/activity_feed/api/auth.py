@@ -49,6 +49,7 @@ class TokenAuthMiddleware:
         allowed_origins: Iterable[str] = (),
         allowed_hosts: Iterable[str] = (),
         path_prefix: str | tuple[str, ...] = "/activities",
+        read_only_paths: tuple[str, ...] = (),
     ) -> None:
         self.app = app
         self.write_token = _encoded(write_token)
@@ -56,6 +57,9 @@ class TokenAuthMiddleware:
         self.allowed_origins = frozenset(origin.rstrip("/") for origin in allowed_origins)
         self.hosts = HostPolicy(allowed_hosts)
         self.path_prefix = path_prefix
+        # Paths whose every method only reads (the MCP endpoint's POSTs carry read-only tool calls): the
+        # read token may use them.
+        self.read_only_paths = read_only_paths
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket") or not scope["path"].startswith(self.path_prefix):
@@ -81,7 +85,11 @@ class TokenAuthMiddleware:
                 response = JSONResponse({"detail": _unauthorised_detail(presented)}, 401, _challenge())
                 await response(scope, receive, send)
                 return
-            if role is Role.READ and scope["method"] not in _READ_METHODS:
+            if (
+                role is Role.READ
+                and scope["method"] not in _READ_METHODS
+                and not scope["path"].startswith(self.read_only_paths)
+            ):
                 detail = "the read token cannot change the feed: use the write token (ACTIVITY_FEED_TOKEN)"
                 await JSONResponse({"detail": detail}, 403)(scope, receive, send)
                 return

@@ -13,11 +13,12 @@ from starlette.middleware.cors import CORSMiddleware
 
 from activity_feed.api import ingest_schema, routes, stream, summaries
 from activity_feed.api.auth import TokenAuthMiddleware, document_bearer_auth
-from activity_feed.api.content_type import FEED_BODY_TYPES, ContentTypeMiddleware
+from activity_feed.api.content_type import FEED_BODY_TYPES, JSON_TYPES, ContentTypeMiddleware
 from activity_feed.api.errors import add_feed_error_handlers
 from activity_feed.api.host_check import HostCheckMiddleware
 from activity_feed.api.ingest import IngestMiddleware
 from activity_feed.api.limits import BodySizeLimitMiddleware
+from activity_feed.api.mcp_endpoint import MCP_PATH, install_mcp_endpoint
 from activity_feed.api.metrics import METRICS_PATH, metrics_router
 from activity_feed.api.otlp import OTLP_TRACES_PATH, OtlpMiddleware
 from activity_feed.api.read_limits import STATS_HEADERS, ReadLimits
@@ -93,13 +94,17 @@ class ActivityFeed:
         *,
         check_host_everywhere: bool = False,
         metrics_path: str | None = METRICS_PATH,
+        serve_mcp: bool = False,
     ) -> None:
         """Add the routes, the stream and the feed's lifecycle to `app`, and the Prometheus metrics at
-        `metrics_path` (an app that serves its own `/metrics` gives another path, or None for none).
+        `metrics_path` (an app that serves its own `/metrics` gives another path, or None for none);
+        `serve_mcp` adds the feed's own MCP tools at /mcp.
 
         Without a token, requests to the feed's endpoints (`/activities`, `/health`) must be addressed to a
         loopback name or an allowed host (api/host_check.py); `check_host_everywhere` extends that to every
         path of `app`, as `create_app` does for the service, whose docs and page are the feed's too.
+
+        `serve_mcp` adds the feed's MCP tools at `/mcp` (api/mcp_endpoint.py), guarded like a read.
 
         Starlette runs the lifespan of the app it serves but not of mounted sub-apps, so the feed chains
         itself onto `app`'s own lifespan instead of being mounted."""
@@ -112,6 +117,8 @@ class ActivityFeed:
         if metrics_path is not None:
             app.include_router(metrics_router(metrics_path))
         add_feed_error_handlers(app)
+        if serve_mcp:
+            install_mcp_endpoint(app, self.settings)
         # The ingest endpoints, served ahead of FastAPI's routing (api/ingest.py), inside the body limit.
         app.add_middleware(
             IngestMiddleware,
@@ -124,9 +131,13 @@ class ActivityFeed:
         app.add_middleware(
             BodySizeLimitMiddleware, max_bytes=self.settings.max_body_bytes, path_prefix="/activities"
         )
-        app.add_middleware(ContentTypeMiddleware, accepted=FEED_BODY_TYPES)
+        body_types = {**FEED_BODY_TYPES, MCP_PATH: JSON_TYPES} if serve_mcp else FEED_BODY_TYPES
+        app.add_middleware(ContentTypeMiddleware, accepted=body_types)
         self._add_security_middleware(
-            app, check_host_everywhere=check_host_everywhere, metrics_path=metrics_path or METRICS_PATH
+            app,
+            check_host_everywhere=check_host_everywhere,
+            metrics_path=metrics_path or METRICS_PATH,
+            guarded=(MCP_PATH,) if serve_mcp else (),
         )
         app_lifespan = app.router.lifespan_context
 
@@ -140,12 +151,12 @@ class ActivityFeed:
         app.router.lifespan_context = cast("Lifespan[Any]", lifespan)
 
     def _add_security_middleware(
-        self, app: FastAPI, *, check_host_everywhere: bool, metrics_path: str
+        self, app: FastAPI, *, check_host_everywhere: bool, metrics_path: str, guarded: tuple[str, ...]
     ) -> None:
         # Each add_middleware wraps the ones before: tokens (then the body's type) are checked before a
         # body is read, the Host before anything else, and CORS is outermost so that preflights are
         # answered without a token and a 401 or 421 still carries the CORS headers a browser needs to
-        # show it to the page.
+        # show it to the page. `guarded`: further paths that only read (/mcp), whatever their method.
         settings = self.settings
         app.add_middleware(
             TokenAuthMiddleware,
@@ -153,7 +164,8 @@ class ActivityFeed:
             read_token=settings.read_token,
             allowed_origins=settings.allowed_origins,
             allowed_hosts=settings.allowed_hosts,
-            path_prefix=("/activities", OTLP_TRACES_PATH, metrics_path),
+            path_prefix=("/activities", OTLP_TRACES_PATH, metrics_path, *guarded),
+            read_only_paths=guarded,
         )
         if settings.token is None:
             app.add_middleware(
@@ -161,7 +173,7 @@ class ActivityFeed:
                 allowed_hosts=settings.allowed_hosts,
                 path_prefixes=("",)
                 if check_host_everywhere
-                else ("/activities", "/health", OTLP_TRACES_PATH, metrics_path),
+                else ("/activities", "/health", OTLP_TRACES_PATH, metrics_path, *guarded),
             )
         else:  # no Host check: a DNS-rebinding page cannot learn the token
             document_bearer_auth(app, path_prefix=("/activities", metrics_path))

@@ -14,6 +14,7 @@ from activity_feed import __version__
 from activity_feed.cli.prune import add_prune, run_prune
 from activity_feed.cli.tail import add_tail, run_tail
 from activity_feed.errors import ActivityFeedError
+from activity_feed.feed_mcp.cli import add_feed_mcp, run_feed_mcp
 from activity_feed.proxy.cli import add_proxy, run_proxy
 from activity_feed.settings import Settings
 
@@ -65,6 +66,7 @@ def _parser() -> argparse.ArgumentParser:
     add_prune(commands)
     add_proxy(commands)
     add_tail(commands)
+    add_feed_mcp(commands)
 
     db = commands.add_parser("db", help="manage the database schema", description="Manage the schema.")
     db_commands = db.add_subparsers(dest="db_command", required=True, metavar="DB_COMMAND")
@@ -172,6 +174,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_proxy(args)
     if args.command == "tail":  # a client of a running feed: none of the service's settings either
         return run_tail(args)
+    if args.command == "mcp":  # reads a running feed, like tail
+        return run_feed_mcp(args)
     try:
         settings = _settings(args)
         if args.command == "serve":

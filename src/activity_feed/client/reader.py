@@ -11,6 +11,7 @@ import os
 from collections.abc import AsyncIterator, Mapping
 from types import TracebackType
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -24,11 +25,13 @@ PAGE_LIMIT = 500
 class FeedReadError(ActivityFeedError):
     """The feed could not be read: unreachable, the token refused, or a request it answered with an error.
 
-    `status` is the HTTP status of the answer (None when no answer came)."""
+    `status` is the HTTP status of the answer (None when no answer came); `detail` is what the feed said
+    was wrong with the request (its `detail`), for callers that name the request themselves."""
 
-    def __init__(self, message: str, *, status: int | None = None) -> None:
+    def __init__(self, message: str, *, status: int | None = None, detail: str | None = None) -> None:
         super().__init__(message)
         self.status = status
+        self.detail = detail
 
     @property
     def refused(self) -> bool:
@@ -61,13 +64,24 @@ def _detail(response: httpx.Response) -> str:
 
 
 class FeedReader:
-    """An async reader of one feed. Use it as `async with FeedReader(url, token) as feed:`."""
+    """An async reader of one feed. Use it as `async with FeedReader(url, token) as feed:`.
 
-    def __init__(self, url: str | None = None, token: str | None = None, *, timeout: float = 30.0) -> None:
+    `transport` replaces the network: `httpx.ASGITransport(app)` reads a feed served in this process."""
+
+    def __init__(
+        self,
+        url: str | None = None,
+        token: str | None = None,
+        *,
+        timeout: float = 30.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
         self.url = feed_url_from(url)
         self.token = token_from(token)
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
-        self._http = httpx.AsyncClient(base_url=self.url, headers=headers, timeout=timeout)
+        self._http = httpx.AsyncClient(
+            base_url=self.url, headers=headers, timeout=timeout, transport=transport
+        )
 
     async def __aenter__(self) -> FeedReader:
         return self
@@ -100,9 +114,11 @@ class FeedReader:
                 status=response.status_code,
             )
         if response.is_error:
+            detail = _detail(response)
             raise FeedReadError(
-                f"the feed answered {response.status_code} to GET {path}: {_detail(response)}",
+                f"the feed answered {response.status_code} to GET {path}: {detail}",
                 status=response.status_code,
+                detail=detail,
             )
         return response
 
@@ -124,7 +140,8 @@ class FeedReader:
             before = page[-1]["id"]
 
     async def event(self, event_id: str) -> dict[str, Any]:
-        answer: dict[str, Any] = await self.get_json(f"/activities/{event_id}")
+        # Quoted whole: an id holding `/` or `?` must not reach another endpoint.
+        answer: dict[str, Any] = await self.get_json(f"/activities/{quote(event_id, safe='')}")
         return answer
 
     async def stats(self, **filters: Any) -> httpx.Response:

@@ -1,4 +1,4 @@
-"""`activity-feed`: serve the feed, manage its database, proxy an MCP server, or export a feed."""
+"""`activity-feed`: serve the feed, manage its database, proxy an MCP server, or export and check a feed."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from activity_feed import __version__
+from activity_feed.cli.check import add_check, run_check
 from activity_feed.cli.export import add_export, run_export
 from activity_feed.cli.prune import add_prune, run_prune
 from activity_feed.errors import ActivityFeedError
@@ -64,6 +65,7 @@ def _parser() -> argparse.ArgumentParser:
     add_prune(commands)
     add_proxy(commands)
     add_export(commands)
+    add_check(commands)
 
     db = commands.add_parser("db", help="manage the database schema", description="Manage the schema.")
     db_commands = db.add_subparsers(dest="db_command", required=True, metavar="DB_COMMAND")
@@ -164,8 +166,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "proxy":  # reads none of the service's settings
         return run_proxy(args)
-    if args.command == "export":  # nor does this: it reads a feed, or a database it is given
+    if args.command == "export":  # nor do these: they read a feed, or a database they are given
         return run_export(args)
+    if args.command == "check":
+        return run_check(args)
     try:
         settings = _settings(args)
         if args.command == "serve":

@@ -16,6 +16,7 @@ from types import ModuleType
 from bench import (
     batch,
     delivery,
+    export,
     ingest,
     instances,
     mcp_overhead,
@@ -44,6 +45,7 @@ BENCHMARKS: dict[str, ModuleType] = {
         sessions,
         proxy,
         otlp,
+        export,
     )
 }
 RESULTS_DIR = Path(__file__).with_name("results")

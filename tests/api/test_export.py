@@ -1,5 +1,5 @@
 """`GET /activities/export` through a real server, on SQLite and PostgreSQL: JSON lines, oldest first,
-each filter, the token, and what the OpenAPI schema says of it."""
+each filter, the token, what the OpenAPI schema says of it, and a database lost midway."""
 
 from __future__ import annotations
 
@@ -9,9 +9,16 @@ from pathlib import Path
 
 import httpx
 import orjson
+import pytest
+from sqlalchemy.engine import make_url
 
+from activity_feed.client.reader import FeedReader, FeedReadError
+from activity_feed.schemas import ActivityCreate, EventType
 from activity_feed.settings import Settings
+from activity_feed.store import ActivityStore
+from activity_feed.store.export import PAGE_SIZE
 from tests.support.server import LiveServer
+from tests.support.tcp_proxy import TcpProxy
 
 TIMEOUT = httpx.Timeout(20.0)
 
@@ -96,3 +103,45 @@ def test_export_takes_the_read_token_and_is_documented(
         "session_id",
         "since",
     }
+
+
+async def _store_pages(url: str, count: int) -> None:
+    store = ActivityStore(url)
+    await store.start()
+    try:
+        padding = "x" * 1000
+        for first in range(0, count, 1000):
+            events = [
+                ActivityCreate(event_type=EventType.TOOL_CALL, data={"n": n, "padding": padding})
+                for n in range(first, first + 1000)
+            ]
+            await store.apply_batch(creates=events, updates=[])
+    finally:
+        await store.close()
+
+
+async def test_a_database_lost_midway_leaves_the_answer_incomplete(
+    postgres_url: str, live_server: Callable[..., LiveServer]
+) -> None:
+    await _store_pages(postgres_url, 5 * PAGE_SIZE)
+    url = make_url(postgres_url)
+    with TcpProxy(url.host or "127.0.0.1", url.port or 5432) as proxy:
+        through = url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
+        settings = Settings(database_url=through, database_timeout=timedelta(seconds=1))
+        server = live_server(settings)
+        async with FeedReader(server.url) as feed:
+            chunks = feed.export()
+            received = [await anext(chunks)]
+            # The first page was read before the answer began; the next ones will not be.
+            proxy.cut()
+
+            async def the_rest() -> None:
+                async for chunk in chunks:
+                    received.append(chunk)
+
+            with pytest.raises(FeedReadError, match="stopped answering GET /activities/export midway"):
+                await the_rest()
+        proxy.restore()
+    lines = b"".join(received).count(b"\n")
+    assert lines % PAGE_SIZE == 0, lines  # whole pages, then nothing: never a line cut in two
+    assert PAGE_SIZE <= lines < 5 * PAGE_SIZE

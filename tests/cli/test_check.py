@@ -143,6 +143,15 @@ def test_tool_limits_the_rules_to_the_tools_named(
         "ok   p95 480 ms <= 1,500 ms (search_properties)",
         "ok   p95 (absent: no call in the window)",
     ]
+    status, lines = check_here(
+        feed, capsys, "--since", "2099-01-01", "--max-error-rate", "0", "--max-p95", "1"
+    )
+    assert status == 0
+    assert lines == [
+        "window: since 2099-01-01 (2099-01-01T00:00:00Z), 0 events",
+        "ok   error rate (no call in the window)",
+        "ok   p95 (no call in the window)",
+    ]
 
 
 def test_a_window_larger_than_the_statistics_count_is_reported(

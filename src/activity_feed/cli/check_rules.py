@@ -70,6 +70,11 @@ def window_verdicts(rules: Rules, stats: Sequence[Mapping[str, Any]]) -> list[Ve
     by_name = {tool["tool_name"] or NO_TOOL: tool for tool in stats}
     names = list(dict.fromkeys(rules.tools)) if rules.tools else list(by_name)
     verdicts: list[Verdict] = []
+    if not names:  # an empty window: each rule still says that it was checked
+        for rule, limit in (("error rate", rules.max_error_rate), ("p95", rules.max_p95_ms)):
+            if limit is not None:
+                verdicts.append(Verdict(True, f"{rule} (no call in the window)"))
+        return verdicts
     if rules.max_error_rate is not None:
         limit = rules.max_error_rate
         for name in names:

@@ -106,7 +106,7 @@ class FeedReader:
     ) -> AsyncIterator[httpx.Response]:
         """`GET path` with its body read as it arrives (`aiter_bytes`): the response once its status is a
         2xx, else `FeedReadError` as for `get`. A body cut short (the feed stopped, or closed the
-        connection before the end) is a `FeedReadError` too, raised where it is read."""
+        connection before the end) is a `FeedReadError` too, as it leaves the block."""
         answered = False
         try:
             async with self._http.stream("GET", path, params=_query(params)) as response:

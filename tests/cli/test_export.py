@@ -283,7 +283,7 @@ def test_database_url_refuses_a_database_at_another_schema_and_changes_nothing(
 
 
 def test_a_refused_token_or_an_absent_feed_exits_1_and_leaves_no_file(
-    live_server: Callable[..., LiveServer], tmp_path: Path
+    live_server: Callable[..., LiveServer], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     database = tmp_path / "feed.db"
     fill_sqlite(database, 10)
@@ -292,17 +292,18 @@ def test_a_refused_token_or_an_absent_feed_exits_1_and_leaves_no_file(
     earlier.write_text("an earlier export\n")
     absent = f"http://127.0.0.1:{free_port()}"
 
-    for flags, says in (
-        (["--feed-url", server.url, "--token", "wrong"], "answered 401: the token was refused (pass --token"),
-        (["--feed-url", absent], f"cannot reach the feed at {absent}"),
-    ):
-        result = run_cli(["export", *flags, "-o", str(earlier)], tmp_path)
+    refused = run_cli(["export", "--feed-url", server.url, "--token", "wrong", "-o", str(earlier)], tmp_path)
 
-        assert result.returncode == 1
-        assert result.stderr.startswith("activity-feed: ")
-        assert says in result.stderr
-        assert result.stderr.count("\n") == 1
-        assert earlier.read_text() == "an earlier export\n"
+    assert refused.returncode == 1
+    assert refused.stderr.startswith(
+        f"activity-feed: the feed at {server.url} answered 401: the token was refused"
+    )
+    assert refused.stderr.count("\n") == 1
+    assert earlier.read_text() == "an earlier export\n"
+    # An absent feed, in this process (the same function decides).
+    assert main(["export", "--feed-url", absent, "-o", str(earlier)]) == 1
+    assert capsys.readouterr().err.startswith(f"activity-feed: cannot reach the feed at {absent}")
+    assert earlier.read_text() == "an earlier export\n"
     assert [path.name for path in tmp_path.iterdir() if path.name.startswith(".")] == []
 
     # The read token may export; and a pipe given as the output is written, not replaced by a file.

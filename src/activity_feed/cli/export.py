@@ -37,9 +37,16 @@ def add_export(commands: Any) -> None:
         "whole. The count goes to stderr as it runs (on a terminal) and in a last line.",
     )
     add_feed_arguments(parser)
-    parser.add_argument("--type", choices=[kind.value for kind in EventType], help="only events of this type")
+    kinds = [kind.value for kind in EventType]
+    statuses = [status.value for status in EventStatus]
     parser.add_argument(
-        "--status", choices=[status.value for status in EventStatus], help="only events with this status"
+        "--type", choices=kinds, metavar="TYPE", help=f"only events of this type: {', '.join(kinds)}"
+    )
+    parser.add_argument(
+        "--status",
+        choices=statuses,
+        metavar="STATUS",
+        help=f"only events with this status: {', '.join(statuses)}",
     )
     parser.add_argument("--tool", metavar="NAME", help="only this tool_name")
     parser.add_argument("--source", metavar="NAME", help="only this user_source")

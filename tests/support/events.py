@@ -34,15 +34,17 @@ def _stored(moment: datetime) -> str:
     return moment.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
-def fill_sqlite(path: Path, count: int, *, newest: datetime | None = None) -> None:
+def fill_sqlite(path: Path, count: int, *, newest: datetime | None = None, padding: int = 0) -> None:
     """Migrate `path` and store `count` finished events, one a millisecond up to `newest` (default now),
-    over four tools, every tenth an error; event n (from 0, oldest first) has `data` {"n": n}."""
+    over four tools, every tenth an error; event n (from 0, oldest first) has `data` {"n": n, "note": ...},
+    and a string of `padding` characters under "padding" when asked."""
     url = f"sqlite:///{path}"
     migrate(url)
     newest = newest or datetime.now(UTC)
     first = newest - timedelta(milliseconds=count - 1)
     step = timedelta(milliseconds=1)
     prefix = uuid.uuid4().hex[:20]  # unique per fill; the event's number makes the rest
+    extra = {"padding": "x" * padding} if padding else {}
     rows = []
     for n in range(count):
         stamp = _stored(first + step * n)
@@ -56,7 +58,7 @@ def fill_sqlite(path: Path, count: int, *, newest: datetime | None = None) -> No
                 f"user-{n % 7}",
                 "tool_call",
                 "error" if error else "success",
-                orjson.dumps({"n": n, "note": 'quote " and \\ and é'}).decode(),
+                orjson.dumps({"n": n, "note": 'quote " and \\ and é', **extra}).decode(),
                 float(n % 500),
                 "failed" if error else None,
                 f"conv-{n // 100}",

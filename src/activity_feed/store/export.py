@@ -29,9 +29,16 @@ from activity_feed.schemas import EventStatus, EventType
 from activity_feed.store.schema import activity_events
 
 _events = activity_events
-# Rows per query: large enough that the query's own cost is small beside its rows', small enough that a
-# page (about 300 bytes an event, more for large `data`) stays a few hundred kilobytes.
+# Rows per query: large enough that the query's own cost is small beside its rows' (about 300 bytes of
+# JSON an event, 600 KB a page).
 PAGE_SIZE = 2000
+# A page also ends once its lines reach this size, so that events with large `data` (up to
+# ACTIVITY_FEED_MAX_DATA_BYTES each) make shorter pages, not larger ones.
+PAGE_BYTES = 2 * 1024 * 1024
+# Rows fetched from the database at a time: what a page may read past PAGE_BYTES. The first page fetches
+# few; later ones as many as make about a quarter of PAGE_BYTES, judged by the events read so far.
+_FIRST_FETCH_ROWS = 50
+_MAX_FETCH_ROWS = 500
 _LINE = orjson.OPT_APPEND_NEWLINE
 
 Connect = Callable[[], AbstractAsyncContextManager[AsyncConnection]]
@@ -77,8 +84,8 @@ class ExportPage:
 async def export_pages(
     connect: Connect, query: ExportQuery, *, page_size: int = PAGE_SIZE
 ) -> AsyncGenerator[ExportPage, None]:
-    """The events matching `query`, oldest first, a page at a time; each page is read on a connection
-    of its own from `connect`."""
+    """The events matching `query`, oldest first, a page at a time (at most `page_size` events or about
+    PAGE_BYTES of lines); each page is read on a connection of its own from `connect`."""
     async with connect() as conn:
         newest = (await conn.execute(sa.select(sa.func.max(_events.c.seq)))).scalar()
         sqlite = conn.dialect.name == "sqlite"
@@ -109,20 +116,38 @@ async def export_pages(
         .limit(page_size)
     )
 
-    async def fetch(statement: sa.Select[Any]) -> Sequence[Sequence[Any]]:
+    async def read(statement: sa.Select[Any], fetch: int) -> tuple[ExportPage, Sequence[Any] | None, bool]:
+        """A page, its last row, and whether more may follow it."""
+        lines: list[bytes] = []
+        size = 0
+        last = None
         async with connect() as conn:
-            rows: Sequence[Sequence[Any]] = (await conn.execute(statement)).all()
-        return rows
+            result = await conn.stream(statement.execution_options(yield_per=fetch))
+            try:
+                async for rows in result.partitions():
+                    written = [line(row) for row in rows]
+                    lines += written
+                    size += sum(map(len, written))
+                    last = rows[-1]
+                    if size >= PAGE_BYTES:
+                        return ExportPage(len(lines), b"".join(lines)), last, True
+            finally:
+                await result.close()
+        return ExportPage(len(lines), b"".join(lines)), last, len(lines) == page_size
 
     # Each later page starts after the last one, which is after `since` already: given both bounds, the
     # database may start from `since` every time, which would make the export quadratic.
-    rows = await fetch(base if query.since is None else base.where(_events.c.timestamp >= query.since))
-    while rows:
-        last = rows[-1]
-        yield ExportPage(len(rows), b"".join([line(row) for row in rows]))
-        if len(rows) < page_size:
+    statement = base if query.since is None else base.where(_events.c.timestamp >= query.since)
+    fetch = _FIRST_FETCH_ROWS
+    while True:
+        page, last, more = await read(statement, fetch)
+        if page.count:
+            yield page
+        if not more or last is None:
             return
-        rows = await fetch(base.where(sa.tuple_(stamp, _events.c.seq) > sa.tuple_(last[1], last[0])))
+        average = len(page.lines) / page.count
+        fetch = max(1, min(_MAX_FETCH_ROWS, int(PAGE_BYTES / 4 / average)))
+        statement = base.where(sa.tuple_(stamp, _events.c.seq) > sa.tuple_(last[1], last[0]))
 
 
 def _sqlite_line(row: Sequence[Any]) -> bytes:

@@ -16,6 +16,7 @@ from types import ModuleType
 from bench import (
     batch,
     delivery,
+    export,
     ingest,
     instances,
     mcp_overhead,
@@ -46,6 +47,7 @@ BENCHMARKS: dict[str, ModuleType] = {
         proxy,
         otlp,
         tail,
+        export,
     )
 }
 RESULTS_DIR = Path(__file__).with_name("results")

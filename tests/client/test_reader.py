@@ -106,3 +106,30 @@ async def test_a_transport_reads_a_feed_served_in_this_process(tmp_path: Path) -
             assert await feed.sessions() == []
             with pytest.raises(FeedReadError, match="answered 404 to GET /activities/"):
                 await feed.event("01936f4c-8a3e-7c2b-9a41-1f2e3d4c5b6a")
+
+
+async def test_export_streams_json_lines_and_says_why_it_cannot(
+    live_server: Callable[..., LiveServer], tmp_path: Path
+) -> None:
+    server = live_server(_sqlite(tmp_path, token="write-token"))
+    items = [
+        {"tool_name": f"t{n}", "event_type": "tool_call", "timestamp": f"2026-01-01T00:00:{n:02}Z"}
+        for n in range(3)
+    ]
+    async with httpx.AsyncClient(
+        base_url=server.url, headers={"Authorization": "Bearer write-token"}
+    ) as http:
+        assert (await http.post("/activities/batch", json={"events": items})).is_success
+    async with FeedReader(server.url, token="write-token") as feed:
+        body = b"".join([chunk async for chunk in feed.export()])
+        assert [line.split(b'"tool_name":"')[1][:2] for line in body.splitlines()] == [b"t0", b"t1", b"t2"]
+        with pytest.raises(FeedReadError, match=r"answered 422 .*since: not a time") as bad:
+            _ = [chunk async for chunk in feed.export(since="yesterday")]
+        assert bad.value.status == 422
+    async with FeedReader(server.url, token="wrong") as feed:
+        with pytest.raises(FeedReadError, match="the token was refused") as refused:
+            _ = [chunk async for chunk in feed.export()]
+        assert refused.value.refused
+    async with FeedReader(f"http://127.0.0.1:{free_port()}") as feed:
+        with pytest.raises(FeedReadError, match="cannot reach the feed"):
+            _ = [chunk async for chunk in feed.export()]

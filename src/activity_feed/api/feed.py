@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, cast
 from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
 
-from activity_feed.api import ingest_schema, routes, stream, summaries
+from activity_feed.api import export, ingest_schema, routes, stream, summaries
 from activity_feed.api.auth import TokenAuthMiddleware, document_bearer_auth
 from activity_feed.api.content_type import FEED_BODY_TYPES, JSON_TYPES, ContentTypeMiddleware
 from activity_feed.api.errors import add_feed_error_handlers
@@ -111,6 +111,7 @@ class ActivityFeed:
         app.state.activity_feed = self
         app.include_router(ingest_schema.router)
         app.include_router(summaries.router)  # ahead of /activities/{event_id}
+        app.include_router(export.router)  # so is this one
         app.include_router(routes.router)
         app.include_router(routes.health_router)
         app.include_router(stream.router)

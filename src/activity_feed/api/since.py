@@ -2,22 +2,13 @@
 
 from __future__ import annotations
 
-import re
-from datetime import UTC, datetime
+from datetime import datetime
 
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.models import Example
-from pydantic import TypeAdapter, ValidationError
 
-from activity_feed.durations import parse_duration
+from activity_feed.since import SINCE_DESCRIPTION, since_moment
 
-# A number with its unit: a bare number stays what it always was here, a time (pydantic's reading).
-_WITH_UNIT = re.compile(r"\s*\d+(?:\.\d+)?\s*[smhd]\s*", re.IGNORECASE)
-_MOMENT = TypeAdapter(datetime)
-SINCE_DESCRIPTION = (
-    "an ISO 8601 time (without a zone: UTC), or a duration back from now: a number with s, m, h or d "
-    "(`90s`, `15m`, `24h`, `7d`)"
-)
 SINCE_EXAMPLES = ["15m", "24h", "2026-12-01T09:00:00Z"]
 # Named examples, which the API docs offer to try.
 SINCE_OPENAPI_EXAMPLES: dict[str, Example] = {
@@ -25,29 +16,14 @@ SINCE_OPENAPI_EXAMPLES: dict[str, Example] = {
     "day": {"summary": "the last 24 hours", "value": "24h"},
     "time": {"summary": "from an ISO 8601 time on", "value": "2026-12-01T09:00:00Z"},
 }
-
-
-def _invalid(text: str, why: str) -> RequestValidationError:
-    # FastAPI's own 422 shape, as for any query parameter of the wrong type.
-    error = {"type": "value_error", "loc": ("query", "since"), "msg": f"since: {why}", "input": text}
-    return RequestValidationError([error])
+__all__ = ["SINCE_DESCRIPTION", "SINCE_EXAMPLES", "SINCE_OPENAPI_EXAMPLES", "parse_since"]
 
 
 def parse_since(text: str, *, now: datetime) -> datetime:
     """The moment `text` names, in UTC; 422 (`RequestValidationError`) saying what is accepted."""
-    if _WITH_UNIT.fullmatch(text):
-        try:
-            return now - parse_duration(text)
-        except (ValueError, OverflowError):
-            raise _invalid(text, "too long a duration: it reaches back before the year 1") from None
     try:
-        moment = _MOMENT.validate_python(text)
-    except ValidationError:
-        shown = text if len(text) <= 40 else f"{text[:37]}..."
-        raise _invalid(text, f"not a time or a duration: {shown!r} (use {SINCE_DESCRIPTION})") from None
-    if moment.tzinfo is None:
-        return moment.replace(tzinfo=UTC)
-    try:
-        return moment.astimezone(UTC)
-    except OverflowError:
-        raise _invalid(text, "is out of range once converted to UTC") from None
+        return since_moment(text, now=now)
+    except ValueError as exc:
+        # FastAPI's own 422 shape, as for any query parameter of the wrong type.
+        error = {"type": "value_error", "loc": ("query", "since"), "msg": f"since: {exc}", "input": text}
+        raise RequestValidationError([error]) from None

@@ -1,4 +1,4 @@
-"""`activity-feed`: serve the feed, manage its database, or proxy an MCP server."""
+"""`activity-feed`: serve the feed, manage its database, proxy an MCP server, or export and check a feed."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from activity_feed import __version__
+from activity_feed.cli.check import add_check, run_check
+from activity_feed.cli.export import add_export, run_export
 from activity_feed.cli.prune import add_prune, run_prune
 from activity_feed.cli.tail import add_tail, run_tail
 from activity_feed.errors import ActivityFeedError
@@ -67,6 +69,8 @@ def _parser() -> argparse.ArgumentParser:
     add_proxy(commands)
     add_tail(commands)
     add_feed_mcp(commands)
+    add_export(commands)
+    add_check(commands)
 
     db = commands.add_parser("db", help="manage the database schema", description="Manage the schema.")
     db_commands = db.add_subparsers(dest="db_command", required=True, metavar="DB_COMMAND")
@@ -176,6 +180,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_tail(args)
     if args.command == "mcp":  # reads a running feed, like tail
         return run_feed_mcp(args)
+    if args.command == "export":  # nor do these: they read a feed, or a database they are given
+        return run_export(args)
+    if args.command == "check":
+        return run_check(args)
     try:
         settings = _settings(args)
         if args.command == "serve":

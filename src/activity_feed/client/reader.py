@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
 from types import TracebackType
 from typing import Any
 from urllib.parse import quote
@@ -48,6 +49,11 @@ def token_from(given: str | None) -> str | None:
     """`given`, else `ACTIVITY_FEED_TOKEN`; a blank token is none."""
     token = given if given is not None else os.environ.get("ACTIVITY_FEED_TOKEN")
     return token.strip() or None if token is not None else None
+
+
+def _query(params: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The parameters that are set: None leaves a parameter out."""
+    return {name: value for name, value in (params or {}).items() if value is not None}
 
 
 def _detail(response: httpx.Response) -> str:
@@ -101,11 +107,39 @@ class FeedReader:
 
     async def get(self, path: str, params: Mapping[str, Any] | None = None) -> httpx.Response:
         """`GET path`, or `FeedReadError` for anything but a 2xx."""
-        query = {name: value for name, value in (params or {}).items() if value is not None}
         try:
-            response = await self._http.get(path, params=query)
+            response = await self._http.get(path, params=_query(params))
         except httpx.HTTPError as exc:
-            raise FeedReadError(f"cannot reach the feed at {self.url}: {exc or type(exc).__name__}") from None
+            raise self._unreachable(exc) from None
+        self._check(response, path)
+        return response
+
+    @asynccontextmanager
+    async def stream(
+        self, path: str, params: Mapping[str, Any] | None = None
+    ) -> AsyncIterator[httpx.Response]:
+        """`GET path` with its body read as it arrives (`aiter_bytes`): the response once its status is a
+        2xx, else `FeedReadError` as for `get`. A body cut short (the feed stopped, or closed the
+        connection before the end) is a `FeedReadError` too, as it leaves the block."""
+        answered = False
+        try:
+            async with self._http.stream("GET", path, params=_query(params)) as response:
+                if response.is_error:
+                    await response.aread()
+                self._check(response, path)
+                answered = True
+                yield response
+        except httpx.HTTPError as exc:
+            if not answered:
+                raise self._unreachable(exc) from None
+            raise FeedReadError(
+                f"the feed at {self.url} stopped answering GET {path} midway: {exc or type(exc).__name__}"
+            ) from None
+
+    def _unreachable(self, exc: httpx.HTTPError) -> FeedReadError:
+        return FeedReadError(f"cannot reach the feed at {self.url}: {exc or type(exc).__name__}")
+
+    def _check(self, response: httpx.Response, path: str) -> None:
         if response.status_code in (401, 403):
             which = "no token was given" if self.token is None else "the token was refused"
             raise FeedReadError(
@@ -120,7 +154,6 @@ class FeedReader:
                 status=response.status_code,
                 detail=detail,
             )
-        return response
 
     async def recent(self, **filters: Any) -> list[dict[str, Any]]:
         """`GET /activities/recent` with these filters (`limit`, `event_type`, `status`, `since`, ...)."""
@@ -138,6 +171,13 @@ class FeedReader:
             if len(page) < PAGE_LIMIT:
                 return
             before = page[-1]["id"]
+
+    async def export(self, **filters: Any) -> AsyncIterator[bytes]:
+        """`GET /activities/export` with these filters: every matching event as JSON lines, oldest first,
+        in chunks as they arrive (a chunk may end inside a line)."""
+        async with self.stream("/activities/export", filters) as response:
+            async for chunk in response.aiter_bytes():
+                yield chunk
 
     async def event(self, event_id: str) -> dict[str, Any]:
         # Quoted whole: an id holding `/` or `?` must not reach another endpoint.

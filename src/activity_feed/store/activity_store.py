@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import datetime
+from functools import partial
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -36,6 +37,7 @@ from activity_feed.store.engine import (
     refuses_writes,
 )
 from activity_feed.store.event_counts import EventCount, read_counts
+from activity_feed.store.export import ExportPage, ExportQuery, export_pages
 from activity_feed.store.merge import Combine, MergeItem, MergeRequest
 from activity_feed.store.migrate import upgrade
 from activity_feed.store.reads import ChangePage, EventFilter, RecentPage, RecentQuery, StatsWindow
@@ -278,6 +280,11 @@ class ActivityStore:
         """The events by type and status: stored now, and ever reached (store/event_counts.py)."""
         async with self._read() as conn:
             return await read_counts(conn)
+
+    def export(self, query: ExportQuery) -> AsyncGenerator[ExportPage, None]:
+        """The events matching `query` as JSON lines, oldest first, a page at a time (store/export.py),
+        each page read on a connection of the long reads' pool."""
+        return export_pages(partial(self._read, bulk=True), query)
 
     async def last_change(self) -> int:
         async with self._read() as conn:

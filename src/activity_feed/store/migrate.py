@@ -10,8 +10,9 @@ from typing import TextIO
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, text
-from sqlalchemy.ext.asyncio import AsyncEngine
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, inspect, text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from activity_feed.store.engine import is_sqlite
 
@@ -43,6 +44,44 @@ def alembic_config() -> Config:
     config = Config()
     config.set_main_option("script_location", str(_MIGRATIONS))
     return config
+
+
+def known_revisions() -> list[str]:
+    """The schema revisions this version ships, newest first (the first is the head)."""
+    return [script.revision for script in ScriptDirectory.from_config(alembic_config()).walk_revisions()]
+
+
+def _has_version_table(connection: Connection) -> bool:
+    return inspect(connection).has_table("alembic_version")
+
+
+async def current_revision(connection: AsyncConnection) -> str | None:
+    """The schema revision the database is at, without changing it; None when it has no schema."""
+    if not await connection.run_sync(_has_version_table):
+        return None
+    found = await connection.execute(text("SELECT version_num FROM alembic_version"))
+    version = found.scalar()
+    return None if version is None else str(version)
+
+
+async def schema_problem(connection: AsyncConnection) -> str | None:
+    """Why the database cannot be read as it is by this version (its schema missing, older, or newer
+    than the one it ships), or None when the schema is the one it reads. Changes nothing."""
+    revisions = known_revisions()
+    current = await current_revision(connection)
+    if current is None:
+        return "it holds no Activity Feed schema (no alembic_version table, or an empty one)"
+    if current == revisions[0]:
+        return None
+    if current in revisions:
+        return (
+            f"its schema is at revision {current}, older than this activity-feed reads ({revisions[0]}): "
+            "upgrade it first with `activity-feed db upgrade`, or let the service that uses it do so"
+        )
+    return (
+        f"its schema is at revision {current}, which this activity-feed does not know (it reads "
+        f"{revisions[0]}): a newer version wrote it; use that version"
+    )
 
 
 def _upgrade(connection: Connection, revision: str) -> None:

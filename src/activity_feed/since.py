@@ -1,0 +1,39 @@
+"""`since` as people write it: an ISO 8601 time, or a duration back from now (`15m`, `24h`). The API's
+`since` parameters and the commands that question a feed read it alike."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+
+from pydantic import TypeAdapter, ValidationError
+
+from activity_feed.durations import parse_duration
+
+# A number with its unit: a bare number stays what it always was here, a time (pydantic's reading).
+_WITH_UNIT = re.compile(r"\s*\d+(?:\.\d+)?\s*[smhd]\s*", re.IGNORECASE)
+_MOMENT = TypeAdapter(datetime)
+SINCE_DESCRIPTION = (
+    "an ISO 8601 time (without a zone: UTC), or a duration back from now: a number with s, m, h or d "
+    "(`90s`, `15m`, `24h`, `7d`)"
+)
+
+
+def since_moment(text: str, *, now: datetime) -> datetime:
+    """The moment `text` names, in UTC; ValueError saying what is accepted."""
+    if _WITH_UNIT.fullmatch(text):
+        try:
+            return now - parse_duration(text)
+        except (ValueError, OverflowError):
+            raise ValueError("too long a duration: it reaches back before the year 1") from None
+    try:
+        moment = _MOMENT.validate_python(text)
+    except ValidationError:
+        shown = text if len(text) <= 40 else f"{text[:37]}..."
+        raise ValueError(f"not a time or a duration: {shown!r} (use {SINCE_DESCRIPTION})") from None
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("is out of range once converted to UTC") from None

@@ -26,7 +26,7 @@ from activity_feed.schemas import ActivityCreate, EventStatus, EventType
 from activity_feed.settings import Settings
 from activity_feed.store import ActivityStore
 from activity_feed.store.engine import create_reader_engine
-from activity_feed.store.migrate import upgrade
+from activity_feed.store.migrate import known_revisions, upgrade
 from tests.cli.test_main import COMMAND_TIMEOUT_SECONDS, SCRIPT, clean_env, run_cli
 from tests.support.events import TOOLS, fill_sqlite, migrate
 from tests.support.server import LiveServer, free_port
@@ -278,7 +278,7 @@ def test_database_url_refuses_a_database_at_another_schema_and_changes_nothing(
     assert result.returncode == 1, result.stderr
     assert result.stderr == (
         f"activity-feed: cannot export the database at sqlite+aiosqlite:///{older}: its schema is at "
-        "revision 0003, older than this activity-feed reads (0004): upgrade it first with "
+        f"revision 0003, older than this activity-feed reads ({known_revisions()[0]}): upgrade it first with "
         "`activity-feed db upgrade`, or let the service that uses it do so\n"
     )
     for database, says in (

@@ -11,14 +11,12 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
-from activity_feed.cli.export_database import database_chunks
 from activity_feed.cli.export_output import CsvWriter, ExportError, JsonLinesWriter, Output, Progress
 from activity_feed.cli.feed_arguments import add_feed_arguments, usage
 from activity_feed.client.reader import FeedReader, FeedReadError
 from activity_feed.errors import ActivityFeedError, ConfigurationError
 from activity_feed.schemas import EventStatus, EventType
 from activity_feed.since import since_moment
-from activity_feed.store import ExportQuery
 
 EXIT_FAILED = 1
 EXIT_INTERRUPTED = 130
@@ -84,6 +82,10 @@ def run_export(args: argparse.Namespace) -> int:
     if args.database_url is not None and (args.feed_url is not None or args.token is not None):
         return usage("--database-url reads the database itself: --feed-url and --token do not apply")
     if args.database_url is not None:
+        # Only this path loads the store (SQLAlchemy): an export over HTTP starts without it.
+        from activity_feed.cli.export_database import database_chunks
+        from activity_feed.store import ExportQuery
+
         query = ExportQuery(
             event_type=None if args.type is None else EventType(args.type),
             status=None if args.status is None else EventStatus(args.status),

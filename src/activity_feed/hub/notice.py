@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import orjson
@@ -85,6 +85,17 @@ class Notice:
         if self._event is None:
             self._event = orjson.loads(self.text)["event"]
         return self._event
+
+    @property
+    def fields(self) -> Mapping[str, Any]:
+        """The event's fields as the change left them, without encoding the notice: the model's own values
+        (enums, UUID, datetime) for a change made here, JSON values for one that came over the bus. For
+        readers that look at a few fields of every change (hub observers), where encoding would cost."""
+        change = self._change
+        if change is not None:
+            fields: Mapping[str, Any] = change.event.__dict__
+            return fields
+        return self.event
 
     @classmethod
     def from_change(cls, change: Change) -> Notice:

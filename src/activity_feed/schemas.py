@@ -279,5 +279,10 @@ class Change:
     def event(self) -> ActivityPublic | DeletedEvent:
         return self._event
 
+    def field(self, name: str) -> Any:
+        """One field of `event`, for readers of a few fields of every change (store/rows.py's
+        `CreatedChange` answers without making the whole event)."""
+        return getattr(self.event, name)
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}(seq={self.seq}, type={self.type.value})"

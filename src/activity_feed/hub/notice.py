@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
@@ -86,16 +86,15 @@ class Notice:
             self._event = orjson.loads(self.text)["event"]
         return self._event
 
-    @property
-    def fields(self) -> Mapping[str, Any]:
-        """The event's fields as the change left them, without encoding the notice: the model's own values
-        (enums, UUID, datetime) for a change made here, JSON values for one that came over the bus. For
-        readers that look at a few fields of every change (hub observers), where encoding would cost."""
+    def field(self, name: str) -> Any:
+        """One of the event's fields as the change left it, without encoding the notice: the model's own
+        value (an enum, a UUID, a datetime) for a change made here, the JSON value for one that came over
+        the bus. For readers of a few fields of every change (hub observers), which encoding would cost
+        more than all they do."""
         change = self._change
         if change is not None:
-            fields: Mapping[str, Any] = change.event.__dict__
-            return fields
-        return self.event
+            return change.field(name)
+        return self.event[name]
 
     @classmethod
     def from_change(cls, change: Change) -> Notice:

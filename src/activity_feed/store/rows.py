@@ -101,3 +101,11 @@ class CreatedChange(Change):
         if public is None:
             public = self._public = new_public(self._item, self._id, self._timestamp)
         return public
+
+    def field(self, name: str) -> Any:
+        # The public event holds the item's own values but for these two, which the store chose.
+        if name == "id":
+            return self._id
+        if name == "timestamp":
+            return self._timestamp
+        return getattr(self._item, name)

@@ -122,6 +122,11 @@ class Settings(BaseSettings):
     )
     insecure: bool = Field(default=False, description="let `serve` bind a non-loopback host without a token")
     max_data_bytes: int = Field(default=64 * 1024, ge=1, description="most bytes in one event's `data`")
+    alerts: Path | None = Field(
+        default=None,
+        description="a TOML file of alert rules and the webhooks they post to (docs/alerts.md); checked at "
+        "start, and `serve` refuses to start when it has a problem",
+    )
 
     @field_validator("token", "read_token", mode="before")
     @classmethod
@@ -137,6 +142,12 @@ class Settings(BaseSettings):
         if value is not None:
             check_token(value.get_secret_value())
         return value
+
+    @field_validator("alerts", mode="before")
+    @classmethod
+    def _blank_path_is_none(cls, value: Any) -> Any:
+        # `ACTIVITY_FEED_ALERTS=` (set but empty) means no rules, not the working directory.
+        return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("allowed_origins", "allowed_hosts", mode="before")
     @classmethod

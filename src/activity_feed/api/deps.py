@@ -7,6 +7,7 @@ from typing import Annotated, Protocol
 from fastapi import Depends
 from starlette.requests import HTTPConnection
 
+from activity_feed.alerts import AlertRunner
 from activity_feed.api.read_limits import ReadLimits
 from activity_feed.hub import Hub
 from activity_feed.settings import Settings
@@ -24,6 +25,8 @@ class FeedParts(Protocol):
     def settings(self) -> Settings: ...
     @property
     def read_limits(self) -> ReadLimits: ...
+    @property
+    def alerts(self) -> AlertRunner | None: ...
 
 
 def get_feed(connection: HTTPConnection) -> FeedParts:
@@ -50,7 +53,12 @@ async def get_read_limits(connection: HTTPConnection) -> ReadLimits:
     return get_feed(connection).read_limits
 
 
+async def get_alerts(connection: HTTPConnection) -> AlertRunner | None:
+    return get_feed(connection).alerts
+
+
 StoreDep = Annotated[ActivityStore, Depends(get_store)]
 HubDep = Annotated[Hub, Depends(get_hub)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 ReadLimitsDep = Annotated[ReadLimits, Depends(get_read_limits)]
+AlertsDep = Annotated[AlertRunner | None, Depends(get_alerts)]

@@ -12,8 +12,10 @@ from pydantic import BaseModel, Field, ValidationError
 
 from activity_feed.alerts.messages import ALERT_TOOL_PREFIX
 from activity_feed.hub import Notice
+from activity_feed.schemas import Fields
 
 _DELETED = "activity_deleted"
+_SYSTEM_FIELDS = Fields("event_type", "tool_name")
 
 
 class ActiveAlert(BaseModel):
@@ -39,10 +41,12 @@ class AlertBoard:
         for notice in notices:
             if notice.type == _DELETED:
                 continue
-            if notice.field("event_type") != "system_event":
-                continue
-            tool_name = notice.field("tool_name")
-            if tool_name is None or not tool_name.startswith(ALERT_TOOL_PREFIX):
+            event_type, tool_name = notice.fields(_SYSTEM_FIELDS)
+            if (
+                event_type != "system_event"
+                or tool_name is None
+                or not tool_name.startswith(ALERT_TOOL_PREFIX)
+            ):
                 continue
             self.record(notice.seq, notice.field("data"))
 

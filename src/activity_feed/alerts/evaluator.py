@@ -8,8 +8,8 @@ What is a call: every event but `system_event` and `mcp_notification`, with a `t
 when it ends: created as `success`/`error`, or changed to one of them (the pending timeout's `error`
 included). Its duration is `duration_ms` as it ended.
 
-This runs on the hub's listener for every change: it reads a few fields of each (never the whole
-event), and does the work per tool and rule once per batch of changes, not per change."""
+`observe` runs on the hub's listener for every change: it reads a few fields of each (never the whole
+event) and sorts the calls by tool; `flush`, a few times a second, does the work per tool and rule."""
 
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ from typing import Any
 from activity_feed.alerts.rules import Kind, Rule
 from activity_feed.alerts.windows import CountWindow, p95_over
 from activity_feed.hub import Notice
+from activity_feed.schemas import Fields
 
 log = logging.getLogger(__name__)
 
@@ -31,9 +32,12 @@ NOT_CALLS = frozenset({"system_event", "mcp_notification"})
 # Calls pending at once that are followed (for stuck_pending); beyond it the oldest are forgotten. The
 # pending timeout (10 minutes by default) ends them long before that in any ordinary deployment.
 MAX_PENDING = 100_000
+# An error_rate or p95 alert that holds ends once its measure is at most this fraction of its limit.
+RESOLVE_BELOW = 0.9
 _LOGGED = "activity_logged"
 _UPDATED = "activity_updated"
 _DELETED = "activity_deleted"
+_CALL_FIELDS = Fields("tool_name", "event_type", "status", "duration_ms")
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,15 +117,19 @@ class _Judge:
         return track
 
     def breached(self, track: _Track) -> bool:
+        """Whether the alert holds now. One of error_rate or p95 that holds ends only once its measure
+        is 10% under the limit: a measure that hovers at the limit does not fire and end by turns."""
         window = track.window
         if window is None:
             return track.streak >= self.count if self.streak else track.stuck > 0
         # Fewer calls than min_calls: nothing to judge, so no alert (one that held ends).
-        if window.calls < self.min_calls:
+        calls = window.calls
+        if calls < self.min_calls:
             return False
         if self.rate:
-            return window.bad > self.limit * window.calls
-        return p95_over(window)
+            limit = self.limit * RESOLVE_BELOW if track.firing else self.limit
+            return window.bad > limit * calls
+        return p95_over(calls, window.near if track.firing else window.bad)
 
     def measure(self, track: _Track) -> float | None:
         window = track.window
@@ -159,45 +167,64 @@ class Evaluator:
         # Pending calls in the order they started (dicts keep insertion order): id -> (tool, since).
         self._pending: dict[uuid.UUID, tuple[str, float]] = {}
         self._warned_pending = False
+        self._ended: dict[str, _Ended] = {}  # calls taken in and not yet counted, per tool, in order
         self._changes: list[AlertChange] = []
         self._quiet = False
 
     # Feeding.
 
-    def observe(self, notices: Sequence[Notice]) -> list[AlertChange]:
-        """Count the calls these changes end or start; return the alerts that changed state."""
+    def observe(self, notices: Sequence[Notice]) -> None:
+        """Take in the calls these changes start or end; `flush` then counts them against the rules."""
         now = self._clock()
         follow_pending = bool(self._stuck)
         pending = self._pending
-        ended: dict[str, _Ended] = {}
+        ended = self._ended
         for notice in notices:
             change = notice.type
             if change == _DELETED:
                 if follow_pending and pending:
                     pending.pop(_id_key(notice.field("id")), None)
                 continue
-            tool = notice.field("tool_name")
-            if tool is None or notice.field("event_type") in NOT_CALLS:
+            tool, event_type, status, duration = notice.fields(_CALL_FIELDS)
+            if tool is None or event_type in NOT_CALLS:
                 continue
-            status = notice.field("status")
             if status == "pending":
                 if follow_pending and change == _LOGGED:
                     self._start_pending(_id_key(notice.field("id")), tool, now)
                 continue
-            if follow_pending and pending:
-                pending.pop(_id_key(notice.field("id")), None)
-            if change == _UPDATED:
-                continue  # an ended call whose details changed: counted when it ended
+            if change != _LOGGED:
+                # Ended by an update: it may have been pending (one created ended never was).
+                if follow_pending and pending:
+                    pending.pop(_id_key(notice.field("id")), None)
+                if change == _UPDATED:
+                    continue  # an ended call whose details changed: counted when it ended
             calls = ended.get(tool)
             if calls is None:
                 ended[tool] = calls = _Ended()
-            calls.add(status == "error", notice.field("duration_ms"))
-        if ended:
-            self._count(now, ended)
+            calls.add(status == "error", duration)
+
+    @property
+    def unflushed(self) -> bool:
+        return bool(self._ended)
+
+    def flush(self) -> list[AlertChange]:
+        """Count the calls taken in since the last flush; return the alerts that changed state.
+
+        Calls are counted per tool and rule once per flush, not per change: the runner flushes a few
+        times a second, so that under load each rule's work is shared by many calls."""
+        self._count_taken_in()
         return self._take()
 
+    def _count_taken_in(self) -> None:
+        ended = self._ended
+        if ended:
+            self._ended = {}
+            self._count(self._clock(), ended)
+
     def tick(self) -> list[AlertChange]:
-        """Let time pass: windows drop old calls, pending calls grow older. Return what changed state."""
+        """Count what was taken in, and let time pass: windows drop old calls, pending calls grow older.
+        Return what changed state."""
+        self._count_taken_in()
         now = self._clock()
         for judge in self._windowed:
             tracks = judge.tracks
@@ -282,16 +309,19 @@ class Evaluator:
         durations: list[float] | None
         if judge.rate:
             count, bad, durations = len(calls.failed), calls.errors, None
+            near = bad
         else:
             durations = calls.durations
             if not durations:
                 return
-            budget = judge.limit
-            count, bad = len(durations), sum(1 for duration in durations if duration > budget)
+            budget, lower = judge.limit, judge.limit * RESOLVE_BELOW
+            count = len(durations)
+            bad = sum(1 for duration in durations if duration > budget)
+            near = sum(1 for duration in durations if duration > lower)
         track = judge.tracks.get(tool) or judge.track(tool)
         window = track.window
         assert window is not None
-        window.add(now, count, bad, durations)
+        window.add(now, count, bad, near, durations)
         window.expire(now)
         self._judge(judge, tool, track)
 

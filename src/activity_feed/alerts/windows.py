@@ -14,21 +14,23 @@ _MIN_WIDTH = 0.02  # seconds
 
 
 class _Bucket:
-    __slots__ = ("bad", "calls", "durations", "start")
+    __slots__ = ("bad", "calls", "durations", "near", "start")
 
     def __init__(self, start: float, keep_durations: bool) -> None:
         self.start = start
         self.calls = 0
         self.bad = 0
+        self.near = 0
         self.durations: array[float] | None = array("d") if keep_durations else None
 
 
 class CountWindow:
-    """Calls, and the `bad` ones among them (failed, or slower than a budget), over the last `span`
-    seconds. With `keep_durations` the durations are kept too (8 bytes a call), so that a p95 can be
-    stated exactly when an alert changes state; the decision itself needs only the two counters."""
+    """Calls, the `bad` ones among them (failed, or slower than a budget) and the `near` ones (failed,
+    or slower than 90% of the budget: what an alert that holds must fall under to end), over the last
+    `span` seconds. With `keep_durations` the durations are kept too (8 bytes a call), so that a p95 can
+    be stated exactly when an alert changes state; the decisions need only the counters."""
 
-    __slots__ = ("_buckets", "_keep", "_span", "_width", "bad", "calls")
+    __slots__ = ("_buckets", "_keep", "_span", "_width", "bad", "calls", "near")
 
     def __init__(self, span: float, *, keep_durations: bool = False) -> None:
         self._span = span
@@ -37,8 +39,9 @@ class CountWindow:
         self._buckets: deque[_Bucket] = deque()
         self.calls = 0
         self.bad = 0
+        self.near = 0
 
-    def add(self, now: float, calls: int, bad: int, durations: list[float] | None = None) -> None:
+    def add(self, now: float, calls: int, bad: int, near: int, durations: list[float] | None = None) -> None:
         buckets = self._buckets
         if buckets and now < buckets[-1].start + self._width:
             bucket = buckets[-1]
@@ -47,10 +50,12 @@ class CountWindow:
             buckets.append(bucket)
         bucket.calls += calls
         bucket.bad += bad
+        bucket.near += near
         if bucket.durations is not None and durations:
             bucket.durations.extend(durations)
         self.calls += calls
         self.bad += bad
+        self.near += near
 
     def expire(self, now: float) -> None:
         """Forget the buckets whose every call is older than the span."""
@@ -60,6 +65,7 @@ class CountWindow:
             bucket = buckets.popleft()
             self.calls -= bucket.calls
             self.bad -= bucket.bad
+            self.near -= bucket.near
 
     @property
     def empty(self) -> bool:
@@ -82,7 +88,7 @@ def nearest_rank(n: int) -> int:
     return max(1, math.ceil(0.95 * n))
 
 
-def p95_over(window: CountWindow) -> bool:
-    """Whether the window's p95 is over the budget its `bad` calls were counted against: it is exactly
-    when fewer than nearest_rank(n) of the n calls are within the budget."""
-    return window.calls - window.bad < nearest_rank(window.calls)
+def p95_over(calls: int, over: int) -> bool:
+    """Whether the p95 of `calls` durations is over a budget that `over` of them exceed: exactly when
+    fewer than nearest_rank(calls) of them are within it."""
+    return calls - over < nearest_rank(calls)

@@ -10,7 +10,7 @@ from typing import Any
 import orjson
 
 from activity_feed.errors import InvalidCursorError
-from activity_feed.schemas import ENUM_TEXT, Change, StreamMessage
+from activity_feed.schemas import ENUM_TEXT, Change, Fields, StreamMessage
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +95,14 @@ class Notice:
         if change is not None:
             return change.field(name)
         return self.event[name]
+
+    def fields(self, fields: Fields) -> tuple[Any, ...]:
+        """Several fields at once, in their order, as `field` reads one."""
+        change = self._change
+        if change is not None:
+            return change.fields(fields)
+        values: tuple[Any, ...] = fields.of_json(self.event)
+        return values
 
     @classmethod
     def from_change(cls, change: Change) -> Notice:

@@ -8,7 +8,15 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from activity_feed.schemas import ActivityCreate, ActivityPublic, Change, ChangeType, EventStatus, EventType
+from activity_feed.schemas import (
+    ActivityCreate,
+    ActivityPublic,
+    Change,
+    ChangeType,
+    EventStatus,
+    EventType,
+    Fields,
+)
 
 # The public event's fields, in the table's order. Every other list of columns derives from this one.
 PUBLIC_COLUMNS = (
@@ -109,3 +117,7 @@ class CreatedChange(Change):
         if name == "timestamp":
             return self._timestamp
         return getattr(self._item, name)
+
+    def fields(self, fields: Fields) -> tuple[Any, ...]:
+        values: tuple[Any, ...] = fields.of(self._item if fields.from_request else self.event)
+        return values

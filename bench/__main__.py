@@ -14,6 +14,7 @@ from pathlib import Path
 from types import ModuleType
 
 from bench import (
+    alerts,
     batch,
     delivery,
     ingest,
@@ -44,6 +45,7 @@ BENCHMARKS: dict[str, ModuleType] = {
         sessions,
         proxy,
         otlp,
+        alerts,
     )
 }
 RESULTS_DIR = Path(__file__).with_name("results")

@@ -30,13 +30,17 @@ SECONDS = 5.0
 TARGET_RATIO = 0.6
 
 
-def _load(port: int, path: str) -> dict[str, Any]:
+def load(
+    port: int, path: str = "/activities/log", *, seconds: float = SECONDS, warmup: float = WARMUP_SECONDS
+) -> dict[str, Any]:
+    """The ingest load on `path` of the server on `port`: CONNECTIONS clients for `seconds` after
+    `warmup`, one event per request; the load generator's result (`rps`, ...)."""
     spec = {
         "port": port,
         "connections": CONNECTIONS,
         "requests": log_requests(path),
-        "warmup_seconds": WARMUP_SECONDS,
-        "seconds": SECONDS,
+        "warmup_seconds": warmup,
+        "seconds": seconds,
     }
     result = run_load(spec)
     require_no_errors(result, f"POST {path}")
@@ -47,9 +51,9 @@ def run() -> list[Check]:
     with tempfile.TemporaryDirectory(prefix="activity-feed-bench-") as tmp:
         database = Path(tmp) / "ingest.db"
         with ServerProcess(sqlite_url(database), log_path=Path(tmp) / "server.log") as server:
-            bare = _load(server.port, BARE_PATH)
+            bare = load(server.port, BARE_PATH)
             say(f"  bare POST {BARE_PATH}: {fmt(bare['rps'], 'req/s')}")
-            logged = _load(server.port, "/activities/log")
+            logged = load(server.port, "/activities/log")
             say(f"  POST /activities/log:  {fmt(logged['rps'], 'req/s')} (one event each)")
     ratio = logged["rps"] / bare["rps"]
     check = Check(

@@ -31,17 +31,22 @@ TARGET_RATIO = 0.6
 
 
 def load(
-    port: int, path: str = "/activities/log", *, seconds: float = SECONDS, warmup: float = WARMUP_SECONDS
+    port: int,
+    path: str = "/activities/log",
+    *,
+    seconds: float = SECONDS,
+    warmup: float = WARMUP_SECONDS,
+    count: int | None = None,
+    warmup_requests: int = 0,
 ) -> dict[str, Any]:
-    """The ingest load on `path` of the server on `port`: CONNECTIONS clients for `seconds` after
-    `warmup`, one event per request; the load generator's result (`rps`, ...)."""
-    spec = {
-        "port": port,
-        "connections": CONNECTIONS,
-        "requests": log_requests(path),
-        "warmup_seconds": warmup,
-        "seconds": seconds,
-    }
+    """The ingest load on `path` of the server on `port`: CONNECTIONS clients, one event per request, for
+    `seconds` after `warmup`, or (with `count`) for `count` requests after `warmup_requests`; the load
+    generator's result (`rps`, ...)."""
+    spec: dict[str, Any] = {"port": port, "connections": CONNECTIONS, "requests": log_requests(path)}
+    if count is None:
+        spec |= {"warmup_seconds": warmup, "seconds": seconds}
+    else:
+        spec |= {"warmup_requests": warmup_requests, "count": count}
     result = run_load(spec)
     require_no_errors(result, f"POST {path}")
     return result

@@ -8,7 +8,7 @@ import pytest
 
 from activity_feed.cli.main import main
 from tests.alerts.conftest import rules_file
-from tests.cli.test_main import clean_env, run_cli
+from tests.cli.test_main import run_cli
 from tests.support.webhooks import WebhookReceiver
 
 RULE = """
@@ -75,9 +75,7 @@ def test_serve_refuses_a_bad_file_before_touching_the_database(
     path = rules_file(tmp_path / "alerts.toml", hooks, BAD)
     database = tmp_path / "feed.db"
     result = run_cli(
-        ["serve", "--port", "0", "--database-url", f"sqlite:///{database}"],
-        tmp_path,
-        env=clean_env(ACTIVITY_FEED_ALERTS=str(path)),
+        ["serve", "--port", "0", "--database-url", f"sqlite:///{database}", "--alerts", str(path)], tmp_path
     )
     assert result.returncode == 2
     assert f"{path}:10: rule 'streak': unknown webhook 'pager'" in result.stderr

@@ -86,23 +86,29 @@ class AlertRunner:
         stop_observing = self._hub.observe(self._observe)
         for sender in self._senders.values():
             sender.start()
+        tasks: list[asyncio.Task[None]] = []
         try:
-            await seed_board(self.board, self._store)
-        except ActivityFeedError as exc:
-            log.warning("alerts: cannot read which alerts hold (%s); the banner starts empty", exc)
-        recording = asyncio.create_task(self._record_loop(), name="activity-feed-alerts-record")
-        leading = asyncio.create_task(self._lead_loop(), name="activity-feed-alerts-evaluate")
-        log.info("alerts: %s from %s", self.config.summary(), self.config.path)
-        try:
+            try:
+                await seed_board(self.board, self._store)
+            except ActivityFeedError as exc:
+                log.warning("alerts: cannot read which alerts hold (%s); the banner starts empty", exc)
+            tasks = [
+                asyncio.create_task(self._lead_loop(), name="activity-feed-alerts-evaluate"),
+                asyncio.create_task(self._record_loop(), name="activity-feed-alerts-record"),
+            ]
+            log.info("alerts: %s from %s", self.config.summary(), self.config.path)
             yield
         finally:
             stop_observing()
-            leading.cancel()
-            await asyncio.gather(leading, return_exceptions=True)
-            with suppress(TimeoutError):
-                await asyncio.wait_for(self._records.join(), STOP_GRACE_SECONDS)
-            recording.cancel()
-            await asyncio.gather(recording, return_exceptions=True)
+            if tasks:
+                leading, recording = tasks
+                leading.cancel()
+                await asyncio.gather(leading, return_exceptions=True)
+                # What the evaluator last sent is recorded in the feed, unless the database is away.
+                with suppress(TimeoutError):
+                    await asyncio.wait_for(self._records.join(), STOP_GRACE_SECONDS)
+                recording.cancel()
+                await asyncio.gather(recording, return_exceptions=True)
             await asyncio.gather(*(sender.stop() for sender in self._senders.values()))
 
     def _observe(self, notices: Sequence[Notice]) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import re
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
@@ -98,7 +98,7 @@ class AlertConfig:
 
     path: Path
     rules: tuple[Rule, ...] = ()
-    webhooks: tuple[Webhook, ...] = field(default=())
+    webhooks: tuple[Webhook, ...] = ()
 
     def summary(self) -> str:
         return f"{_count(len(self.rules), 'rule')}, {_count(len(self.webhooks), 'webhook')}"

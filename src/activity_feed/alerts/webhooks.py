@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -185,7 +185,7 @@ def _retry_after(response: httpx.Response) -> float | None:
     return max(0.0, min(seconds, MAX_RETRY_AFTER_SECONDS))
 
 
-async def send_test(webhooks: list[Webhook], body_for: Any) -> list[Delivery]:
+async def send_test(webhooks: list[Webhook], body_for: Callable[[str], Mapping[str, Any]]) -> list[Delivery]:
     """Post one test message to every webhook at once, one attempt each; return how each ended."""
     senders = [WebhookSender(webhook, attempts=1) for webhook in webhooks]
     return list(await asyncio.gather(*(sender.deliver(body_for(sender.webhook.name)) for sender in senders)))

@@ -14,6 +14,7 @@ from pathlib import Path
 from types import ModuleType
 
 from bench import (
+    alerts,
     batch,
     delivery,
     export,
@@ -48,6 +49,7 @@ BENCHMARKS: dict[str, ModuleType] = {
         otlp,
         tail,
         export,
+        alerts,
     )
 }
 RESULTS_DIR = Path(__file__).with_name("results")

@@ -124,6 +124,7 @@ class ServerProcess:
         cli: bool = False,
         broadcast_url: str | None = None,
         log_path: Path | None = None,
+        env: dict[str, str] | None = None,
     ) -> None:
         if broadcast_url is not None and not cli:
             raise ValueError("a broadcast URL needs cli=True: bench.server has only the memory bus")
@@ -131,6 +132,7 @@ class ServerProcess:
         self.cli = cli
         self.broadcast_url = broadcast_url
         self.log_path = log_path
+        self.env = None if env is None else {**os.environ, **env}  # settings for the server, on top
         self.port = 0
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -156,10 +158,14 @@ class ServerProcess:
     def __enter__(self) -> ServerProcess:
         self.port = free_port()
         if self.log_path is None:
-            self.process = subprocess.Popen(self._command(), cwd=PROJECT_ROOT, stdout=subprocess.DEVNULL)
+            self.process = subprocess.Popen(
+                self._command(), cwd=PROJECT_ROOT, env=self.env, stdout=subprocess.DEVNULL
+            )
         else:
             with self.log_path.open("wb") as log:
-                self.process = subprocess.Popen(self._command(), cwd=PROJECT_ROOT, stdout=log, stderr=log)
+                self.process = subprocess.Popen(
+                    self._command(), cwd=PROJECT_ROOT, env=self.env, stdout=log, stderr=log
+                )
         try:
             self._wait_ready()
         except BaseException:

@@ -30,14 +30,23 @@ SECONDS = 5.0
 TARGET_RATIO = 0.6
 
 
-def _load(port: int, path: str) -> dict[str, Any]:
-    spec = {
-        "port": port,
-        "connections": CONNECTIONS,
-        "requests": log_requests(path),
-        "warmup_seconds": WARMUP_SECONDS,
-        "seconds": SECONDS,
-    }
+def load(
+    port: int,
+    path: str = "/activities/log",
+    *,
+    seconds: float = SECONDS,
+    warmup: float = WARMUP_SECONDS,
+    count: int | None = None,
+    warmup_requests: int = 0,
+) -> dict[str, Any]:
+    """The ingest load on `path` of the server on `port`: CONNECTIONS clients, one event per request, for
+    `seconds` after `warmup`, or (with `count`) for `count` requests after `warmup_requests`; the load
+    generator's result (`rps`, ...)."""
+    spec: dict[str, Any] = {"port": port, "connections": CONNECTIONS, "requests": log_requests(path)}
+    if count is None:
+        spec |= {"warmup_seconds": warmup, "seconds": seconds}
+    else:
+        spec |= {"warmup_requests": warmup_requests, "count": count}
     result = run_load(spec)
     require_no_errors(result, f"POST {path}")
     return result
@@ -47,9 +56,9 @@ def run() -> list[Check]:
     with tempfile.TemporaryDirectory(prefix="activity-feed-bench-") as tmp:
         database = Path(tmp) / "ingest.db"
         with ServerProcess(sqlite_url(database), log_path=Path(tmp) / "server.log") as server:
-            bare = _load(server.port, BARE_PATH)
+            bare = load(server.port, BARE_PATH)
             say(f"  bare POST {BARE_PATH}: {fmt(bare['rps'], 'req/s')}")
-            logged = _load(server.port, "/activities/log")
+            logged = load(server.port, "/activities/log")
             say(f"  POST /activities/log:  {fmt(logged['rps'], 'req/s')} (one event each)")
     ratio = logged["rps"] / bare["rps"]
     check = Check(

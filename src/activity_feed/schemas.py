@@ -7,6 +7,7 @@ store, the hub, the API and the client all speak the same types.
 from __future__ import annotations
 
 import math
+import operator
 import re
 import uuid
 from datetime import UTC, datetime
@@ -264,6 +265,22 @@ class StreamMessage(BaseModel):
     cursor: str | None = None
 
 
+class Fields:
+    """The same few fields (two or more) read from many events by C-level getters: from a model (`of`)
+    or from an event's JSON object (`of_json`). For readers of every change (hub observers)."""
+
+    __slots__ = ("from_request", "names", "of", "of_json")
+
+    def __init__(self, *names: str) -> None:
+        if len(names) < 2:
+            raise ValueError("Fields reads two fields or more: read one with Change.field")
+        self.names = names
+        self.of = operator.attrgetter(*names)
+        self.of_json = operator.itemgetter(*names)
+        # A create request holds every field of the stored event but the two the store chooses.
+        self.from_request = not {"id", "timestamp"} & set(names)
+
+
 class Change:
     """A committed change to one event, numbered in commit order by the store's change counter; `event`
     is the event as the change left it (store/rows.py's `CreatedChange` makes it on first use)."""
@@ -278,6 +295,16 @@ class Change:
     @property
     def event(self) -> ActivityPublic | DeletedEvent:
         return self._event
+
+    def field(self, name: str) -> Any:
+        """One field of `event`, for readers of a few fields of every change (store/rows.py's
+        `CreatedChange` answers without making the whole event)."""
+        return getattr(self.event, name)
+
+    def fields(self, fields: Fields) -> tuple[Any, ...]:
+        """`fields` of `event`, in their order (as `field`, several at once)."""
+        values: tuple[Any, ...] = fields.of(self.event)
+        return values
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(seq={self.seq}, type={self.type.value})"

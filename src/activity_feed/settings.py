@@ -128,6 +128,11 @@ class Settings(BaseSettings):
         description="tools that get a `tool_name` label of their own in GET /metrics; later ones count "
         "under `other`",
     )
+    alerts: Path | None = Field(
+        default=None,
+        description="a TOML file of alert rules and the webhooks they post to (docs/alerts.md); checked at "
+        "start, and `serve` refuses to start when it has a problem",
+    )
 
     @field_validator("token", "read_token", mode="before")
     @classmethod
@@ -143,6 +148,12 @@ class Settings(BaseSettings):
         if value is not None:
             check_token(value.get_secret_value())
         return value
+
+    @field_validator("alerts", mode="before")
+    @classmethod
+    def _blank_path_is_none(cls, value: Any) -> Any:
+        # `ACTIVITY_FEED_ALERTS=` (set but empty) means no rules, not the working directory.
+        return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("allowed_origins", "allowed_hosts", mode="before")
     @classmethod

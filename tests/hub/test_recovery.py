@@ -256,3 +256,19 @@ async def test_read_missed_delivers_what_it_reads_and_carries_on_from_the_head(
         await read_missed(ScriptedLog(head, page), after=10, deliver=lambda c: seen.append(c.seq)) == carry_on
     )
     assert seen == delivered
+
+
+async def test_an_observer_hears_every_change_once_in_order_whoever_listens(instances: Instances) -> None:
+    heard: list[Notice] = []
+    stop = instances.hub.observe(heard.extend)
+    written = [await create(instances.here, "a1")]
+    written += [await create(instances.elsewhere, f"b{n}") for n in range(3)]  # read from the database
+    written.append(await create(instances.here, "a2"))  # the fast path: nobody subscribed
+    async with instances.hub.subscribe(ChangeFilter(), queue_size=100) as subscription:
+        written.append(await create(instances.here, "a3"))  # beside a subscriber
+        await take(subscription, 1)
+    stop()
+    await create(instances.here, "after")
+
+    assert [str(notice.field("id")) for notice in heard] == [str(event_id) for event_id in written]
+    assert_in_change_order(heard)

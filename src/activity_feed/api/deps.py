@@ -7,6 +7,7 @@ from typing import Annotated, Protocol
 from fastapi import Depends
 from starlette.requests import HTTPConnection
 
+from activity_feed.alerts import AlertRunner
 from activity_feed.api.read_limits import ReadLimits
 from activity_feed.hub import Hub
 from activity_feed.metrics import FeedMetrics
@@ -27,6 +28,8 @@ class FeedParts(Protocol):
     def read_limits(self) -> ReadLimits: ...
     @property
     def metrics(self) -> FeedMetrics: ...
+    @property
+    def alerts(self) -> AlertRunner | None: ...
 
 
 def get_feed(connection: HTTPConnection) -> FeedParts:
@@ -57,8 +60,13 @@ async def get_metrics(connection: HTTPConnection) -> FeedMetrics:
     return get_feed(connection).metrics
 
 
+async def get_alerts(connection: HTTPConnection) -> AlertRunner | None:
+    return get_feed(connection).alerts
+
+
 StoreDep = Annotated[ActivityStore, Depends(get_store)]
 HubDep = Annotated[Hub, Depends(get_hub)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 ReadLimitsDep = Annotated[ReadLimits, Depends(get_read_limits)]
 MetricsDep = Annotated[FeedMetrics, Depends(get_metrics)]
+AlertsDep = Annotated[AlertRunner | None, Depends(get_alerts)]

@@ -4,14 +4,15 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, nullcontext
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, cast
 
 from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
 
-from activity_feed.api import export, ingest_schema, routes, stream, summaries
+from activity_feed.alerts import AlertRunner
+from activity_feed.api import alerts, export, ingest_schema, routes, stream, summaries
 from activity_feed.api.auth import TokenAuthMiddleware, document_bearer_auth
 from activity_feed.api.content_type import FEED_BODY_TYPES, JSON_TYPES, ContentTypeMiddleware
 from activity_feed.api.errors import add_feed_error_handlers
@@ -65,6 +66,8 @@ class ActivityFeed:
         self.sink = StoreSink(self.store)
         # Retention and the pending timeout, every `maintenance_interval` (store/maintenance.py).
         self.maintenance = maintenance_for(self.store, self.settings)
+        # The alerts file is read and checked here: a bad one stops the service before it starts.
+        self.alerts = AlertRunner.for_settings(self.settings, store=self.store, hub=self.hub)
 
     @asynccontextmanager
     async def running(self) -> AsyncIterator[None]:
@@ -79,7 +82,8 @@ class ActivityFeed:
             try:
                 self.maintenance.start()
                 try:
-                    yield
+                    async with self.alerts.running() if self.alerts is not None else nullcontext():
+                        yield
                 finally:
                     await self.maintenance.stop()  # before the store closes: a pass may be mid-batch
                     await self.sink.drain()
@@ -110,8 +114,9 @@ class ActivityFeed:
         itself onto `app`'s own lifespan instead of being mounted."""
         app.state.activity_feed = self
         app.include_router(ingest_schema.router)
-        app.include_router(summaries.router)  # ahead of /activities/{event_id}
-        app.include_router(export.router)  # so is this one
+        app.include_router(summaries.router)  # these three ahead of /activities/{event_id}
+        app.include_router(export.router)
+        app.include_router(alerts.router)
         app.include_router(routes.router)
         app.include_router(routes.health_router)
         app.include_router(stream.router)

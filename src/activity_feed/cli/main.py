@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from activity_feed import __version__
+from activity_feed.alerts.rules import AlertRulesError
+from activity_feed.cli.alerts import add_alerts, run_alerts
 from activity_feed.cli.check import add_check, run_check
 from activity_feed.cli.export import add_export, run_export
 from activity_feed.cli.prune import add_prune, run_prune
@@ -63,6 +65,9 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="allow a non-loopback --host without a token (env ACTIVITY_FEED_INSECURE=1)",
     )
+    serve.add_argument(
+        "--alerts", help="a TOML file of alert rules and webhooks (docs/alerts.md; env ACTIVITY_FEED_ALERTS)"
+    )
 
     _add_demo(commands)
     add_prune(commands)
@@ -71,6 +76,7 @@ def _parser() -> argparse.ArgumentParser:
     add_feed_mcp(commands)
     add_export(commands)
     add_check(commands)
+    add_alerts(commands)
 
     db = commands.add_parser("db", help="manage the database schema", description="Manage the schema.")
     db_commands = db.add_subparsers(dest="db_command", required=True, metavar="DB_COMMAND")
@@ -123,10 +129,22 @@ def _add_database_url(parser: argparse.ArgumentParser) -> None:
     )
 
 
+_SETTING_FLAGS = ("host", "port", "database_url", "broadcast_url", "log_level", "token", "insecure", "alerts")
+
+
 def _settings(args: argparse.Namespace) -> Settings:
     overrides: dict[str, Any] = {
         name: getattr(args, name)
-        for name in ("host", "port", "database_url", "broadcast_url", "log_level", "token", "insecure")
+        for name in (
+            "host",
+            "port",
+            "database_url",
+            "broadcast_url",
+            "log_level",
+            "token",
+            "insecure",
+            "alerts",
+        )
         if getattr(args, name, None) is not None
     }
     return Settings(**overrides)
@@ -184,6 +202,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_export(args)
     if args.command == "check":
         return run_check(args)
+    if args.command == "alerts":  # reads only its file (`test`: from the environment when not given)
+        return run_alerts(args)
     try:
         settings = _settings(args)
         if args.command == "serve":
@@ -213,6 +233,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "db":
             url = _migrate(settings)
             print(f"activity-feed: database {url} is up to date")
+    except AlertRulesError as exc:
+        print(f"activity-feed: {exc}", file=sys.stderr)
+        return 2
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(part) for part in first["loc"])

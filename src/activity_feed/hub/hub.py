@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import aclosing, asynccontextmanager
 
 from activity_feed.hub.backends import BroadcastBackend, Gap
@@ -19,6 +19,10 @@ log = logging.getLogger(__name__)
 _YIELD_EVERY = 64
 _PUBLISH_RETRY = (0.1, 2.0)  # first delay and cap, in seconds
 _RECOVERY_RETRY = (0.1, 5.0)
+
+
+# Hears every delivered notice, in change order, on the listener's task: it must be quick and never wait.
+Observer = Callable[[Sequence[Notice]], None]
 
 
 def _notices(changes: Sequence[Change]) -> list[Notice]:
@@ -35,6 +39,7 @@ class Hub:
     def __init__(self, backend: BroadcastBackend) -> None:
         self._backend = backend
         self._subscribers: set[Subscription] = set()
+        self._observers: list[Observer] = []
         self._outbox: asyncio.Queue[Sequence[Change]] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
         self._changes: ChangeLog | None = None
@@ -88,6 +93,29 @@ class Hub:
             yield subscription
         finally:
             self._subscribers.discard(subscription)
+
+    def observe(self, observer: Observer) -> Callable[[], None]:
+        """Call `observer` with every notice the hub delivers from now on (local and other instances'
+        changes alike), in change order, exactly once; return what stops it.
+
+        Unlike a subscription there is no queue: `observer` runs on the listener's task, so it must only
+        record what it needs and return (alerts/evaluator.py keeps counters)."""
+        self._observers.append(observer)
+
+        def stop() -> None:
+            if observer in self._observers:
+                self._observers.remove(observer)
+
+        return stop
+
+    def _observe(self, notices: Sequence[Notice]) -> None:
+        if not notices:
+            return
+        for observer in self._observers:
+            try:
+                observer(notices)
+            except Exception:  # boundary: an observer's bug must not stop delivery to the stream
+                log.exception("a hub observer failed on %d notice(s)", len(notices))
 
     async def _publish_loop(self) -> None:
         backoff = Backoff(*_PUBLISH_RETRY)
@@ -144,23 +172,31 @@ class Hub:
                     # costs a large batch noticeably when no client is watching.
                     if self._last is not None:
                         self._last = item[-1].seq
+                    self._observe(item)
                     continue
+                observed: list[Notice] = []
                 for notice in item:
                     if self._last is not None:
                         if notice.seq != self._last + 1:
                             if notice.seq > self._last:
+                                # Observers hear the changes before the gap before those read to fill it.
+                                self._observe(observed)
+                                observed = []
                                 await self._fill_gap(notice.seq)
                             # Below: delivered already, from the database or by an earlier notice. Above:
                             # delivered from the database just now, after the changes before it.
                             continue
                         self._last = notice.seq
                     self._fan_out(notice)
+                    if self._observers:
+                        observed.append(notice)
                     delivered += 1
                     if delivered % _YIELD_EVERY == 0:
                         # A large batch arrives as many notices at once; letting the senders run every so
                         # often keeps a client that is keeping up from looking too slow merely because the
                         # listener filled its queue faster than the sender could be scheduled.
                         await asyncio.sleep(0)
+                self._observe(observed)
 
     def _follows_on(self, notices: Sequence[Notice]) -> bool:
         """Whether `notices` are the changes right after the last delivered, in order and with none
@@ -209,7 +245,9 @@ class Hub:
     def _deliver_change(self, change: Change) -> None:
         # Kept current change by change: a recovery that fails half-way resumes after the last one sent.
         self._last = change.seq
-        self._fan_out(Notice.from_change(change))
+        notice = Notice.from_change(change)
+        self._fan_out(notice)
+        self._observe((notice,))
 
     def _fan_out(self, notice: Notice) -> None:
         dropped = [sub for sub in self._subscribers if not sub.offer(notice)]

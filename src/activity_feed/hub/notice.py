@@ -10,7 +10,7 @@ from typing import Any
 import orjson
 
 from activity_feed.errors import InvalidCursorError
-from activity_feed.schemas import ENUM_TEXT, Change, StreamMessage
+from activity_feed.schemas import ENUM_TEXT, Change, Fields, StreamMessage
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +85,24 @@ class Notice:
         if self._event is None:
             self._event = orjson.loads(self.text)["event"]
         return self._event
+
+    def field(self, name: str) -> Any:
+        """One of the event's fields as the change left it, without encoding the notice: the model's own
+        value (an enum, a UUID, a datetime) for a change made here, the JSON value for one that came over
+        the bus. For readers of a few fields of every change (hub observers), which encoding would cost
+        more than all they do."""
+        change = self._change
+        if change is not None:
+            return change.field(name)
+        return self.event[name]
+
+    def fields(self, fields: Fields) -> tuple[Any, ...]:
+        """Several fields at once, in their order, as `field` reads one."""
+        change = self._change
+        if change is not None:
+            return change.fields(fields)
+        values: tuple[Any, ...] = fields.of_json(self.event)
+        return values
 
     @classmethod
     def from_change(cls, change: Change) -> Notice:

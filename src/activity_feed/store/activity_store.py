@@ -7,6 +7,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import datetime
 from functools import partial
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -24,7 +25,7 @@ from activity_feed.schemas import (
     StatsTimeline,
     ToolStats,
 )
-from activity_feed.store import reads
+from activity_feed.store import calls, reads
 from activity_feed.store.engine import (
     DEFAULT_DATABASE_TIMEOUT_SECONDS,
     async_url,
@@ -307,6 +308,26 @@ class ActivityStore:
         """(floor, head): a cursor below the floor or above the head cannot be replayed."""
         async with self._read() as conn:
             return await reads.replay_window(conn)
+
+    # Starting states for what is then followed live (the alerts, alerts/seed.py).
+
+    async def calls_changed(self, *, after: int, up_to: int) -> list[calls.CallRow]:
+        """Events with a tool name whose latest change is numbered in (after, up_to], in change order."""
+        async with self._read(bulk=True) as conn:
+            return await calls.calls_changed(conn, after=after, up_to=up_to)
+
+    async def pending_calls(self, *, up_to: int, limit: int) -> list[calls.CallRow]:
+        """The newest `limit` pending events with a tool name, as of change `up_to`, oldest first."""
+        async with self._read(bulk=True) as conn:
+            return await calls.pending_calls(conn, up_to=up_to, limit=limit)
+
+    async def newest_named(
+        self, *, event_type: EventType, prefix: str, limit: int
+    ) -> list[tuple[int, dict[str, Any]]]:
+        """(change number, data) of the newest `limit` events of `event_type` whose tool name starts
+        with `prefix`, newest first."""
+        async with self._read() as conn:
+            return await calls.newest_named(conn, event_type=event_type.value, prefix=prefix, limit=limit)
 
     # For store-layer jobs (`store/maintenance.py`) that choose rows by a query and change them through
     # the writer, so that numbering, tombstones and publishing stay in one place.

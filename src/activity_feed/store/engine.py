@@ -39,6 +39,15 @@ def is_sqlite(url: URL) -> bool:
     return url.get_backend_name() == "sqlite"
 
 
+def postgres_dsn(database_url: str) -> str | None:
+    """The URL as asyncpg takes it, for a connection of its own outside any pool (a session-level
+    advisory lock, alerts/leader.py); None for SQLite."""
+    url = async_url(database_url)
+    if is_sqlite(url):
+        return None
+    return url.set(drivername="postgresql").render_as_string(hide_password=False)
+
+
 def describe(url: URL) -> str:
     """The URL as it may be printed: without its password."""
     return url.render_as_string(hide_password=True)

@@ -8,7 +8,15 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from activity_feed.schemas import ActivityCreate, ActivityPublic, Change, ChangeType, EventStatus, EventType
+from activity_feed.schemas import (
+    ActivityCreate,
+    ActivityPublic,
+    Change,
+    ChangeType,
+    EventStatus,
+    EventType,
+    Fields,
+)
 
 # The public event's fields, in the table's order. Every other list of columns derives from this one.
 PUBLIC_COLUMNS = (
@@ -101,3 +109,15 @@ class CreatedChange(Change):
         if public is None:
             public = self._public = new_public(self._item, self._id, self._timestamp)
         return public
+
+    def field(self, name: str) -> Any:
+        # The public event holds the item's own values but for these two, which the store chose.
+        if name == "id":
+            return self._id
+        if name == "timestamp":
+            return self._timestamp
+        return getattr(self._item, name)
+
+    def fields(self, fields: Fields) -> tuple[Any, ...]:
+        values: tuple[Any, ...] = fields.of(self._item if fields.from_request else self.event)
+        return values

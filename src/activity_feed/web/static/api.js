@@ -73,6 +73,11 @@ export function fetchStatsTimeline({ since, session_id, event_type, tool_name, s
   return getJSON(url("activities/stats/timeline", { since, session_id, event_type, tool_name }), signal);
 }
 
+/** The alerts that hold now, oldest first (empty without an alerts file). */
+export function fetchAlerts(signal) {
+  return getJSON(url("activities/alerts"), signal);
+}
+
 export const SESSIONS_PAGE = 50;
 
 /** Sessions, most recently active first; `before` is the session_id of the last one already shown. */

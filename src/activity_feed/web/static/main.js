@@ -7,6 +7,7 @@ import { VIEWS, historyParams, matches, readState, streamParams, writeState } fr
 import { FilterForm } from "./filter-form.js";
 import { Feed } from "./feed.js";
 import { Announcer } from "./announce.js";
+import { AlertBanner } from "./alerts.js";
 import { createCard, toggleCard } from "./render/cards.js";
 import { SessionsView } from "./sessions.js";
 import { StatsPanel } from "./stats.js";
@@ -73,6 +74,7 @@ const sessions = new SessionsView({
   onSessions: (list) => suggestions.addSessions(list),
 });
 const announcer = new Announcer($("announcer"));
+const alerts = new AlertBanner($("alerts-banner"));
 
 // --- live stream, batched per frame ---
 
@@ -96,6 +98,7 @@ window.addEventListener("activity-feed-token", () => {
 });
 
 function receive(message) {
+  alerts.receive(message); // even while paused: an alert is not activity to hold back
   if (paused) {
     if (message.type === "activity_logged" && matches(state.filters, message.event)) {
       pausedNew.add(message.event.id);
@@ -183,6 +186,7 @@ function showPaused() {
 }
 
 function showConnection(kind, detail = {}) {
+  if (kind === "live") alerts.load(); // what changed while the connection was down
   const node = $("connection");
   node.dataset.state = kind;
   const text =
@@ -380,6 +384,9 @@ setInterval(() => {
   }
 }, 5000);
 setInterval(() => announcer.flush(), 4000);
+setInterval(() => {
+  if (!document.hidden) alerts.load();
+}, 30_000);
 
 // --- start ---
 
@@ -393,4 +400,4 @@ feed.reload(state.filters);
 suggestions.load();
 
 // A read-only handle for debugging and measurement (see tests/web/measure.py); not an API.
-window.activityFeed = { feed, timeline, stats, sessions, stream, state, historyParams, flushStats };
+window.activityFeed = { feed, timeline, stats, sessions, stream, state, historyParams, flushStats, alerts };

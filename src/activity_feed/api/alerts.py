@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from activity_feed.alerts import ActiveAlert
+from activity_feed.alerts.board import ActiveAlert
 from activity_feed.api.deps import AlertsDep
 from activity_feed.api.fast_json import OrjsonRoute
 from activity_feed.api.responses import MISDIRECTED, TOO_LARGE, UNAUTHORISED

@@ -7,7 +7,7 @@ from typing import Annotated, Protocol
 from fastapi import Depends
 from starlette.requests import HTTPConnection
 
-from activity_feed.alerts import AlertRunner
+from activity_feed.alerts.runner import AlertRunner
 from activity_feed.api.read_limits import ReadLimits
 from activity_feed.hub import Hub
 from activity_feed.metrics import FeedMetrics

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, cast
 from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
 
-from activity_feed.alerts import AlertRunner
+from activity_feed.alerts.runner import AlertRunner
 from activity_feed.api import alerts, export, ingest_schema, routes, stream, summaries
 from activity_feed.api.auth import TokenAuthMiddleware, document_bearer_auth
 from activity_feed.api.content_type import FEED_BODY_TYPES, JSON_TYPES, ContentTypeMiddleware

@@ -10,9 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from activity_feed.alerts.messages import trial_body
 from activity_feed.alerts.rules import AlertConfig, AlertRulesError, load_rules
-from activity_feed.alerts.webhooks import send_test
 
 
 def add_alerts(commands: Any) -> None:
@@ -65,6 +63,10 @@ def _path_from_environment() -> Path | None:
 
 
 def _test(config: AlertConfig) -> int:
+    # Imported here: the evaluator's modules (the hub) are not needed to check a file.
+    from activity_feed.alerts.messages import trial_body
+    from activity_feed.alerts.webhooks import send_test
+
     if not config.webhooks:
         print(f"{config.path} defines no webhook: nothing to test")
         return 0

@@ -363,3 +363,39 @@ def test_bad_arguments_exit_2_with_one_line(tmp_path: Path, capsys: pytest.Captu
             status = exc.code
         assert status == 2, flags
         assert says in capsys.readouterr().err
+
+
+def test_an_output_that_fails_or_closes_ends_the_export_in_one_line(
+    live_server: Callable[..., LiveServer], tmp_path: Path
+) -> None:
+    database = tmp_path / "feed.db"
+    fill_sqlite(database, 20_000)
+    server = live_server(sqlite_settings(database))
+    export = [str(SCRIPT), "export", "--feed-url", server.url]
+
+    # A reader that stops after one line (`| head -1`): exit 0, nothing on stderr.
+    with subprocess.Popen(
+        [*export], cwd=tmp_path, env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    ) as process:
+        assert process.stdout is not None
+        assert process.stdout.readline().startswith(b'{"id":')
+        process.stdout.close()
+        _, stderr = process.communicate(timeout=COMMAND_TIMEOUT_SECONDS)
+    assert process.returncode == 0, stderr
+    assert stderr == b""
+
+    # A file that cannot grow past 4 KiB (RLIMIT_FSIZE, as `ulimit -f 4` sets it): one line, exit 1,
+    # and neither the file nor its temporary twin left behind.
+    (tmp_path / "out").mkdir()
+    full = subprocess.run(
+        ["bash", "-c", 'ulimit -f 4 && exec "$@"', "bash", *export, "-o", "out/events.jsonl"],
+        cwd=tmp_path,
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=COMMAND_TIMEOUT_SECONDS,
+        check=False,
+    )
+    assert full.returncode == 1, full.stderr
+    assert full.stderr == "activity-feed: cannot write to out/events.jsonl: File too large\n"
+    assert list((tmp_path / "out").iterdir()) == []

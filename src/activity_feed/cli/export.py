@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -114,7 +115,7 @@ def run_export(args: argparse.Namespace) -> int:
     return _write(chunks, args)
 
 
-async def _feed_chunks(feed: FeedReader, filters: dict[str, Any]) -> AsyncIterator[bytes]:
+async def _feed_chunks(feed: FeedReader, filters: dict[str, Any]) -> AsyncGenerator[bytes, None]:
     async with feed:
         try:
             async for chunk in feed.export(**filters):
@@ -130,7 +131,7 @@ async def _feed_chunks(feed: FeedReader, filters: dict[str, Any]) -> AsyncIterat
             raise
 
 
-def _write(chunks: AsyncIterator[bytes], args: argparse.Namespace) -> int:
+def _write(chunks: AsyncGenerator[bytes, None], args: argparse.Namespace) -> int:
     try:
         output = Output(args.output)
     except ExportError as exc:
@@ -146,6 +147,11 @@ def _write(chunks: AsyncIterator[bytes], args: argparse.Namespace) -> int:
         # The reader of standard output stopped reading (`| head`): what it wanted, it has.
         _silence_stdout()
         return 0
+    except OSError as exc:  # the output cannot take more: a full disk, a file size limit
+        progress.clear()
+        output.discard()
+        print(f"activity-feed: cannot write to {output.name}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_FAILED
     except ActivityFeedError as exc:
         progress.clear()
         output.discard()
@@ -166,11 +172,14 @@ def _write(chunks: AsyncIterator[bytes], args: argparse.Namespace) -> int:
 
 
 async def _copy(
-    chunks: AsyncIterator[bytes], writer: JsonLinesWriter | CsvWriter, progress: Progress
+    chunks: AsyncGenerator[bytes, None], writer: JsonLinesWriter | CsvWriter, progress: Progress
 ) -> None:
-    async for chunk in chunks:
-        writer.write(chunk)
-        progress.show(writer.count)
+    # Closed here, on the loop that runs it, whatever stops the copy (a closed pipe, a full disk):
+    # otherwise its `finally` would run at interpreter exit, on no loop, with a traceback.
+    async with contextlib.aclosing(chunks):
+        async for chunk in chunks:
+            writer.write(chunk)
+            progress.show(writer.count)
 
 
 def _silence_stdout() -> None:

@@ -4,7 +4,7 @@ refused with the reason."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -20,7 +20,7 @@ class DatabaseRefusedError(StoreUnavailableError):
     """The database is not there, or holds a schema this version does not read."""
 
 
-def database_chunks(database_url: str, query: ExportQuery) -> AsyncIterator[bytes]:
+def database_chunks(database_url: str, query: ExportQuery) -> AsyncGenerator[bytes, None]:
     """The events matching `query` as JSON lines, oldest first, a page at a time.
 
     Raises `ConfigurationError` at once for a URL of an unknown kind, and `DatabaseRefusedError` for a
@@ -35,7 +35,7 @@ def database_chunks(database_url: str, query: ExportQuery) -> AsyncIterator[byte
     return _chunks(database_url, describe(url), query)
 
 
-async def _chunks(database_url: str, shown: str, query: ExportQuery) -> AsyncIterator[bytes]:
+async def _chunks(database_url: str, shown: str, query: ExportQuery) -> AsyncGenerator[bytes, None]:
     engine = create_reader_engine(database_url, connections=1)
     try:
         async with engine.connect() as conn:

@@ -248,3 +248,23 @@ def test_an_app_that_serves_its_own_metrics_puts_the_feeds_elsewhere(
 
     assert httpx.get(f"{server.url}/metrics", timeout=WAIT_SECONDS).text == "app_requests_total 7\n"
     assert value(scrape(f"{server.url}/feed"), "activity_feed_database_up") == 1
+
+
+def test_an_app_that_takes_no_feed_metrics_keeps_its_own_metrics_open(
+    live_server: Callable[..., LiveServer], tmp_path: Path
+) -> None:
+    app = FastAPI()
+
+    @app.get("/metrics", response_class=PlainTextResponse)
+    async def own_metrics() -> str:
+        return "app_requests_total 7\n"
+
+    settings = Settings(
+        database_url=f"sqlite:///{tmp_path / 'feed.db'}", broadcast_url="memory://", token="write-token"
+    )
+    ActivityFeed(settings).install(app, metrics_path=None)
+    server = live_server(app=app)
+
+    # The feed's token guards the feed, not a path it was told to leave alone.
+    assert httpx.get(f"{server.url}/metrics", timeout=WAIT_SECONDS).text == "app_requests_total 7\n"
+    assert httpx.get(f"{server.url}/activities/recent", timeout=WAIT_SECONDS).status_code == 401

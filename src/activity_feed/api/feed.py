@@ -142,8 +142,8 @@ class ActivityFeed:
         self._add_security_middleware(
             app,
             check_host_everywhere=check_host_everywhere,
-            metrics_path=metrics_path or METRICS_PATH,
-            guarded=(MCP_PATH,) if serve_mcp else (),
+            guarded=(metrics_path,) if metrics_path else (),
+            read_only=(MCP_PATH,) if serve_mcp else (),
         )
         app_lifespan = app.router.lifespan_context
 
@@ -157,12 +157,18 @@ class ActivityFeed:
         app.router.lifespan_context = cast("Lifespan[Any]", lifespan)
 
     def _add_security_middleware(
-        self, app: FastAPI, *, check_host_everywhere: bool, metrics_path: str, guarded: tuple[str, ...]
+        self,
+        app: FastAPI,
+        *,
+        check_host_everywhere: bool,
+        guarded: tuple[str, ...],
+        read_only: tuple[str, ...],
     ) -> None:
         # Each add_middleware wraps the ones before: tokens (then the body's type) are checked before a
         # body is read, the Host before anything else, and CORS is outermost so that preflights are
         # answered without a token and a 401 or 421 still carries the CORS headers a browser needs to
-        # show it to the page. `guarded`: further paths that only read (/mcp), whatever their method.
+        # show it to the page. `guarded`: further paths behind the tokens (/metrics); `read_only`: paths
+        # that only read whatever their method (/mcp), for which the read token is enough.
         settings = self.settings
         app.add_middleware(
             TokenAuthMiddleware,
@@ -170,8 +176,8 @@ class ActivityFeed:
             read_token=settings.read_token,
             allowed_origins=settings.allowed_origins,
             allowed_hosts=settings.allowed_hosts,
-            path_prefix=("/activities", OTLP_TRACES_PATH, metrics_path, *guarded),
-            read_only_paths=guarded,
+            path_prefix=("/activities", OTLP_TRACES_PATH, *guarded, *read_only),
+            read_only_paths=read_only,
         )
         if settings.token is None:
             app.add_middleware(
@@ -179,10 +185,10 @@ class ActivityFeed:
                 allowed_hosts=settings.allowed_hosts,
                 path_prefixes=("",)
                 if check_host_everywhere
-                else ("/activities", "/health", OTLP_TRACES_PATH, metrics_path, *guarded),
+                else ("/activities", "/health", OTLP_TRACES_PATH, *guarded, *read_only),
             )
         else:  # no Host check: a DNS-rebinding page cannot learn the token
-            document_bearer_auth(app, path_prefix=("/activities", metrics_path))
+            document_bearer_auth(app, path_prefix=("/activities", *guarded, *read_only))
         if settings.allowed_origins:
             app.add_middleware(
                 CORSMiddleware,

@@ -201,3 +201,22 @@ def test_usage_errors_exit_2_and_an_unreadable_feed_exits_1(
     ):
         assert main(["check", *flags]) == status, flags
         assert says in capsys.readouterr().err
+
+
+def test_the_feeds_own_alert_records_are_not_tools(
+    feed: LiveServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # An alert's firing is stored as a failed system event named after its rule: not a call of a tool.
+    answer = httpx.post(
+        f"{feed.url}/activities/log",
+        json={"tool_name": "alert: search keeps failing", "event_type": "system_event", "status": "error"},
+        headers={"Authorization": f"Bearer {TOKEN}"},
+        timeout=10,
+    )
+    assert answer.status_code == 201, answer.text
+
+    status, lines = check_here(feed, capsys, "--max-error-rate", "20%")
+
+    assert status == 0, lines
+    assert not [line for line in lines if "alert:" in line]
+    assert "ok   error rate 12.5% <= 20.0% (book_viewing: 2/16)" in lines

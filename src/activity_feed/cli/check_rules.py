@@ -66,9 +66,16 @@ class Verdict:
 
 def window_verdicts(rules: Rules, stats: Sequence[Mapping[str, Any]]) -> list[Verdict]:
     """The error-rate and p95 rules over each tool they cover: the tools named with --tool, else every
-    tool of the window, busiest first. A named tool without calls, or without durations, holds them."""
+    tool of the window, busiest first, but the feed's own alert records (their failures are the
+    alerts, not calls). A named tool without calls, or without durations, holds them."""
+    from activity_feed.alerts.messages import ALERT_TOOL_PREFIX  # here: it loads the evaluator's hub
+
     by_name = {tool["tool_name"] or NO_TOOL: tool for tool in stats}
-    names = list(dict.fromkeys(rules.tools)) if rules.tools else list(by_name)
+    names = (
+        list(dict.fromkeys(rules.tools))
+        if rules.tools
+        else [name for name in by_name if not name.startswith(ALERT_TOOL_PREFIX)]
+    )
     verdicts: list[Verdict] = []
     if not names:  # an empty window: each rule still says that it was checked
         for rule, limit in (("error rate", rules.max_error_rate), ("p95", rules.max_p95_ms)):

@@ -5,6 +5,7 @@ exit statuses."""
 from __future__ import annotations
 
 import fcntl
+import http.server
 import json
 import os
 import pty
@@ -410,3 +411,35 @@ def test_it_waits_for_a_feed_that_is_not_up_and_ctrl_c_exits_0(tails: Callable[.
     assert tail.interrupt() == 0
     assert tail.stderr().count("waiting for the feed") == 1, "said once, not at every retry"
     assert "Traceback" not in tail.stderr()
+
+
+class _NotAFeed(http.server.BaseHTTPRequestHandler):
+    """A web server that is not a feed: every path is an HTML error page of several lines."""
+
+    def do_GET(self) -> None:
+        page = b"<!DOCTYPE html>\n<html>\n<body>\n<h1>Internal Server Error</h1>\n</body>\n</html>\n"
+        self.send_response(500)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(page)))
+        self.end_headers()
+        self.wfile.write(page)
+
+    def log_message(self, format: str, *args: Any) -> None:  # quiet in the test's output
+        pass
+
+
+def test_a_server_that_is_not_a_feed_is_one_line_and_exit_1(tails: Callable[..., Tail]) -> None:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _NotAFeed)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        tail = tails("--feed-url", url)
+        assert tail.exit_code() == 1
+        said = tail.stderr()
+        assert said.count("\n") == 1, said
+        assert said.startswith(
+            "activity-feed: the feed answered 500 to GET /activities/recent: <!DOCTYPE html>"
+        )
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -30,6 +30,9 @@ from activity_feed.hub.backoff import Backoff
 CURSOR_HEADER = "X-Stream-Cursor"
 FIRST_RETRY_SECONDS = 0.2
 MAX_RETRY_SECONDS = 5.0
+# Answers that mean "not now" (a service restarting, a proxy in front of one): waited out. Any other
+# error answer is final: it will not change by asking again (and may come from something not a feed).
+RETRIED_STATUSES = frozenset({502, 503, 504})
 # The events whose shown state is remembered: to print a deletion under a filter only for an event that
 # was shown, and after a resync only what changed. Bounded, so that a tail left running stays small.
 REMEMBERED_EVENTS = 10_000
@@ -136,7 +139,7 @@ class Follower:
                 response = await self.feed.get("/activities/recent", params)
                 break
             except FeedReadError as exc:
-                if exc.status is not None and exc.status < 500:
+                if exc.status is not None and exc.status not in RETRIED_STATUSES:
                     raise
                 self._trouble(f"waiting for the feed at {self.feed.url} ({exc})")
                 await asyncio.sleep(self.backoff.next_delay())
@@ -185,10 +188,11 @@ class Follower:
                         "(pass --token or set ACTIVITY_FEED_TOKEN)",
                         status=status,
                     ) from None
-                if status < 500:
+                if status not in RETRIED_STATUSES:
+                    body = " ".join(exc.response.body.decode(errors="replace").split())
                     raise FeedReadError(
                         f"the feed at {self.feed.url} answered {status} to the stream's handshake "
-                        f"({url.split('?')[0]}): {exc.response.body.decode(errors='replace')[:300]}",
+                        f"({url.split('?')[0]}): {body[:200]}",
                         status=status,
                     ) from None
                 why = f"the stream's handshake answered {status}"

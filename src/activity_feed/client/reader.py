@@ -59,8 +59,8 @@ def _query(params: Mapping[str, Any] | None) -> dict[str, Any]:
 def _detail(response: httpx.Response) -> str:
     try:
         body = response.json()
-    except ValueError:
-        return response.text.strip()[:300] or response.reason_phrase
+    except ValueError:  # not the feed's JSON (a proxy's page, another server): one line of it
+        return " ".join(response.text.split())[:200] or response.reason_phrase
     detail = body.get("detail", body) if isinstance(body, dict) else body
     if isinstance(detail, list):  # FastAPI's validation errors: the message of each
         return "; ".join(

@@ -18,7 +18,10 @@ from starlette.types import Send
 from activity_feed.api.deps import StoreDep
 from activity_feed.api.fast_json import OrjsonRoute
 from activity_feed.api.responses import MISDIRECTED, TOO_LARGE, UNAUTHORISED, UNAVAILABLE
-from activity_feed.api.since import SINCE_DESCRIPTION, SINCE_EXAMPLES, SINCE_OPENAPI_EXAMPLES, parse_since
+from activity_feed.api.since import (
+    SinceQuery,
+    parse_since,
+)
 from activity_feed.errors import StoreUnavailableError
 from activity_feed.schemas import EventStatus, EventType
 from activity_feed.store import ExportPage, ExportQuery
@@ -91,14 +94,7 @@ async def export_activities(
     session_id: Annotated[
         str | None, Query(max_length=200, description="only the events of this session")
     ] = None,
-    since: Annotated[
-        str | None,
-        Query(
-            description=f"only events with a timestamp from then on: {SINCE_DESCRIPTION}",
-            examples=SINCE_EXAMPLES,
-            openapi_examples=SINCE_OPENAPI_EXAMPLES,
-        ),
-    ] = None,
+    since: SinceQuery = None,
 ) -> ExportResponse:
     """Every event that matches the filters (as for `recent`), as JSON lines (`application/x-ndjson`),
     oldest first (by `timestamp`, then arrival), streamed as it is read, a page at a time: the answer

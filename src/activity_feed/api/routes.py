@@ -23,7 +23,10 @@ from activity_feed.api.responses import (
     UNSUPPORTED_TYPE,
     HealthUnavailable,
 )
-from activity_feed.api.since import SINCE_DESCRIPTION, SINCE_EXAMPLES, SINCE_OPENAPI_EXAMPLES, parse_since
+from activity_feed.api.since import (
+    SinceQuery,
+    parse_since,
+)
 from activity_feed.errors import StoreUnavailableError
 from activity_feed.hub import encode_cursor
 from activity_feed.schemas import (
@@ -80,14 +83,7 @@ async def recent_activities(
             max_length=200, description="only the events of this session", examples=["3f1c9a7e-mcp-session"]
         ),
     ] = None,
-    since: Annotated[
-        str | None,
-        Query(
-            description=f"only events with a timestamp from then on: {SINCE_DESCRIPTION}",
-            examples=SINCE_EXAMPLES,
-            openapi_examples=SINCE_OPENAPI_EXAMPLES,
-        ),
-    ] = None,
+    since: SinceQuery = None,
     before: Annotated[uuid.UUID | None, Query(description="only events older than this event")] = None,
 ) -> list[ActivityPublic]:
     """Newest first, with optional exact-match filters and `since`; page back with

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
+from fastapi import Query
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.models import Example
 
@@ -16,7 +18,16 @@ SINCE_OPENAPI_EXAMPLES: dict[str, Example] = {
     "day": {"summary": "the last 24 hours", "value": "24h"},
     "time": {"summary": "from an ISO 8601 time on", "value": "2026-12-01T09:00:00Z"},
 }
-__all__ = ["SINCE_DESCRIPTION", "SINCE_EXAMPLES", "SINCE_OPENAPI_EXAMPLES", "parse_since"]
+# The optional `since` of the reads that list events (recent, export, stats), documented once.
+SinceQuery = Annotated[
+    str | None,
+    Query(
+        description=f"only events with a timestamp from then on: {SINCE_DESCRIPTION}",
+        examples=SINCE_EXAMPLES,
+        openapi_examples=SINCE_OPENAPI_EXAMPLES,
+    ),
+]
+__all__ = ["SINCE_DESCRIPTION", "SINCE_EXAMPLES", "SINCE_OPENAPI_EXAMPLES", "SinceQuery", "parse_since"]
 
 
 def parse_since(text: str, *, now: datetime) -> datetime:

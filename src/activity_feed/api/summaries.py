@@ -15,7 +15,13 @@ from activity_feed.api.deps import ReadLimitsDep, SettingsDep, StoreDep
 from activity_feed.api.fast_json import OrjsonRoute
 from activity_feed.api.read_limits import set_stats_headers, stats_turn
 from activity_feed.api.responses import MISDIRECTED, TOO_LARGE, UNAUTHORISED, UNAVAILABLE, ErrorDetail
-from activity_feed.api.since import SINCE_DESCRIPTION, SINCE_EXAMPLES, SINCE_OPENAPI_EXAMPLES, parse_since
+from activity_feed.api.since import (
+    SINCE_DESCRIPTION,
+    SINCE_EXAMPLES,
+    SINCE_OPENAPI_EXAMPLES,
+    SinceQuery,
+    parse_since,
+)
 from activity_feed.errors import ReferenceNotFoundError
 from activity_feed.schemas import EventType, SessionPublic, StatsTimeline, ToolStats
 from activity_feed.store import EventFilter
@@ -86,14 +92,7 @@ async def activity_stats(
     settings: SettingsDep,
     limits: ReadLimitsDep,
     response: Response,
-    since: Annotated[
-        str | None,
-        Query(
-            description=f"only events from then on: {SINCE_DESCRIPTION}",
-            examples=SINCE_EXAMPLES,
-            openapi_examples=SINCE_OPENAPI_EXAMPLES,
-        ),
-    ] = None,
+    since: SinceQuery = None,
     session_id: SessionIdQuery = None,
     event_type: EventTypeQuery = None,
 ) -> list[ToolStats]:

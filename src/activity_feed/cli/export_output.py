@@ -14,21 +14,10 @@ from typing import BinaryIO, TextIO
 import orjson
 
 from activity_feed.errors import ActivityFeedError
+from activity_feed.schemas import ActivityPublic
 
 # The CSV columns: the event's fields in the API's order; `data` is its JSON text.
-CSV_COLUMNS = (
-    "id",
-    "timestamp",
-    "tool_name",
-    "user_source",
-    "event_type",
-    "status",
-    "data",
-    "duration_ms",
-    "error_message",
-    "correlation_id",
-    "session_id",
-)
+CSV_COLUMNS = tuple(ActivityPublic.model_fields)
 
 
 class ExportError(ActivityFeedError):

@@ -26,6 +26,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from activity_feed.schemas import EventStatus, EventType
+from activity_feed.store.reads import exact_matches
 from activity_feed.store.schema import activity_events
 
 _events = activity_events
@@ -59,18 +60,7 @@ class ExportQuery:
 
     def matches(self) -> list[sa.ColumnElement[bool]]:
         """The exact matches (not `since`, which bounds the first page only)."""
-        found: list[sa.ColumnElement[bool]] = []
-        for column, value in (
-            (_events.c.event_type, self.event_type),
-            (_events.c.status, self.status),
-            (_events.c.tool_name, self.tool_name),
-            (_events.c.user_source, self.user_source),
-            (_events.c.correlation_id, self.correlation_id),
-            (_events.c.session_id, self.session_id),
-        ):
-            if value is not None:
-                found.append(column == (value.value if isinstance(value, EventType | EventStatus) else value))
-        return found
+        return exact_matches(self)
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 import sqlalchemy as sa
@@ -26,6 +26,39 @@ from activity_feed.store.rows import PUBLIC_COLUMNS, to_public
 from activity_feed.store.schema import activity_change_counter, activity_deletions, activity_events
 
 _events = activity_events
+
+
+class ExactFilters(Protocol):
+    """The filters that `recent` and the export share: each one that is set must match exactly."""
+
+    @property
+    def event_type(self) -> EventType | None: ...
+    @property
+    def status(self) -> EventStatus | None: ...
+    @property
+    def tool_name(self) -> str | None: ...
+    @property
+    def user_source(self) -> str | None: ...
+    @property
+    def correlation_id(self) -> str | None: ...
+    @property
+    def session_id(self) -> str | None: ...
+
+
+def exact_matches(filters: ExactFilters) -> list[sa.ColumnElement[bool]]:
+    """The conditions of the filters that are set."""
+    found: list[sa.ColumnElement[bool]] = []
+    for column, value in (
+        (_events.c.event_type, filters.event_type),
+        (_events.c.status, filters.status),
+        (_events.c.tool_name, filters.tool_name),
+        (_events.c.user_source, filters.user_source),
+        (_events.c.correlation_id, filters.correlation_id),
+        (_events.c.session_id, filters.session_id),
+    ):
+        if value is not None:
+            found.append(column == (value.value if isinstance(value, EventType | EventStatus) else value))
+    return found
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -91,18 +124,7 @@ async def recent_page(conn: AsyncConnection, *, query: RecentQuery) -> RecentPag
 
 async def _recent_statement(conn: AsyncConnection, query: RecentQuery) -> sa.Select[Any]:
     stmt = sa.select(_events).order_by(_events.c.timestamp.desc(), _events.c.seq.desc()).limit(query.limit)
-    for column, value in (
-        (_events.c.event_type, query.event_type),
-        (_events.c.status, query.status),
-        (_events.c.tool_name, query.tool_name),
-        (_events.c.user_source, query.user_source),
-        (_events.c.correlation_id, query.correlation_id),
-        (_events.c.session_id, query.session_id),
-    ):
-        if value is not None:
-            stmt = stmt.where(
-                column == (value.value if isinstance(value, EventType | EventStatus) else value)
-            )
+    stmt = stmt.where(*exact_matches(query))
     if query.since is not None:
         stmt = stmt.where(_events.c.timestamp >= query.since)
     if query.before is not None:

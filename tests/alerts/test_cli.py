@@ -81,3 +81,15 @@ def test_serve_refuses_a_bad_file_before_touching_the_database(
     assert f"{path}:10: rule 'streak': unknown webhook 'pager'" in result.stderr
     assert "Traceback" not in result.stderr
     assert not database.exists()
+
+
+def test_test_reports_a_url_that_httpx_refuses_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Passes the check (a host, a scheme), but httpx cannot encode the host name: not a connection error.
+    path = tmp_path / "alerts.toml"
+    path.write_text('[[webhooks]]\nname = "ops"\nurl = "http://u:p@xn--zz/hook"\n')
+    assert main(["alerts", "test", "--alerts", str(path)]) == 1
+    out = capsys.readouterr().out
+    assert out.startswith("ops  failed (cannot post: "), out
+    assert out.count("\n") == 1, out

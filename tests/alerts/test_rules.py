@@ -183,3 +183,18 @@ def test_a_missing_file_says_so(tmp_path: Path) -> None:
     path = tmp_path / "nope.toml"
     with pytest.raises(AlertRulesError, match="cannot read the file: No such file or directory"):
         load_rules(path)
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("http://u:p@127.0.0.1:99999/hook", "url must have a port from 1 to 65535"),
+        ("http://u:p@127.0.0.1:http/hook", "url must have a port from 1 to 65535"),
+        ("http://u:p@[zz]/hook", "url must be an http:// or https:// URL with a host"),
+    ],
+)
+def test_a_webhook_url_that_cannot_be_split_is_a_problem_of_its_line(
+    tmp_path: Path, url: str, expected: str
+) -> None:
+    [problem] = problems(tmp_path, f'[[webhooks]]\nname = "ops"\nurl = "{url}"\n')
+    assert problem.startswith(f"3: webhook 'ops': {expected}"), problem

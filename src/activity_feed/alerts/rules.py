@@ -203,12 +203,9 @@ class _Checker:
                 self.problem(at, f"{label} is defined twice (first at line {seen[name]})")
                 continue
             seen[name] = at
-            parts = urlsplit(url)
-            if parts.scheme not in ("http", "https") or not parts.hostname:
-                self.problem(
-                    self.where.key("webhooks", index, "url"),
-                    f"{label}: url must be an http:// or https:// URL with a host, not {url!r}",
-                )
+            wrong = _url_problem(url)
+            if wrong is not None:
+                self.problem(self.where.key("webhooks", index, "url"), f"{label}: {wrong}")
                 continue
             webhooks.append(Webhook(name, url, timeout or DEFAULT_WEBHOOK_TIMEOUT_SECONDS))
         return webhooks
@@ -405,6 +402,23 @@ class _Checker:
             self.problem(line, f"{label}: {key} must be {lower} and {upper}, not {value}")
             return None
         return number
+
+
+def _url_problem(url: str) -> str | None:
+    """What is wrong with a webhook's URL, or None: caught here, not when the first alert is posted."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # a host in brackets that is no IPv6 address
+        parts = None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+        return f"url must be an http:// or https:// URL with a host, not {url!r}"
+    try:
+        port = parts.port  # a ValueError when out of range or not a number
+    except ValueError:
+        port = 0
+    if port is not None and not 1 <= port <= 65535:
+        return "url must have a port from 1 to 65535"
+    return None
 
 
 def _toml_type(value: object) -> str:

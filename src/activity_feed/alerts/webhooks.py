@@ -159,6 +159,9 @@ class WebhookSender:
             raise _Retry(f"no answer within {timeout:g} s") from None
         except httpx.TransportError as exc:
             raise _Retry(f"cannot connect: {exc or type(exc).__name__}") from None
+        except Exception as exc:  # boundary: a URL httpx cannot use (a port out of range, a bad host name)
+            # fails the same way every time: final, said in one line, never a traceback per message.
+            raise _Final(f"cannot post: {_one_line(exc)}") from None
         status = response.status_code
         detail = f"HTTP {status}"
         if 200 <= status < 300:
@@ -170,6 +173,14 @@ class WebhookSender:
 
 class _Final(Exception):
     """An answer that retrying would not change."""
+
+
+def _one_line(exc: BaseException) -> str:
+    """The first error inside `exc` (anyio's connect raises groups), as `Type: message` on one line."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text[:200]}" if text else type(exc).__name__
 
 
 def _client() -> httpx.AsyncClient:

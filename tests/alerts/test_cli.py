@@ -81,3 +81,31 @@ def test_serve_refuses_a_bad_file_before_touching_the_database(
     assert f"{path}:10: rule 'streak': unknown webhook 'pager'" in result.stderr
     assert "Traceback" not in result.stderr
     assert not database.exists()
+
+
+def test_test_reports_a_url_that_httpx_refuses_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Passes the check (a host, a scheme), but httpx cannot encode the host name: not a connection error.
+    path = tmp_path / "alerts.toml"
+    path.write_text('[[webhooks]]\nname = "ops"\nurl = "http://u:p@xn--zz/hook"\n')
+    assert main(["alerts", "test", "--alerts", str(path)]) == 1
+    out = capsys.readouterr().out
+    assert out.startswith("ops  failed (cannot post: "), out
+    assert out.count("\n") == 1, out
+
+
+def test_test_never_prints_a_webhook_url_secret(
+    tmp_path: Path, hooks: WebhookReceiver, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A Slack-style URL holds its secret in the path, which many servers' error pages repeat.
+    secret = "/services/T000/B000/secretpath"
+    hooks.answer(secret, 404, body=f'{{"error": "no route for POST {secret}"}}')
+    url = hooks.url(secret).replace("http://", "http://user:secretpw@")
+    path = tmp_path / "alerts.toml"
+    path.write_text(f'[[webhooks]]\nname = "ops"\nurl = "{url}"\n')
+    assert main(["alerts", "test", "--alerts", str(path)]) == 1
+    out = capsys.readouterr().out
+    assert out.startswith("ops  failed (HTTP 404: "), out
+    assert "secretpath" not in out
+    assert "secretpw" not in out

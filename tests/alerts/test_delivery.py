@@ -4,10 +4,14 @@ but their own messages, and failures are retried only when a retry can help."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 
 import httpx
+import pytest
 
+from activity_feed.alerts.rules import Webhook
+from activity_feed.alerts.webhooks import WebhookSender
 from tests.alerts.conftest import WAIT_SECONDS, Feed, states
 from tests.support.webhooks import HANG, WebhookReceiver
 
@@ -120,3 +124,22 @@ webhooks = ["flaky", "gone"]
     # A 404 is final: the firing was sent once, then the resolution (in order, so no retry came between).
     gone = hooks.wait_for(lambda got: len(got) >= 2, "/gone")
     assert [(r.status, r.body["state"]) for r in gone] == [(404, "firing"), (404, "resolved")]
+
+
+def test_a_url_that_httpx_refuses_is_a_final_failure_logged_in_one_line(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # What `serve` does with each message: one warning without a traceback, and no retry.
+    sender = WebhookSender(Webhook("ops", "http://u:p@127.0.0.1:99999/hook"), first_delay=5.0)
+
+    async def send_one() -> None:
+        sender.start()
+        sender.send({"text": "[firing] streak: x"})
+        await sender.stop()
+
+    with caplog.at_level(logging.WARNING, logger="activity_feed.alerts.webhooks"):
+        asyncio.run(send_one())
+    [record] = caplog.records
+    assert record.exc_info is None
+    assert record.getMessage().startswith("alerts: webhook 'ops': not delivered after 1 attempt(s): ")
+    assert (sender.delivered, sender.failed) == (0, 1)

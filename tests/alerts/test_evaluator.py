@@ -197,3 +197,16 @@ older_than = "1m"
     assert sorted(seen(changes)) == [("streak", "b", False, 0.0), ("stuck", "c", True, 1.0)]
     rules.observe([created("a", "error")])
     assert rules.flush() == []
+
+
+def test_a_call_counts_once_when_it_first_ends_whatever_changes_it_after() -> None:
+    rules = evaluator(STREAK, Clock())  # no stuck_pending rule: pending calls are followed all the same
+    done, timed_out = uuid.uuid4(), uuid.uuid4()
+    rules.observe([created("a", "success", id=done), created("a", "pending", id=timed_out)])
+    # A success corrected to an error is not a second call; the pending call's timeout is its end.
+    rules.observe([remote("tool_failed", done, "a", "error"), remote("tool_failed", timed_out, "a", "error")])
+    assert rules.flush() == []
+    rules.observe([remote("tool_completed", timed_out, "a", "success")])  # its late completion: no call
+    assert rules.flush() == []
+    rules.observe([created("a", "error")])
+    assert seen(rules.flush()) == [("streak", "a", True, 2.0)]

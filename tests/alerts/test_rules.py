@@ -129,9 +129,9 @@ min_calls = true
 """
     assert problems(tmp_path, text) == [
         "5: webhook 'ops' is defined twice (first at line 1)",
-        "11: webhook 'ftp': url must be an http:// or https:// URL with a host, not 'ftp://example.com/x'",
+        "11: webhook 'ftp': url must be http:// or https://, not 'ftp://…'",
         "16: rule 'search keeps failing': count must be a whole number, not the string '3'",
-        "17: rule 'search keeps failing': unknown webhook 'pager' (defined: 'ops')",
+        "17: rule 'search keeps failing': unknown webhook 'pager' (defined: 'ftp', 'ops')",
         "19: rule 'search keeps failing' is defined twice (first at line 13)",
         "26: rule 'typo': unknown kind 'error_rat' (use one of error_rate, p95, consecutive_failures, "
         "stuck_pending)",
@@ -183,3 +183,53 @@ def test_a_missing_file_says_so(tmp_path: Path) -> None:
     path = tmp_path / "nope.toml"
     with pytest.raises(AlertRulesError, match="cannot read the file: No such file or directory"):
         load_rules(path)
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("http://u:p@127.0.0.1:99999/hook", "url must have a port from 1 to 65535"),
+        ("http://u:p@127.0.0.1:http/hook", "url must have a port from 1 to 65535"),
+        ("http://u:p@[zz]/hook", "url must name a host after 'http://'"),
+    ],
+)
+def test_a_webhook_url_that_cannot_be_split_is_a_problem_of_its_line(
+    tmp_path: Path, url: str, expected: str
+) -> None:
+    [problem] = problems(tmp_path, f'[[webhooks]]\nname = "ops"\nurl = "{url}"\n')
+    assert problem.startswith(f"3: webhook 'ops': {expected}"), problem
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("htps://user:secretpw@host/hook", "url must be http:// or https://, not 'htps://…'"),
+        ("user:secretpw@host/hook", "url must start with http:// or https://"),
+        ("https:///T000/B000/secretpath", "url must name a host after 'https://'"),
+    ],
+)
+def test_a_bad_webhook_url_is_not_echoed(tmp_path: Path, url: str, expected: str) -> None:
+    # Its credentials, or a Slack-style secret path, would end up in logs and CI output.
+    [problem] = problems(tmp_path, f'[[webhooks]]\nname = "ops"\nurl = "{url}"\n')
+    assert problem == f"3: webhook 'ops': {expected}"
+
+
+def test_a_rule_naming_a_webhook_with_a_problem_is_not_told_it_is_unknown(tmp_path: Path) -> None:
+    text = """[[webhooks]]
+name = "ops"
+url = "ftp://example.com/x"
+
+[[webhooks]]
+name = "pager"
+
+[[rules]]
+name = "streak"
+kind = "consecutive_failures"
+count = 3
+webhooks = ["ops", "pager", "mail"]
+"""
+    assert problems(tmp_path, text) == [
+        "3: webhook 'ops': url must be http:// or https://, not 'ftp://…'",
+        "5: webhook 'pager': url is missing",
+        "12: rule 'streak': unknown webhook 'mail' (defined: 'ops', 'pager')",
+    ]

@@ -36,6 +36,7 @@ class WebhookReceiver:
         self._lock = threading.Condition()
         self._received: list[Received] = []
         self._answers: dict[str, list[int]] = {}
+        self._bodies: dict[str, bytes] = {}
         self._closing = threading.Event()
         receiver = self
 
@@ -49,11 +50,12 @@ class WebhookReceiver:
                     receiver._closing.wait(_HANG_LIMIT_SECONDS)
                     self.close_connection = True
                     return
+                answer = receiver._bodies.get(self.path, b"{}")
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", "2")
+                self.send_header("Content-Length", str(len(answer)))
                 self.end_headers()
-                self.wfile.write(b"{}")
+                self.wfile.write(answer)
 
             def log_message(self, format: str, *args: Any) -> None:
                 return None
@@ -81,10 +83,12 @@ class WebhookReceiver:
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self._server.server_address[1]}{path}"
 
-    def answer(self, path: str, *statuses: int) -> None:
-        """Answer POSTs to `path` with these statuses in turn, the last one from then on (default 200)."""
+    def answer(self, path: str, *statuses: int, body: str = "{}") -> None:
+        """Answer POSTs to `path` with these statuses in turn, the last one from then on (default 200),
+        and this body."""
         with self._lock:
             self._answers[path] = list(statuses)
+            self._bodies[path] = body.encode()
 
     def _next_answer(self, path: str) -> int:
         with self._lock:

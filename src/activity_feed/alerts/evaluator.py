@@ -5,8 +5,9 @@ changes (calls that stay pending, windows that drain).
 Rules without a `tool` are judged per tool: each tool that breaches has an alert of its own.
 
 What is a call: every event but `system_event` and `mcp_notification`, with a `tool_name`. A call counts
-when it ends: created as `success`/`error`, or changed to one of them (the pending timeout's `error`
-included). Its duration is `duration_ms` as it ended.
+once, when it ends: created as `success`/`error`, or changed from `pending` to one of them (the pending
+timeout's `error` included). A later change (a success corrected to an error, a completion after the
+timeout) is not another call. Its duration is `duration_ms` as it ended.
 
 `observe` runs on the hub's listener for every change: it reads a few fields of each (never the whole
 event) and sorts the calls by tool; `flush`, a few times a second, does the work per tool and rule."""
@@ -29,8 +30,9 @@ from activity_feed.schemas import Fields
 log = logging.getLogger(__name__)
 
 NOT_CALLS = frozenset({"system_event", "mcp_notification"})
-# Calls pending at once that are followed (for stuck_pending); beyond it the oldest are forgotten. The
-# pending timeout (10 minutes by default) ends them long before that in any ordinary deployment.
+# Calls pending at once that are followed (to count each when it ends, and for stuck_pending); beyond it
+# the oldest are forgotten (and not counted when they end). The pending timeout (10 minutes by default)
+# ends them long before that in any ordinary deployment.
 MAX_PENDING = 100_000
 # An error_rate or p95 alert that holds ends once its measure is at most this fraction of its limit.
 RESOLVE_BELOW = 0.9
@@ -176,28 +178,27 @@ class Evaluator:
     def observe(self, notices: Sequence[Notice]) -> None:
         """Take in the calls these changes start or end; `flush` then counts them against the rules."""
         now = self._clock()
-        follow_pending = bool(self._stuck)
         pending = self._pending
         ended = self._ended
         for notice in notices:
             change = notice.type
             if change == _DELETED:
-                if follow_pending and pending:
+                if pending:
                     pending.pop(_id_key(notice.field("id")), None)
                 continue
             tool, event_type, status, duration = notice.fields(_CALL_FIELDS)
             if tool is None or event_type in NOT_CALLS:
                 continue
             if status == "pending":
-                if follow_pending and change == _LOGGED:
+                if change == _LOGGED:
                     self._start_pending(_id_key(notice.field("id")), tool, now)
                 continue
-            if change != _LOGGED:
-                # Ended by an update: it may have been pending (one created ended never was).
-                if follow_pending and pending:
-                    pending.pop(_id_key(notice.field("id")), None)
-                if change == _UPDATED:
-                    continue  # an ended call whose details changed: counted when it ended
+            # Ended by an update: a call only if it was pending until then (its status changed: not
+            # `activity_updated`). Each call created ended, most of them, costs no look-up.
+            if change != _LOGGED and (
+                change == _UPDATED or not pending or pending.pop(_id_key(notice.field("id")), None) is None
+            ):
+                continue
             calls = ended.get(tool)
             if calls is None:
                 ended[tool] = calls = _Ended()
@@ -257,9 +258,8 @@ class Evaluator:
 
     def seed_pending(self, calls: Iterable[tuple[Any, str, float]]) -> None:
         """Calls pending now (id, tool, since when on this clock), oldest first."""
-        if self._stuck:
-            for event_id, tool, since in calls:
-                self._start_pending(_id_key(event_id), tool, since)
+        for event_id, tool, since in calls:
+            self._start_pending(_id_key(event_id), tool, since)
 
     def settle(self, firing: Iterable[tuple[str, str]]) -> list[AlertChange]:
         """Take the alerts recorded as firing (rule name, tool) as this evaluator's own, then judge every

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import re
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
@@ -51,12 +51,13 @@ _KIND_FIELDS = ("window", "threshold", "max_ms", "count", "older_than", "min_cal
 _WEBHOOK_FIELDS = ("name", "url", "timeout")
 _TOP_LEVEL = ("webhooks", "rules")
 _TOML_LINE = re.compile(r"\(at line (\d+), column \d+\)")
+_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]{0,15})://")  # short: a longer one may be a secret
 
 
 @dataclass(frozen=True, slots=True)
 class Webhook:
     name: str
-    url: str
+    url: str = field(repr=False)  # may hold a secret: never logged
     timeout: float = DEFAULT_WEBHOOK_TIMEOUT_SECONDS  # seconds, per attempt
 
 
@@ -158,6 +159,9 @@ class _Checker:
         self.path = path
         self.where = where
         self._found: list[tuple[int, str]] = []
+        # Every webhook name in the file, good or not: a rule naming one with a problem is not told that
+        # it names an unknown webhook (the webhook's own problem is reported).
+        self._webhooks_named: set[str] = set()
 
     def problem(self, line: int, message: str) -> None:
         self._found.append((line, message))
@@ -175,8 +179,7 @@ class _Checker:
                     self.where.top_level(key), f"unknown section {key!r} (use [[webhooks]] and [[rules]])"
                 )
         webhooks = self._webhooks(self._tables(document, "webhooks"))
-        names = {webhook.name for webhook in webhooks}
-        rules = self._rules(self._tables(document, "rules"), names)
+        rules = self._rules(self._tables(document, "rules"), {webhook.name for webhook in webhooks})
         return AlertConfig(self.path, tuple(rules), tuple(webhooks))
 
     def _tables(self, document: dict[str, Any], section: str) -> list[dict[str, Any]]:
@@ -194,6 +197,8 @@ class _Checker:
             number = f"webhook #{index + 1}"
             name = self._text(table, "webhooks", index, "name", required=True, label=number)
             label = f"webhook {name!r}" if name is not None else number
+            if name is not None:
+                self._webhooks_named.add(name)
             self._unknown_keys(table, _WEBHOOK_FIELDS, "webhooks", index, label)
             url = self._text(table, "webhooks", index, "url", required=True, label=label)
             timeout = self._duration(table, "webhooks", index, "timeout", label=label)
@@ -203,12 +208,9 @@ class _Checker:
                 self.problem(at, f"{label} is defined twice (first at line {seen[name]})")
                 continue
             seen[name] = at
-            parts = urlsplit(url)
-            if parts.scheme not in ("http", "https") or not parts.hostname:
-                self.problem(
-                    self.where.key("webhooks", index, "url"),
-                    f"{label}: url must be an http:// or https:// URL with a host, not {url!r}",
-                )
+            wrong = _url_problem(url)
+            if wrong is not None:
+                self.problem(self.where.key("webhooks", index, "url"), f"{label}: {wrong}")
                 continue
             webhooks.append(Webhook(name, url, timeout or DEFAULT_WEBHOOK_TIMEOUT_SECONDS))
         return webhooks
@@ -296,11 +298,14 @@ class _Checker:
         if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
             self.problem(line, f'{label}: webhooks must be a list of webhook names, such as ["ops"]')
             return None
-        unknown = [name for name in value if name not in known]
+        named = self._webhooks_named
+        unknown = [name for name in value if name not in named]
         for name in unknown:
-            defined = ", ".join(repr(n) for n in sorted(known)) or "none is defined"
+            defined = ", ".join(repr(n) for n in sorted(named)) or "none is defined"
             self.problem(line, f"{label}: unknown webhook {name!r} (defined: {defined})")
-        return None if unknown else tuple(dict.fromkeys(value))
+        if unknown or any(name not in known for name in value):
+            return None
+        return tuple(dict.fromkeys(value))
 
     def _unknown_keys(
         self, table: dict[str, Any], allowed: tuple[str, ...], section: str, index: int, label: str
@@ -405,6 +410,29 @@ class _Checker:
             self.problem(line, f"{label}: {key} must be {lower} and {upper}, not {value}")
             return None
         return number
+
+
+def _url_problem(url: str) -> str | None:
+    """What is wrong with a webhook's URL, or None: caught here, not when the first alert is posted."""
+    # Never the URL itself: its credentials (or a Slack-style secret path) would go to logs and CI output.
+    scheme = _SCHEME.match(url)
+    if scheme is None:
+        return "url must start with http:// or https://"
+    if scheme.group(1).lower() not in ("http", "https"):
+        return f"url must be http:// or https://, not '{scheme.group(0)}…'"
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # a host in brackets that is no IPv6 address
+        parts = None
+    if parts is None or not parts.hostname:
+        return f"url must name a host after '{scheme.group(0)}'"
+    try:
+        port = parts.port  # a ValueError when out of range or not a number
+    except ValueError:
+        port = 0
+    if port is not None and not 1 <= port <= 65535:
+        return "url must have a port from 1 to 65535"
+    return None
 
 
 def _toml_type(value: object) -> str:

@@ -11,6 +11,7 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -57,6 +58,7 @@ class WebhookSender:
         queue_size: int = QUEUE_SIZE,
     ) -> None:
         self.webhook = webhook
+        self._secrets = _secrets(webhook.url)
         self._attempts = attempts
         self._first_delay = first_delay
         self._queue: asyncio.Queue[Mapping[str, Any]] = asyncio.Queue(maxsize=queue_size)
@@ -137,15 +139,22 @@ class WebhookSender:
                     return Delivery(self.webhook.name, True, attempt, detail)
                 except _Retry as retry:
                     if attempt == tries:
-                        return Delivery(self.webhook.name, False, attempt, retry.detail)
+                        return Delivery(self.webhook.name, False, attempt, self._hide(retry.detail))
                     await asyncio.sleep(retry.wait if retry.wait is not None else delay)
                     delay = min(delay * 2, MAX_DELAY_SECONDS)
                 except _Final as final:
-                    return Delivery(self.webhook.name, False, attempt, str(final))
+                    return Delivery(self.webhook.name, False, attempt, self._hide(str(final)))
             raise AssertionError("unreachable")
         finally:
             if own_client:
                 await client.aclose()
+
+    def _hide(self, detail: str) -> str:
+        """`detail` (an error's message, a server's answer) without the parts of the URL that may be
+        secret: what a failure says is logged and printed."""
+        for secret in self._secrets:
+            detail = detail.replace(secret, "…")
+        return detail
 
     async def _attempt(self, client: httpx.AsyncClient, body: Mapping[str, Any]) -> str:
         timeout = self.webhook.timeout
@@ -159,6 +168,9 @@ class WebhookSender:
             raise _Retry(f"no answer within {timeout:g} s") from None
         except httpx.TransportError as exc:
             raise _Retry(f"cannot connect: {exc or type(exc).__name__}") from None
+        except Exception as exc:  # boundary: a URL httpx cannot use (a port out of range, a bad host name)
+            # fails the same way every time: final, said in one line, never a traceback per message.
+            raise _Final(f"cannot post: {_one_line(exc)}") from None
         status = response.status_code
         detail = f"HTTP {status}"
         if 200 <= status < 300:
@@ -170,6 +182,24 @@ class WebhookSender:
 
 class _Final(Exception):
     """An answer that retrying would not change."""
+
+
+def _secrets(url: str) -> list[str]:
+    """What a failure's detail must not repeat: the URL, its credentials, its path and query, and any
+    long path segment (a Slack-style URL's token), longest first; the scheme and host may be shown."""
+    parts = urlsplit(url)
+    found = {url, parts.username or "", parts.password or "", parts.path, parts.query}
+    found.update(segment for segment in parts.path.split("/") if len(segment) >= 8)
+    # A short one ("/", "/x") is no secret, and would be hidden everywhere in the text.
+    return sorted((secret for secret in found if len(secret) >= 4), key=len, reverse=True)
+
+
+def _one_line(exc: BaseException) -> str:
+    """The first error inside `exc` (anyio's connect raises groups), as `Type: message` on one line."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text[:200]}" if text else type(exc).__name__
 
 
 def _client() -> httpx.AsyncClient:

@@ -52,7 +52,8 @@ CLOSE_SECONDS = 0.5  # feed refused or hanging: what is still queued is given up
 # The client's bounds, with room for every call of a run. The calls run back to back, a host that never
 # waits, whose client's worker may get no turn at all until the run ends (README, "Saturated hosts"): in
 # 1 run of 3 on a 2-core machine it admitted nothing for 4 s, and the default bound of 10,000 unread
-# calls (a call counts at its start and at its end) refused the last hundred, as designed. What the
+# calls (a call counts at its start, and at its end too once its start was read) refused the last
+# hundred, as designed. What the
 # tool call costs is measured all the same; the check that every event arrived (`_finish`) is for the
 # events of the run, not for the bounds.
 RUN_CALLS = SERVERS_PER_SIDE * WARMUP_CALLS + ROUNDS * CALLS_PER_BLOCK

@@ -80,28 +80,32 @@ def _may_hold_default_secret(text: str) -> bool:
 
     A prefilter, so that the combined value pattern (slow: it tries its alternatives at every position)
     runs only on the few strings that could hold a secret. Every check is a single-character test first
-    (a `memchr`, tens of nanoseconds for a KiB), then the literals themselves. It must stay a superset of
-    `_VALUE_PATTERNS` (the patterns are case-sensitive): `tests/test_redaction.py` compares the results
-    with and without it.
+    (a `memchr`, tens of nanoseconds for a KiB), then the literals themselves, each a pass over the text
+    (about a microsecond for a KiB): the tests are of characters a literal needs and ordinary text often
+    lacks (`_`, `-`, capitals), so that a result preview costs a few passes rather than a dozen. It must
+    stay a superset of `_VALUE_PATTERNS` (the patterns are case-sensitive): `tests/test_redaction.py`
+    compares the results with and without it.
     """
     return (
         ("G" in text and "-----BEGIN " in text)  # pem
         or ("J" in text and "eyJ" in text)  # jwt
+        or (("B" in text or "b" in text) and ("earer" in text or "asic" in text))  # [Bb]earer, [Bb]asic
+        or ("B" in text and ("EARER" in text or "ASIC" in text))  # BEARER, BASIC
+        or ("-" in text and "sk-" in text)  # openai
         or (
-            ("B" in text or "b" in text)  # [Bb]earer, BEARER, [Bb]asic, BASIC
-            and ("earer" in text or "EARER" in text or "asic" in text or "ASIC" in text)
+            "_" in text  # [rs]k_live_, [rs]k_test_, gh[pousr]_, github_pat_
+            and ("k_live_" in text or "k_test_" in text or "gh" in text or "github_pat_" in text)
         )
-        or (
-            "k" in text  # sk-, [rs]k_live_, [rs]k_test_, and the api_key / token assignments
-            and ("sk-" in text or "k_live_" in text or "k_test_" in text or "key" in text or "token" in text)
-        )
-        or ("_" in text and ("gh" in text or "github_pat_" in text))  # gh[pousr]_, github_pat_
         or ("x" in text and "xox" in text)  # slack
         or ("A" in text and ("AKIA" in text or "ASIA" in text or "AIza" in text))  # aws, google
         or ("@" in text and "://" in text)  # scheme://user:password@host
         or (
-            ("=" in text or ":" in text)  # the other assignments: password, passwd, pwd, secret
-            and (("w" in text and ("passw" in text or "pwd" in text)) or ("c" in text and "secret" in text))
+            ("=" in text or ":" in text)  # the assignments: password, passwd, pwd, secret, token, api key
+            and (
+                ("w" in text and ("passw" in text or "pwd" in text))
+                or ("c" in text and "secret" in text)
+                or ("k" in text and ("key" in text or "token" in text))
+            )
         )
     )
 
@@ -196,9 +200,16 @@ class Redactor:
             if kind in _SCALARS or (
                 kind is str
                 and plain_strings
-                and (value_verdicts.get(value) is False or not self._may_hold_secret(value))
+                and (
+                    # A long value is seldom seen twice: not worth hashing for the cache.
+                    not _may_hold_default_secret(value)
+                    if len(value) > _SHORT_VALUE
+                    else value_verdicts.get(value) is False or not self._may_hold_secret(value)
+                )
             ):
                 result[key] = value
+            elif kind is dict and depth < MAX_DEPTH:  # what `_value` does with it, one call sooner
+                result[key] = self._mapping(value, f"{path}.{key}" if path else key, paths, depth + 1)
             else:
                 result[key] = self._value(value, f"{path}.{key}" if path else key, paths, depth + 1)
         return result

@@ -206,10 +206,10 @@ def test_a_reader_waits_for_calls_another_thread_is_still_admitting() -> None:
     admitting = threading.Event()
     release = threading.Event()
 
-    def slow_admit(call: Call) -> None:
+    def slow_admit(calls: list[Call]) -> None:
         admitting.set()
         release.wait(timeout=5)
-        admitted.append(call)
+        admitted.extend(calls)
 
     intake = Intake(slow_admit)
     call = _update("a", status="success")

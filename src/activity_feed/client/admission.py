@@ -11,7 +11,6 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from typing import Any
 
 from activity_feed.client.counters import Counters, DropReason, Warnings
@@ -37,11 +36,24 @@ class Admission:
         # Paths redacted from recent creates, so that an update whose own `data.redacted` replaces the
         # stored list (the server merges `data` key by key) still lists both.
         self._redactions: OrderedDict[str, list[str]] = OrderedDict()
+        # Creates serialised and not yet queued: they go into the queue together, under one lock.
+        self._creates: list[tuple[str, bytes]] = []
 
-    def admit(self, call: Call) -> None:
-        """Redact, serialise and queue one call (on the worker's thread, or a reader's; in call order)."""
+    def admit_all(self, calls: list[Call]) -> None:
+        """Redact, serialise and queue `calls` in call order (on the worker's thread, or a reader's; one
+        thread at a time, as the intake sees to)."""
         try:
-            if type(call) is CreateCall:
+            for call in calls:
+                self._admit(call)
+        finally:
+            self._queue_creates()
+
+    def _admit(self, call: Call) -> None:
+        """Redact and serialise one call; its create waits for `_queue_creates` (see admit_all)."""
+        try:
+            if type(call) is CallRecord:  # the instrumentation's, the busiest
+                self._admit_record(call)
+            elif type(call) is CreateCall:
                 fields = create_fields(
                     event_id=call.id,
                     event_type=call.event_type,
@@ -54,12 +66,13 @@ class Admission:
                     correlation_id=call.correlation_id,
                     timestamp=call.timestamp,
                     session_id=call.session_id,
+                    stamped_ns=call.stamped_ns,
                 )
                 self._enqueue(call.id, dumps(fields), create=True)
             elif type(call) is UpdateCall:
                 self._admit_update(call.id, call.status, call.duration_ms, call.error_message, call.data)
             else:
-                assert isinstance(call, CallRecord)
+                assert isinstance(call, CallRecord)  # a subclass
                 self._admit_record(call)
         except InvalidItem as exc:
             self.drop("rejected", "activity feed: event not sent: %s", exc)
@@ -75,16 +88,21 @@ class Admission:
             call.id = event_id = new_event_id(call.started_ns // 1_000_000)
         status = call.status  # before the end's other fields, which are written before it
         if first:  # the start, with the end when the call has already ended
-            data = call.start_data()
             ended = status is not None
-            if ended:
-                data.update(call.end_data(data))
-            else:
-                call.open_data = data  # for an outcome that extends one of its mappings
-            call.end_admitted = ended
+            # A finished call's data is redacted at once, into a copy: its arguments need no copy of
+            # their own. One in flight keeps its data until the end, so it takes one.
+            data = call.start_data(copy=not ended or self._redactor is None, serialised=True)
             verbatim = call.verbatim
             if ended:
                 call.verbatim = None
+                outcome = call.outcome
+                if outcome is not None:
+                    data.update(call.end_data(data))
+                elif call.result_preview is not None:  # what end_data() gives without an outcome
+                    data["result"] = call.result_preview
+            else:
+                call.open_data = data  # for an outcome that extends one of its mappings
+            call.end_admitted = ended
             fields = create_fields(
                 event_id=event_id,
                 event_type=call.event_type,
@@ -95,10 +113,11 @@ class Admission:
                 duration_ms=call.duration_ms if ended else None,
                 error_message=call.error_message if ended else None,
                 correlation_id=call.correlation_id,
-                timestamp=datetime.fromtimestamp(call.started_ns / 1e9, UTC),
+                timestamp=None,
                 session_id=call.session_id,
+                stamped_ns=call.started_ns,
             )
-            self._enqueue(event_id, dumps(fields), create=True)
+            self._creates.append((event_id, dumps(fields)))  # _enqueue's, inline
         elif status is not None and not call.end_admitted:  # the end of a call admitted in flight
             call.end_admitted = True
             end_data = call.end_data(call.open_data)
@@ -109,8 +128,14 @@ class Admission:
             )
 
     def _created_data(self, target: str, data: dict[str, Any] | None) -> dict[str, Any]:
-        clean, paths = self._redacted(data)
+        if not data:
+            return {}
+        redactor = self._redactor
+        if redactor is None:
+            return dict(data)
+        clean, paths = redactor.redact(data)
         if paths:
+            clean["redacted"] = paths
             self._remember(target, paths)
         return clean
 
@@ -161,9 +186,27 @@ class Admission:
 
     def _enqueue(self, target: str, body: bytes, *, create: bool) -> None:
         if create:
-            outcome, _ = self._queue.put_create(target, body)
-        else:
-            outcome, _ = self._queue.put_update(target, body)
+            self._creates.append((target, body))
+            return
+        self._queue_creates()  # first: this update may fold into one of them
+        self._count_refused(self._queue.put_update(target, body), body)
+
+    def _queue_creates(self) -> None:
+        creates = self._creates
+        if not creates:
+            return
+        self._creates = []
+        try:
+            outcomes = self._queue.put_creates(creates)
+        except Exception:  # boundary: as in admit()
+            for _ in creates:
+                self.drop("rejected", "activity feed: could not queue an event", exc_info=True)
+            return
+        for outcome, (_, body) in zip(outcomes, creates, strict=True):
+            if outcome is not Put.QUEUED:
+                self._count_refused(outcome, body)
+
+    def _count_refused(self, outcome: Put, body: bytes) -> None:
         if outcome is Put.QUEUE_FULL:
             self.drop("queue_full", "activity feed: queue full (%d events); dropping", self._queue.max_items)
         elif outcome is Put.TOO_LARGE:

@@ -9,8 +9,9 @@ queued create, and `lifecycle.py` for exit and fork.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Literal
 
 from activity_feed.client import lifecycle
@@ -101,12 +102,11 @@ class FeedClient:
             max_items=self.max_queue_events,
             max_bytes=self.max_queue_bytes,
             max_item_bytes=self._config.max_request_bytes - ENVELOPE_BYTES,
-            batch_size=self._config.batch_size,
         )
         self._counters = Counters()
         self._warnings = Warnings()
         self._admission = Admission(self._queue, self._counters, self._warnings, self._redactor)
-        self._intake = Intake(self._admission.admit)
+        self._intake = Intake(self._admission.admit_all)
         self._intake_calls = self._intake.calls  # appended to directly: the busiest line of the client
         self._worker: Worker | None = None
         self._start_lock = threading.Lock()
@@ -176,8 +176,9 @@ class FeedClient:
                 duration_ms=duration_ms,
                 error_message=error_message,
                 correlation_id=correlation_id,
-                timestamp=timestamp if timestamp is not None else datetime.now(UTC),
+                timestamp=timestamp,
                 session_id=session_id,
+                stamped_ns=time.time_ns() if timestamp is None else None,
             )
         except InvalidItem as exc:
             self._drop("rejected", "activity feed: event not sent: %s", exc)
@@ -270,8 +271,9 @@ class FeedClient:
     # Internals.
 
     # The fast path for instrumentation (mcp/recorder.py), which runs inside every MCP request: one
-    # record per call, handed off twice and never checked (its event types and statuses are valid), with
-    # the id, the timestamp and `data` left to the worker.
+    # record per call, handed off at its start (and at its end, if the worker has read the start by then)
+    # and never checked (its event types and statuses are valid), with the id, the timestamp and `data`
+    # left to the worker.
 
     def start_call(
         self,
@@ -309,6 +311,10 @@ class FeedClient:
             call.result_preview = result_preview
             call.outcome = outcome
             call.status = status  # last: see CallRecord
+            if call.id is None and not call.end_admitted and not self._closed:
+                # The start still waits in the intake (the worker sets `id` before it reads `status`),
+                # and the end goes with it: handing the record off again would only be read and skipped.
+                return
             self._hand_off(call)
 
     def start_tool_call(

@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
+from activity_feed.client.payload import Serialised
+
 
 @dataclass(slots=True)
 class CreateCall:
@@ -34,8 +36,9 @@ class CreateCall:
     duration_ms: object
     error_message: object
     correlation_id: object
-    timestamp: datetime | str | None
+    timestamp: datetime | str | None  # the caller's; None: `stamped_ns`
     session_id: object = None
+    stamped_ns: int | None = None  # time.time_ns() when log() was called
 
 
 @dataclass(slots=True)
@@ -54,7 +57,9 @@ class CallDetails(Protocol):
 
     Details may also have `verbatim_data()`: identity fields (names, versions, ids of the protocol) that
     are never redacted, as an event's `tool_name` and `user_source` are not. They join `data` after
-    redaction (a mapping extends the same key's mapping), which spares the redactor a walk over them."""
+    redaction (a mapping extends the same key's mapping), which spares the redactor a walk over them.
+    And `verbatim_json()`: the same keys, each value already serialised (`Serialised`), which spares
+    the worker building them at all when they are the same from one call to the next."""
 
     def extra_data(self, arguments: Mapping[str, Any] | None) -> Mapping[str, Any] | None: ...
 
@@ -70,7 +75,8 @@ class CallOutcome(Protocol):
 
 class CallRecord:
     """A call's start and end in one object (`FeedClient.start_call` and `end_call`), handed off at the
-    start and again at the end: a tool call, or any other request the instrumentation records.
+    start, and again at the end if the worker has read the start by then (else the end goes with it): a
+    tool call, or any other request the instrumentation records.
 
     One object per call, and nothing built on the call's path that could wait for the worker: whatever a
     call leaves alive until the worker reads it costs the host more than the work itself (the host's next
@@ -132,11 +138,16 @@ class CallRecord:
         self.verbatim: Mapping[str, Any] | None = None  # the details' verbatim keys, once read
         self.end_admitted = False
 
-    def start_data(self) -> dict[str, Any]:
-        """The create's `data`: a copy of the arguments (in `arguments` for a tool call) and the details'
-        keys (the worker adds the end's when the call has already ended)."""
+    def start_data(self, *, copy: bool = True, serialised: bool = False) -> dict[str, Any]:
+        """The create's `data`: the arguments (in `arguments` for a tool call; a copy unless `copy` is
+        False, for a caller that copies them itself) and the details' keys (the worker adds the end's
+        when the call has already ended). The details' verbatim keys go to `verbatim`; `serialised`:
+        as `Serialised` JSON where the details can give it (`verbatim_json()`), for the client's own
+        events (`dumps` writes them as they are, `join_verbatim` reads them back where it must)."""
         data: dict[str, Any] = {}
-        arguments = dict(self.arguments) if self.arguments is not None else None
+        arguments = self.arguments
+        if copy and arguments is not None:
+            arguments = dict(arguments)
         if arguments is not None and self.event_type == "tool_call":
             data["arguments"] = arguments
         details = self.details
@@ -144,7 +155,9 @@ class CallRecord:
             extra = details.extra_data(arguments)
             if extra:
                 data.update(extra)
-            verbatim = getattr(details, "verbatim_data", None)
+            verbatim = (serialised and getattr(details, "verbatim_json", None)) or getattr(
+                details, "verbatim_data", None
+            )
             self.verbatim = verbatim() if verbatim is not None else None
         self.arguments = None  # the worker's copy is the event's now; the host's dict can go
         self.details = None
@@ -185,8 +198,11 @@ def join_verbatim(
         if present is None:
             if not only_present:
                 data[key] = value
-        elif isinstance(value, Mapping) and isinstance(present, Mapping):
-            data[key] = {**value, **present}
+        elif isinstance(present, Mapping):
+            if type(value) is Serialised:
+                value = value.value()
+            if isinstance(value, Mapping):
+                data[key] = {**value, **present}
     return data
 
 
@@ -229,10 +245,10 @@ def fold_updates(calls: list[Call]) -> list[Call]:
 
 
 class Intake:
-    """Calls in order, from any thread; `admit_all` hands them to `admit` one at a time, in call order,
-    from whichever thread gets there first (the worker, or a reader such as `flush()`)."""
+    """Calls in order, from any thread; `admit_all` hands those waiting to `admit`, in call order, from
+    whichever thread gets there first (the worker, or a reader such as `flush()`)."""
 
-    def __init__(self, admit: Callable[[Call], None]) -> None:
+    def __init__(self, admit: Callable[[list[Call]], None]) -> None:
         self.calls: deque[Call] = deque()  # append and popleft are atomic: callers take no lock
         self._admit = admit
         self._admitting = threading.Lock()
@@ -246,8 +262,8 @@ class Intake:
         with self._admitting:
             waiting = self.calls
             calls = [waiting.popleft() for _ in range(len(waiting))]
-            for call in fold_updates(calls):
-                self._admit(call)
+            if calls:
+                self._admit(fold_updates(calls))
 
     def clear(self) -> int:
         with self._admitting:

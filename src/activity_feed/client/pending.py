@@ -15,7 +15,6 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from dataclasses import dataclass
 from enum import Enum
 from typing import Literal
 
@@ -23,22 +22,24 @@ from activity_feed.client.counters import logger
 from activity_feed.client.payload import merge
 
 
-@dataclass(slots=True)
 class Item:
-    kind: Literal["create", "update"]
-    id: str
-    body: bytes
-    ticket: int
-    queued_at: float  # time.monotonic() of the first call it holds
-    # Updates folded into this item but not yet merged into `body` (the worker merges them, off the
-    # caller's thread), and the bytes the queue counts for it: `len(body)` plus theirs until then, an
-    # upper bound of the merged size.
-    changes: list[bytes] | None = None
-    size: int = -1
+    """One queued create or update."""
 
-    def __post_init__(self) -> None:
-        if self.size < 0:
-            self.size = len(self.body)
+    __slots__ = ("body", "changes", "id", "kind", "queued_at", "size", "ticket")
+
+    def __init__(
+        self, kind: Literal["create", "update"], id: str, body: bytes, ticket: int, queued_at: float
+    ) -> None:
+        self.kind = kind
+        self.id = id
+        self.body = body
+        self.ticket = ticket
+        self.queued_at = queued_at  # time.monotonic() of the first call it holds
+        # Updates folded into this item but not yet merged into `body` (the worker merges them, off the
+        # caller's thread), and the bytes the queue counts for it: `len(body)` plus theirs until then, an
+        # upper bound of the merged size.
+        self.changes: list[bytes] | None = None
+        self.size = len(body)
 
     def merged_body(self) -> bytes:
         """`body` with the folded updates merged in, in order."""
@@ -58,11 +59,10 @@ class Put(Enum):
 class PendingQueue:
     """Thread-safe; callers put from any thread, the worker takes and resolves from its own."""
 
-    def __init__(self, *, max_items: int, max_bytes: int, max_item_bytes: int, batch_size: int) -> None:
+    def __init__(self, *, max_items: int, max_bytes: int, max_item_bytes: int) -> None:
         self.max_items = max_items
         self.max_bytes = max_bytes
         self.max_item_bytes = max_item_bytes
-        self.batch_size = batch_size
         self._lock = threading.Lock()
         self._resolved = threading.Condition(self._lock)
         self._creates: OrderedDict[str, Item] = OrderedDict()
@@ -72,21 +72,31 @@ class PendingQueue:
         self._bytes = 0
         self._last_ticket = 0
 
-    def put_create(self, event_id: str, body: bytes) -> tuple[Put, bool]:
-        """Queue a create; the flag says the worker should be woken (first pending item, or a full batch)."""
-        if len(body) > self.max_item_bytes:
-            return Put.TOO_LARGE, False
+    def put_creates(self, creates: list[tuple[str, bytes]]) -> list[Put]:
+        """Queue creates `(id, body)` in order, under one lock: what the worker admits in one go."""
+        outcomes: list[Put] = []
+        now = time.monotonic()
         with self._lock:
-            if self._items >= self.max_items or not self._room_for(len(body)):
-                return Put.QUEUE_FULL, False
-            if event_id in self._creates:  # the same id twice: the server would keep the first anyway
-                return Put.MERGED, False
-            self._last_ticket += 1
-            item = Item("create", event_id, body, self._last_ticket, time.monotonic())
-            self._creates[event_id] = item
-            return Put.QUEUED, self._added(item)
+            queued = self._creates
+            for event_id, body in creates:
+                size = len(body)
+                if size > self.max_item_bytes:
+                    outcomes.append(Put.TOO_LARGE)
+                elif self._items >= self.max_items or (
+                    self._bytes + size > self.max_bytes and not self._room_for(size)
+                ):
+                    outcomes.append(Put.QUEUE_FULL)
+                elif event_id in queued:  # the same id twice: the server would keep the first anyway
+                    outcomes.append(Put.MERGED)
+                else:
+                    self._last_ticket += 1
+                    queued[event_id] = Item("create", event_id, body, self._last_ticket, now)
+                    self._items += 1
+                    self._bytes += size
+                    outcomes.append(Put.QUEUED)
+        return outcomes
 
-    def put_update(self, event_id: str, body: bytes) -> tuple[Put, bool]:
+    def put_update(self, event_id: str, body: bytes) -> Put:
         """Queue an update, folded into the event's create (or update) when that is still queued."""
         with self._lock:
             queued = self._creates.get(event_id) or self._updates.get(event_id)
@@ -104,28 +114,29 @@ class PendingQueue:
                     queued.size += len(body)
                     self._bytes += len(body)
                     self._last_ticket += 1  # flush() waits for this call, which the item now holds
-                    return Put.MERGED, False
+                    return Put.MERGED
                 # Near a bound: decide on exact sizes, as if every merge had been done when queued.
                 self._settle_queued()
                 merged = merge(queued.body, body)
                 growth = len(merged) - queued.size
                 if len(merged) > self.max_item_bytes:
-                    return Put.TOO_LARGE, False
+                    return Put.TOO_LARGE
                 if self._bytes + growth > self.max_bytes:
-                    return Put.QUEUE_FULL, False
+                    return Put.QUEUE_FULL
                 self._last_ticket += 1  # flush() waits for this call, which the merged item now holds
                 queued.body = merged
                 queued.size = len(merged)
                 self._bytes += growth
-                return Put.MERGED, False
+                return Put.MERGED
             if len(body) > self.max_item_bytes:
-                return Put.TOO_LARGE, False
+                return Put.TOO_LARGE
             if self._items >= self.max_items or not self._room_for(len(body)):
-                return Put.QUEUE_FULL, False
+                return Put.QUEUE_FULL
             self._last_ticket += 1
-            item = Item("update", event_id, body, self._last_ticket, time.monotonic())
-            self._updates[event_id] = item
-            return Put.QUEUED, self._added(item)
+            self._updates[event_id] = Item("update", event_id, body, self._last_ticket, time.monotonic())
+            self._items += 1
+            self._bytes += len(body)
+            return Put.QUEUED
 
     def _room_for(self, size: int) -> bool:
         """Whether `size` more bytes fit (lock held); counted exactly when the upper bounds would not."""
@@ -153,25 +164,21 @@ class PendingQueue:
         self._bytes += len(body) - item.size
         item.size = len(body)
 
-    def _added(self, item: Item) -> bool:
-        self._items += 1
-        self._bytes += item.size
-        waiting = len(self._creates) + len(self._updates)
-        return waiting == 1 or waiting == self.batch_size
-
     def take(self, max_items: int, max_body_bytes: int) -> list[Item]:
         """Move up to `max_items` queued items (creates first, oldest first) whose joined bodies fit in
         `max_body_bytes` to the in-flight set, and return them."""
         taken: list[Item] = []
         budget = max_body_bytes
         with self._lock:
+            in_flight = self._in_flight
             for source in (self._creates, self._updates):
                 while source and len(taken) < max_items:
-                    item = next(iter(source.values()))
+                    event_id, item = source.popitem(last=False)
                     if item.size + 1 > budget and taken:
+                        source[event_id] = item
+                        source.move_to_end(event_id, last=False)  # still the first, for the next batch
                         break
-                    source.popitem(last=False)
-                    self._in_flight[item.ticket] = item
+                    in_flight[item.ticket] = item
                     taken.append(item)
                     budget -= item.size + 1  # the comma between items
         # Merge folded updates here, on the worker's thread and outside the lock (nobody adds to an
@@ -194,9 +201,11 @@ class PendingQueue:
     def resolve(self, items: list[Item]) -> None:
         """The server acknowledged `items`, or they were dropped: release their room and wake flush()."""
         with self._lock:
+            in_flight = self._in_flight
             for item in items:
-                if self._in_flight.pop(item.ticket, None) is not None:
-                    self._release(item)
+                if in_flight.pop(item.ticket, None) is not None:
+                    self._items -= 1  # _release(item), inline: once per item sent
+                    self._bytes -= item.size
             self._resolved.notify_all()
 
     def _release(self, item: Item) -> None:

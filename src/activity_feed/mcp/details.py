@@ -15,6 +15,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
+import orjson
+
+from activity_feed.client.payload import Serialised, dumps
+
 TOOLS_CALL = "tools/call"
 NAMED_TARGETS = frozenset({TOOLS_CALL, "prompts/get"})
 
@@ -44,6 +48,8 @@ class McpDetails(NamedTuple):
 
     def extra_data(self, arguments: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
         """What the client redacts: a resource's URI (it can hold a token) and a message's arguments."""
+        if self.method == TOOLS_CALL:
+            return None  # the tool's name is the event's, and its arguments are `data.arguments`
         mcp: dict[str, Any] = {}
         if self.target is not None and self.method not in NAMED_TARGETS:
             mcp["target"] = self.target
@@ -53,6 +59,27 @@ class McpDetails(NamedTuple):
             if arguments:
                 mcp["arguments"] = arguments
         return {"mcp": mcp} if mcp else None
+
+    def verbatim_json(self) -> Mapping[str, Serialised]:
+        """`verbatim_data()` serialised, for the client (`CallRecord.start_data`). All of it but the
+        request id is the same for every message of a method on a connection: that JSON is made once
+        (per method, client, server and target), and the request id set into it."""
+        request_id = self.request_id
+        if self.trace_id is not None or not (
+            request_id is None or type(request_id) is int or type(request_id) is str
+        ):
+            return {"mcp": Serialised(dumps(self.verbatim_data()["mcp"]))}  # a trace differs in every message
+        key = self[:1] + self[2:]  # all but the request id
+        parts = _verbatim_parts.get(key)
+        if parts is None:
+            parts = _split_verbatim(self)
+            if len(_verbatim_parts) >= _VERBATIM_PARTS_KEPT:
+                _verbatim_parts.clear()
+            _verbatim_parts[key] = parts
+        head, tail = parts
+        if request_id is None:
+            return {"mcp": Serialised(head + tail)}
+        return {"mcp": Serialised(head + b',"request_id":' + orjson.dumps(request_id) + tail)}
 
     def verbatim_data(self) -> Mapping[str, Any]:
         """The identity of the message, never redacted (as the event's tool name and client are not)."""
@@ -76,6 +103,22 @@ class McpDetails(NamedTuple):
             mcp["span_id"] = self.span_id
         mcp["source"] = server.source
         return {"mcp": mcp}
+
+
+# The JSON of a message's `data.mcp` around the request id (`McpDetails.verbatim_json`), by everything else
+# in it: a few per connection, bounded for servers with many connections.
+_verbatim_parts: dict[tuple[Any, ...], tuple[bytes, bytes]] = {}
+_VERBATIM_PARTS_KEPT = 1024
+
+
+def _split_verbatim(details: McpDetails) -> tuple[bytes, bytes]:
+    """`(head, tail)`: the JSON of the details' `data.mcp` without a request id is `head + tail`, and
+    `head + b',"request_id":' + id + tail` with one (it follows the method, as in `verbatim_data`)."""
+    mcp = dict(details.verbatim_data()["mcp"])
+    mcp.pop("request_id", None)
+    body = dumps(mcp)
+    head = dumps({"method": details.method})[:-1]  # `{"method":"..."`, as `body` begins
+    return head, body[len(head) :]
 
 
 class McpOutcome(NamedTuple):

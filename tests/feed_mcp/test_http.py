@@ -3,6 +3,7 @@ feed's own guards (tokens, the Host check, JSON bodies), and a clear 501 without
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -124,3 +125,18 @@ async def test_without_the_mcp_extra_mcp_says_what_to_install(
     assert main(["mcp"]) == 1
     expected = "activity-feed mcp: the MCP server needs the mcp extra: pip install 'activity-feed[mcp]'\n"
     assert capsys.readouterr().err == expected
+
+
+def test_the_service_loads_the_mcp_sdk_only_when_mcp_is_first_asked(tmp_path: Path) -> None:
+    # Most feeds never serve /mcp: the SDK's modules (tens of MB) must not be in every service's memory.
+    script = (
+        "import sys\n"
+        "from activity_feed.api import create_app\n"
+        "from activity_feed.settings import Settings\n"
+        f"create_app(Settings(database_url='sqlite:///{tmp_path / 'feed.db'}'))\n"
+        "print(sorted(name for name in sys.modules if name == 'mcp' or name.startswith('mcp.')))\n"
+    )
+    found = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert found.stdout.strip() == "[]", found.stdout

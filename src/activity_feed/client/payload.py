@@ -1,4 +1,4 @@
-"""Turning `log()`/`update()` arguments into the JSON the batch endpoint takes, on the caller's thread.
+"""Turning `log()`/`update()` arguments into the JSON the batch endpoint takes, on the worker's thread.
 
 Each item is serialised once, when it is queued: its size is what the queue's byte bound counts, and a
 batch body is the items' bytes joined, so the worker never serialises again. Arguments are sanitised

@@ -198,7 +198,7 @@ class Admission:
         self._creates = []
         try:
             outcomes = self._queue.put_creates(creates)
-        except Exception:  # boundary: as in admit()
+        except Exception:  # boundary: as in _admit()
             for _ in creates:
                 self.drop("rejected", "activity feed: could not queue an event", exc_info=True)
             return

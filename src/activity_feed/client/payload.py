@@ -1,4 +1,4 @@
-"""Turning `log()`/`update()` arguments into the JSON the batch endpoint takes, on the caller's thread.
+"""Turning `log()`/`update()` arguments into the JSON the batch endpoint takes, on the worker's thread.
 
 Each item is serialised once, when it is queued: its size is what the queue's byte bound counts, and a
 batch body is the items' bytes joined, so the worker never serialises again. Arguments are sanitised
@@ -60,7 +60,7 @@ def dumps(value: Mapping[str, Any]) -> bytes:
             body = orjson.dumps(value, default=_orjson_default, option=orjson.OPT_NON_STR_KEYS)
         except TypeError:  # an int beyond 64 bits, say: the standard library copes, more slowly
             body = json.dumps(value, default=_json_default, allow_nan=False, ensure_ascii=False).encode()
-    if _NUL_ESCAPE in body:
+    if body.find(_NUL_ESCAPE) != -1:
         # Rare, so checked on the bytes: PostgreSQL cannot store NUL, even inside JSON.
         body = dumps(_without_nul(orjson.loads(body)))
     return body
@@ -129,11 +129,6 @@ def event_id(value: object | None) -> str:
         return str(uuid.UUID(str(value)))
     except ValueError as exc:
         raise InvalidItem(f"id {value!r} is not a UUID") from exc
-
-
-def _is_clean(value: object, limit: int) -> bool:
-    """Whether `_text(value, limit)` is `value` itself."""
-    return type(value) is str and len(value) <= limit and "\x00" not in value
 
 
 def _text(value: object, limit: int) -> str:
@@ -229,11 +224,11 @@ def create_fields(
         "data": data,
     }
     if tool_name is not None:
-        fields["tool_name"] = tool_name if _is_clean(tool_name, MAX_TEXT) else _text(tool_name, MAX_TEXT)
+        clean = type(tool_name) is str and len(tool_name) <= MAX_TEXT and "\x00" not in tool_name
+        fields["tool_name"] = tool_name if clean else _text(tool_name, MAX_TEXT)  # (_text's, when clean)
     if user_source is not None:
-        fields["user_source"] = (
-            user_source if _is_clean(user_source, MAX_TEXT) else _text(user_source, MAX_TEXT)
-        )
+        clean = type(user_source) is str and len(user_source) <= MAX_TEXT and "\x00" not in user_source
+        fields["user_source"] = user_source if clean else _text(user_source, MAX_TEXT)
     if duration_ms is not None:
         if type(duration_ms) is float and 0.0 <= duration_ms <= 1e12:
             fields["duration_ms"] = duration_ms
@@ -244,9 +239,8 @@ def create_fields(
     if correlation_id is not None:
         fields["correlation_id"] = _text(correlation_id, MAX_CORRELATION_ID)
     if session_id is not None:
-        fields["session_id"] = (
-            session_id if _is_clean(session_id, MAX_SESSION_ID) else _text(session_id, MAX_SESSION_ID)
-        )
+        clean = type(session_id) is str and len(session_id) <= MAX_SESSION_ID and "\x00" not in session_id
+        fields["session_id"] = session_id if clean else _text(session_id, MAX_SESSION_ID)
     return fields
 
 

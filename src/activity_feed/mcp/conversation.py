@@ -340,9 +340,10 @@ class RequestCall(RecordedCall):
                 result_preview = preview.result_preview(result)
             else:
                 result_preview = messages.result_preview(self.method, result)
+            # A wire dict (what the SDK's middleware sees) is read directly: this runs in every tool call.
             if not self.is_tool:
                 self.finish("success", None, result_preview, REQUEST_RESULT)
-            elif preview.is_error_result(result):
+            elif (result.get("isError") is True) if type(result) is dict else preview.is_error_result(result):
                 self.finish("error", self.error_result_message(result), result_preview, TOOL_IS_ERROR)
             else:
                 self.finish("success", None, result_preview)

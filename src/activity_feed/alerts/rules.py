@@ -14,9 +14,9 @@ from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from activity_feed.alerts.locate import Locations, locate
+from activity_feed.alerts.urls import url_problem
 from activity_feed.durations import format_duration, parse_duration
 from activity_feed.errors import ConfigurationError
 
@@ -51,7 +51,6 @@ _KIND_FIELDS = ("window", "threshold", "max_ms", "count", "older_than", "min_cal
 _WEBHOOK_FIELDS = ("name", "url", "timeout")
 _TOP_LEVEL = ("webhooks", "rules")
 _TOML_LINE = re.compile(r"\(at line (\d+), column \d+\)")
-_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]{0,15})://")  # short: a longer one may be a secret
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,7 +207,7 @@ class _Checker:
                 self.problem(at, f"{label} is defined twice (first at line {seen[name]})")
                 continue
             seen[name] = at
-            wrong = _url_problem(url)
+            wrong = url_problem(url)
             if wrong is not None:
                 self.problem(self.where.key("webhooks", index, "url"), f"{label}: {wrong}")
                 continue
@@ -410,29 +409,6 @@ class _Checker:
             self.problem(line, f"{label}: {key} must be {lower} and {upper}, not {value}")
             return None
         return number
-
-
-def _url_problem(url: str) -> str | None:
-    """What is wrong with a webhook's URL, or None: caught here, not when the first alert is posted."""
-    # Never the URL itself: its credentials (or a Slack-style secret path) would go to logs and CI output.
-    scheme = _SCHEME.match(url)
-    if scheme is None:
-        return "url must start with http:// or https://"
-    if scheme.group(1).lower() not in ("http", "https"):
-        return f"url must be http:// or https://, not '{scheme.group(0)}…'"
-    try:
-        parts = urlsplit(url)
-    except ValueError:  # a host in brackets that is no IPv6 address
-        parts = None
-    if parts is None or not parts.hostname:
-        return f"url must name a host after '{scheme.group(0)}'"
-    try:
-        port = parts.port  # a ValueError when out of range or not a number
-    except ValueError:
-        port = 0
-    if port is not None and not 1 <= port <= 65535:
-        return "url must have a port from 1 to 65535"
-    return None
 
 
 def _toml_type(value: object) -> str:

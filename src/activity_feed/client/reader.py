@@ -42,7 +42,7 @@ class FeedReadError(ActivityFeedError):
 
 def feed_url_from(given: str | None) -> str:
     """`given`, else `ACTIVITY_FEED_URL`, else the local default; without a trailing slash."""
-    return (given or os.environ.get("ACTIVITY_FEED_URL") or DEFAULT_FEED_URL).rstrip("/")
+    return (given or os.environ.get("ACTIVITY_FEED_URL", "").strip() or DEFAULT_FEED_URL).rstrip("/")
 
 
 def token_from(given: str | None) -> str | None:

@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 from typing import Any, TextIO
 
-DEFAULT_FEED_URL = "http://127.0.0.1:8000"
 RECORD_CHOICES = ("tools", "requests", "all")
 # At exit: how long the recorder may take to finish the copies, and the client to send what is queued.
 RECORD_STOP_SECONDS = 5.0
@@ -45,7 +43,7 @@ def add_proxy(commands: Any) -> None:
     )
     proxy.add_argument(
         "--feed-url",
-        help=f"where to send events (default: ACTIVITY_FEED_URL, else {DEFAULT_FEED_URL})",
+        help="where to send events (default: ACTIVITY_FEED_URL, else http://127.0.0.1:8000)",
     )
     proxy.add_argument(
         "--token", help="the feed's write token (default: ACTIVITY_FEED_TOKEN; prefer the environment)"
@@ -73,13 +71,14 @@ def run_proxy(args: argparse.Namespace, *, stderr: TextIO | None = None) -> int:
         if command:
             print(f"{PREFIX}: give --upstream or a command after --, not both", file=err)
             return 2
+        from activity_feed.client.reader import feed_url_from
         from activity_feed.proxy.http_run import run_http
 
         return run_http(
             args.upstream,
             host=args.host,
             port=args.port,
-            feed_url=feed_url(args.feed_url),
+            feed_url=feed_url_from(args.feed_url),
             token=args.token,
             source=args.source,
             record=args.record,
@@ -91,20 +90,18 @@ def run_proxy(args: argparse.Namespace, *, stderr: TextIO | None = None) -> int:
             f"{PREFIX}: name the server to run after --, e.g. activity-feed proxy -- npx -y server", file=err
         )
         return 2
+    from activity_feed.client.reader import feed_url_from
+
     # Whatever a library might print must not land among the relayed bytes.
     sys.stdout = sys.stderr
     return run_stdio(
         command,
-        feed_url=feed_url(args.feed_url),
+        feed_url=feed_url_from(args.feed_url),
         token=args.token,
         source=args.source,
         record=args.record,
         stderr=err,
     )
-
-
-def feed_url(given: str | None) -> str:
-    return given or os.environ.get("ACTIVITY_FEED_URL", "").strip() or DEFAULT_FEED_URL
 
 
 def run_stdio(

@@ -18,15 +18,13 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 import orjson
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from activity_feed.schemas import EventStatus, EventType
-from activity_feed.store.reads import exact_matches
+from activity_feed.store.reads import EventMatch
 from activity_feed.store.schema import activity_events
 
 _events = activity_events
@@ -45,22 +43,8 @@ _LINE = orjson.OPT_APPEND_NEWLINE
 Connect = Callable[[], AbstractAsyncContextManager[AsyncConnection]]
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ExportQuery:
-    """The filters of an export: each one that is set must match exactly; `since` keeps the events with
-    a timestamp from then on."""
-
-    event_type: EventType | None = None
-    status: EventStatus | None = None
-    tool_name: str | None = None
-    user_source: str | None = None
-    correlation_id: str | None = None
-    session_id: str | None = None
-    since: datetime | None = None
-
-    def matches(self) -> list[sa.ColumnElement[bool]]:
-        """The exact matches (not `since`, which bounds the first page only)."""
-        return exact_matches(self)
+# An export's filters are those of `recent`, without its page size or `before`.
+ExportQuery = EventMatch
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
 import orjson
 import sqlalchemy as sa
@@ -28,44 +28,11 @@ from activity_feed.store.schema import activity_change_counter, activity_deletio
 _events = activity_events
 
 
-class ExactFilters(Protocol):
-    """The filters that `recent` and the export share: each one that is set must match exactly."""
-
-    @property
-    def event_type(self) -> EventType | None: ...
-    @property
-    def status(self) -> EventStatus | None: ...
-    @property
-    def tool_name(self) -> str | None: ...
-    @property
-    def user_source(self) -> str | None: ...
-    @property
-    def correlation_id(self) -> str | None: ...
-    @property
-    def session_id(self) -> str | None: ...
-
-
-def exact_matches(filters: ExactFilters) -> list[sa.ColumnElement[bool]]:
-    """The conditions of the filters that are set."""
-    found: list[sa.ColumnElement[bool]] = []
-    for column, value in (
-        (_events.c.event_type, filters.event_type),
-        (_events.c.status, filters.status),
-        (_events.c.tool_name, filters.tool_name),
-        (_events.c.user_source, filters.user_source),
-        (_events.c.correlation_id, filters.correlation_id),
-        (_events.c.session_id, filters.session_id),
-    ):
-        if value is not None:
-            found.append(column == (value.value if isinstance(value, EventType | EventStatus) else value))
-    return found
-
-
 @dataclass(frozen=True, slots=True, kw_only=True)
-class RecentQuery:
-    """The filters of `GET /activities/recent`; each one that is set must match exactly."""
+class EventMatch:
+    """The filters that `recent` and the export share: each one that is set must match exactly; `since`
+    keeps the events with a timestamp from then on."""
 
-    limit: int = 50
     event_type: EventType | None = None
     status: EventStatus | None = None
     tool_name: str | None = None
@@ -73,6 +40,29 @@ class RecentQuery:
     correlation_id: str | None = None
     session_id: str | None = None
     since: datetime | None = None
+
+    def matches(self) -> list[sa.ColumnElement[bool]]:
+        """The conditions of the exact filters that are set (not `since`, which each read bounds its own
+        way)."""
+        found: list[sa.ColumnElement[bool]] = []
+        for column, value in (
+            (_events.c.event_type, self.event_type),
+            (_events.c.status, self.status),
+            (_events.c.tool_name, self.tool_name),
+            (_events.c.user_source, self.user_source),
+            (_events.c.correlation_id, self.correlation_id),
+            (_events.c.session_id, self.session_id),
+        ):
+            if value is not None:
+                found.append(column == (value.value if isinstance(value, EventType | EventStatus) else value))
+        return found
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RecentQuery(EventMatch):
+    """The filters of `GET /activities/recent`, its page size and where it pages back from."""
+
+    limit: int = 50
     before: uuid.UUID | None = None
 
 
@@ -124,7 +114,7 @@ async def recent_page(conn: AsyncConnection, *, query: RecentQuery) -> RecentPag
 
 async def _recent_statement(conn: AsyncConnection, query: RecentQuery) -> sa.Select[Any]:
     stmt = sa.select(_events).order_by(_events.c.timestamp.desc(), _events.c.seq.desc()).limit(query.limit)
-    stmt = stmt.where(*exact_matches(query))
+    stmt = stmt.where(*query.matches())
     if query.since is not None:
         stmt = stmt.where(_events.c.timestamp >= query.since)
     if query.before is not None:

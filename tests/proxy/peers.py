@@ -109,6 +109,26 @@ def script(record_path: str) -> int:
     return 0
 
 
+FLOOD_PATTERN = b"0123456789abcdef"
+
+
+def flood(record_path: str, size: int) -> int:
+    """Write `size` bytes of FLOOD_PATTERN while recording all of stdin, whether or not anyone reads."""
+
+    def record() -> None:
+        with open(record_path, "wb") as record:
+            while chunk := os.read(0, 65536):
+                record.write(chunk)
+
+    reader = threading.Thread(target=record)
+    reader.start()
+    view = memoryview(FLOOD_PATTERN * (size // len(FLOOD_PATTERN)))
+    while view:
+        view = view[os.write(1, view) :]
+    reader.join()
+    return 0
+
+
 def _messages() -> Any:
     for raw in sys.stdin.buffer:
         yield json.loads(raw)
@@ -161,6 +181,8 @@ def main(argv: list[str]) -> int:
     mode, *rest = argv
     if mode == "script":
         return script(rest[0])
+    if mode == "flood":
+        return flood(rest[0], int(rest[1]))
     if mode == "exit-mid-call":
         return exit_mid_call(int(rest[0]))
     if mode == "crash":

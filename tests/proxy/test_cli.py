@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
 from activity_feed.cli.main import _parser, main
-from tests.proxy.processes import exchange, proxy_command, start
+from tests.proxy.processes import EXCHANGE_SECONDS, environment, exchange, proxy_command, start
 from tests.support.server import LiveServer
 
 
@@ -28,6 +31,33 @@ def test_an_unknown_record_mode_is_refused(capsys: pytest.CaptureFixture[str]) -
         main(["proxy", "--record", "everything", "--", "cat"])
     assert exited.value.code == 2
     assert "tools" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("value", ["-1", "0.5", "soon", "100001"])
+def test_a_busy_poll_that_is_not_whole_microseconds_is_refused(
+    value: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["proxy", "--busy-poll", value, "--", "cat"])
+    assert exited.value.code == 2
+    assert "expected microseconds from 0 to 100000" in capsys.readouterr().err
+
+
+def test_the_stdout_it_shares_with_its_parent_stays_blocking() -> None:
+    # The polling relay writes through a non-blocking description of its own: the shell's, which the
+    # next command inherits, must be as it was.
+    check = "import os, sys; sys.stdout.write(str(os.get_blocking(1)))"
+    script = '"$@" && exec "$0" -c "$CHECK"'
+    process = subprocess.run(
+        ["sh", "-c", script, sys.executable, *proxy_command("http://127.0.0.1:1", "echo", "relayed")],
+        input=b"",
+        capture_output=True,
+        timeout=EXCHANGE_SECONDS,
+        env=environment(CHECK=check),
+        check=False,
+    )
+    assert process.returncode == 0, process.stderr.decode(errors="replace")
+    assert process.stdout == b"relayed\nTrue"
 
 
 def test_a_token_that_cannot_be_sent_stops_the_recording_not_the_relay(sqlite_feed: LiveServer) -> None:

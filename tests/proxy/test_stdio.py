@@ -4,17 +4,19 @@ hanging."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.proxy.conftest import by_name, settled, stored, wait_until
-from tests.proxy.peers import client_input, server_output
+from tests.proxy.peers import FLOOD_PATTERN, MiB, client_input, server_output
 from tests.proxy.processes import EXCHANGE_SECONDS, environment, exchange, peer, proxy_command, start
 from tests.support.peers import HangingServer
 from tests.support.server import LiveServer, free_port
@@ -81,6 +83,46 @@ def test_every_byte_is_relayed_unchanged_both_ways(
     assert dump["data"]["result"].startswith("[a ")
     assert dump["data"]["result"].endswith(" MiB response, too large to record]")
     assert len(stored(sqlite_feed.url)) == 3  # garbage, huge and partial lines are not recorded
+
+
+@pytest.mark.parametrize("busy_poll", ["500", "0"], ids=["one-polling-thread", "a-thread-each-way"])
+def test_a_client_that_does_not_read_holds_back_only_what_goes_to_it(busy_poll: str, tmp_path: Path) -> None:
+    # The server floods stdout, the client writes all its input before reading anything: the input must
+    # still reach the server, whose output waits in the pipes until the client reads it.
+    server_read, size = tmp_path / "server-read.bin", 8 * MiB
+    process = start(
+        proxy_command(
+            f"http://127.0.0.1:{free_port()}",
+            *peer("flood", str(server_read), str(size)),
+            options=("--busy-poll", busy_poll),
+        )
+    )
+    assert process.stdin is not None
+    assert process.stdout is not None
+    given = bytes(range(256)) * (4 * MiB // 256)
+    stdin = process.stdin
+
+    def write_all() -> None:
+        with contextlib.suppress(BrokenPipeError):
+            stdin.write(given)
+        stdin.close()
+
+    writer = threading.Thread(target=write_all, daemon=True)
+    writer.start()
+    writer.join(timeout=EXCHANGE_SECONDS)
+    try:
+        assert not writer.is_alive(), "the client's input stalled behind the output it was not reading"
+        out = process.stdout.read()
+        assert process.wait(timeout=EXCHANGE_SECONDS) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=EXCHANGE_SECONDS)
+        process.stdout.close()
+        assert process.stderr is not None
+        process.stderr.close()
+    assert out == FLOOD_PATTERN * (size // len(FLOOD_PATTERN))
+    assert server_read.read_bytes() == given
 
 
 def test_a_server_that_exits_mid_call_leaves_the_call_an_error_and_its_exit_code(

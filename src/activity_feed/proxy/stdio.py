@@ -1,9 +1,10 @@
 """The stdio relay: runs COMMAND and passes bytes between its stdin/stdout and the proxy's own.
 
-Two threads, one per direction, each a loop of `os.read` on one raw descriptor and `os.write` on the
-other: every chunk is forwarded as soon as it is read, unchanged and in order, whatever it holds (a part
-of a line, many lines, bytes that are not JSON). Before writing a chunk, a thread hands the recorder a
-copy (`tap.py`); the recording happens elsewhere.
+Every chunk is forwarded as soon as it is read, unchanged and in order, whatever it holds (a part of a
+line, many lines, bytes that are not JSON). Before writing a chunk, the relay hands the recorder a copy
+(`tap.py`); the recording happens elsewhere. Where the proxy's stdout is a pipe (as when an MCP client
+runs it), one thread relays both directions and busy-polls after each message (`stdio_poll.py`);
+otherwise, or with busy polling off, a thread per direction loops on blocking reads and writes.
 
 COMMAND's stderr is the proxy's own descriptor, inherited. COMMAND runs in a process group of its own,
 and SIGINT, SIGTERM and SIGHUP sent to the proxy are passed to that group, so each reaches the server
@@ -22,9 +23,10 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from types import FrameType
-from typing import Protocol
 
-CHUNK_BYTES = 256 * 1024
+from activity_feed.proxy.busy_poll import default_window
+from activity_feed.proxy.stdio_poll import CHUNK_BYTES, Flow, PollingRelay, Tap, reopen_nonblocking
+
 PIPE_BYTES = 1024 * 1024
 FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 # Once COMMAND has exited, what it wrote is still relayed to the end; but a descendant that keeps its
@@ -43,12 +45,6 @@ FEED_SECRETS = ("ACTIVITY_FEED_TOKEN", "ACTIVITY_FEED_READ_TOKEN")
 def server_environment(environment: Mapping[str, str]) -> dict[str, str]:
     """The proxy's environment without the feed's tokens, for the server it runs."""
     return {name: value for name, value in environment.items() if name not in FEED_SECRETS}
-
-
-class Tap(Protocol):
-    """Where each direction's relay thread hands a copy of what it forwards."""
-
-    def copy(self, chunk: bytes) -> None: ...
 
 
 class CommandError(Exception):
@@ -87,17 +83,20 @@ class _Pump:
         self.thread = threading.Thread(target=self._run, name=name, daemon=True)
 
     def _run(self) -> None:
-        read, write, source, target = os.read, os.write, self.source, self.target
+        readv, write, source, target = os.readv, os.write, self.source, self.target
         copy = self.tap.copy if self.tap is not None else None
         writable = True
+        buffer = bytearray(CHUNK_BYTES)
+        view = memoryview(buffer)
         try:
             while True:
                 try:
-                    chunk = read(source, CHUNK_BYTES)
+                    size = readv(source, (buffer,))
                 except OSError:
                     break
-                if not chunk:
+                if not size:
                     break
+                chunk = bytes(view[:size])
                 if copy is not None:
                     copy(chunk)
                 if writable:
@@ -116,6 +115,26 @@ class _Pump:
                 self.on_end()
 
 
+class _PollingThread:
+    """Runs a `PollingRelay` on a thread of its own, and closes its reopened stdout after."""
+
+    def __init__(self, relay: PollingRelay, stdout: int) -> None:
+        self.relay = relay
+        self.stdout = stdout
+        self.thread = threading.Thread(target=self._run, name="activity-feed-proxy-relay", daemon=True)
+
+    @property
+    def progress(self) -> float:
+        return self.relay.progress
+
+    def _run(self) -> None:
+        try:
+            self.relay.run()
+        finally:
+            with contextlib.suppress(OSError):
+                os.close(self.stdout)
+
+
 class StdioRelay:
     """Runs `command` with its stdin and stdout relayed to `stdin` and `stdout` (descriptors)."""
 
@@ -127,6 +146,7 @@ class StdioRelay:
         server_to_client: Tap | None = None,
         stdin: int = 0,
         stdout: int = 1,
+        busy_poll: float | None = None,
     ) -> None:
         if not command:
             raise CommandError("no command to run", NOT_FOUND)
@@ -135,6 +155,8 @@ class StdioRelay:
         self.server_to_client = server_to_client
         self.stdin = stdin
         self.stdout = stdout
+        # Seconds of busy polling after each message (busy_poll.py); None: the default for this machine.
+        self.busy_poll = default_window() if busy_poll is None else busy_poll
         self.process: subprocess.Popen[bytes] | None = None
         self._early_signals: list[int] = []
 
@@ -154,22 +176,34 @@ class StdioRelay:
                     child_stdin.close()
 
             _widen(process.stdout.fileno())
-            inbound = _Pump(
-                "activity-feed-proxy-in",
-                self.stdin,
-                child_stdin.fileno(),
-                self.client_to_server,
-                close_child_stdin,
-            )
-            outbound = _Pump(
-                "activity-feed-proxy-out", process.stdout.fileno(), self.stdout, self.server_to_client
-            )
-            inbound.thread.start()
-            outbound.thread.start()
+            stdout = reopen_nonblocking(self.stdout) if self.busy_poll > 0 else None
+            if stdout is None:
+                relay: _Pump | _PollingThread = _Pump(
+                    "activity-feed-proxy-in",
+                    self.stdin,
+                    child_stdin.fileno(),
+                    self.client_to_server,
+                    close_child_stdin,
+                )
+                relay.thread.start()
+                relay = _Pump(
+                    "activity-feed-proxy-out", process.stdout.fileno(), self.stdout, self.server_to_client
+                )
+            else:
+                os.set_blocking(child_stdin.fileno(), False)
+                relay = _PollingThread(
+                    PollingRelay(
+                        Flow(self.stdin, child_stdin.fileno(), self.client_to_server, close_child_stdin),
+                        Flow(process.stdout.fileno(), stdout, self.server_to_client),
+                        self.busy_poll,
+                    ),
+                    stdout,
+                )
+            relay.thread.start()
             returncode = process.wait()
-            while outbound.thread.is_alive():
-                outbound.thread.join(0.05)
-                if time.monotonic() - outbound.progress > DRAIN_STALL_SECONDS:
+            while relay.thread.is_alive():
+                relay.thread.join(0.05)
+                if time.monotonic() - relay.progress > DRAIN_STALL_SECONDS:
                     break
             return exit_code(returncode)
 

@@ -1,6 +1,6 @@
 """The copy of what a relay forwards, recorded on a thread of its own, off the relay's path.
 
-Each relay thread hands every chunk it read to its direction's `Copier` (an append to a deque, which
+The relay hands every chunk it read to its direction's `Copier` (an append to a deque, which
 wakes nobody; done before it writes the chunk on, so a request is always seen before the response it
 causes) and goes straight back to relaying. Every few milliseconds the recording thread takes the
 copies, splits them into lines and gives each to the recorder. If the
@@ -30,7 +30,7 @@ _Item = tuple["Copier", bytes | None, float]
 
 
 class Copier:
-    """One direction's end of the tap, used by that direction's relay thread only."""
+    """One direction's end of the tap, used by the one relay thread that reads that direction."""
 
     __slots__ = ("_gap", "_put", "direction", "done", "max_backlog_bytes", "queued")
 
@@ -38,7 +38,7 @@ class Copier:
         self.direction = direction
         self.max_backlog_bytes = max_backlog_bytes
         self._put = put
-        # Bytes handed over (written by the relay thread) and bytes recorded (by the recording thread):
+        # Bytes handed over (written by the relay's thread) and bytes recorded (by the recording thread):
         # each counter has one writer, so neither needs a lock.
         self.queued = 0
         self.done = 0

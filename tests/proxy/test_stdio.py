@@ -125,6 +125,23 @@ def test_a_client_that_does_not_read_holds_back_only_what_goes_to_it(busy_poll: 
     assert server_read.read_bytes() == given
 
 
+def test_a_stdout_that_is_a_file_gets_every_byte_too(tmp_path: Path) -> None:
+    # Not a pipe: the relay cannot reopen it as a description of its own, and relays with a thread each way.
+    output = tmp_path / "out.bin"
+    with output.open("wb") as stdout:
+        process = subprocess.run(
+            proxy_command(f"http://127.0.0.1:{free_port()}", "cat"),
+            input=b"".join(client_input()),
+            stdout=stdout,
+            stderr=subprocess.PIPE,
+            timeout=EXCHANGE_SECONDS,
+            env=environment(),
+            check=False,
+        )
+    assert process.returncode == 0, process.stderr.decode(errors="replace")
+    assert output.read_bytes() == b"".join(client_input())
+
+
 def test_a_server_that_exits_mid_call_leaves_the_call_an_error_and_its_exit_code(
     sqlite_feed: LiveServer,
 ) -> None:

@@ -82,7 +82,8 @@ class Flow:
 
 
 class PollingRelay:
-    """Relays `flows` on the calling thread until the last flow (the server's output) is done."""
+    """Relays `inbound` (client to server) and `outbound` on the calling thread until `outbound` (the
+    server's output) is done, polling for `window` seconds after each event before it sleeps."""
 
     def __init__(self, inbound: Flow, outbound: Flow, window: float) -> None:
         self.inbound = inbound
@@ -113,6 +114,8 @@ class PollingRelay:
                 if is_source:
                     try:
                         size = readv(fd, (buffer,))
+                    except BlockingIOError:  # a source its owner made non-blocking, read by another
+                        continue
                     except OSError:
                         size = 0
                     if not size:

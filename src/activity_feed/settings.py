@@ -68,7 +68,7 @@ class Settings(BaseSettings):
     replay_limit: int = Field(
         default=10_000, ge=1, description="most changes replayed to a reconnecting client before `resync`"
     )
-    # Heavy reads (replays, statistics) take turns on database connections of their own, so that they
+    # Heavy reads (replays, statistics, exports) take turns on database connections of their own, so that they
     # never hold the ones /health, `recent` and the writes need.
     max_concurrent_replays: int = Field(
         default=4,
@@ -81,10 +81,16 @@ class Settings(BaseSettings):
         ge=1,
         description="`GET /activities/stats` answered at once; the others wait their turn, then get 503",
     )
+    max_concurrent_exports: int = Field(
+        default=2,
+        ge=1,
+        description="`GET /activities/export` streamed at once; the others wait their turn, then get 503",
+    )
     read_queue_timeout: DurationSetting = Field(
         default=timedelta(seconds=10),
         gt=timedelta(0),
-        description="how long a replay or a stats request waits for its turn before it is turned away",
+        description="how long a replay, a stats request or an export waits for its turn before it is "
+        "turned away",
     )
     stats_window_events: int = Field(
         default=10_000,

@@ -148,3 +148,24 @@ async def test_a_database_lost_midway_leaves_the_answer_incomplete(
     numbers = [orjson.loads(line)["data"]["n"] for line in body.splitlines()]
     assert numbers == list(range(len(numbers)))
     assert 0 < len(numbers) < 5 * PAGE_SIZE
+
+
+async def test_an_export_whose_client_leaves_midway_gives_its_turn_back(
+    live_server: Callable[..., LiveServer], tmp_path: Path
+) -> None:
+    # Far more than the socket buffers hold: the export is still being read when its client leaves.
+    url = f"sqlite:///{tmp_path / 'feed.db'}"
+    await _store_pages(url, 12 * PAGE_SIZE)
+    settings = Settings(database_url=url, max_concurrent_exports=1, read_queue_timeout=timedelta(seconds=2))
+    server = live_server(settings)
+    async with httpx.AsyncClient(base_url=server.url, timeout=TIMEOUT) as http:
+        async with http.stream("GET", "/activities/export") as leaving:
+            assert leaving.status_code == 200
+            assert await anext(leaving.aiter_bytes())
+        # The first client is gone: its turn must come back, or this one waits 2 s and gets 503.
+        async with http.stream("GET", "/activities/export") as next_one:
+            assert next_one.status_code == 200
+            lines = 0
+            async for chunk in next_one.aiter_bytes():
+                lines += chunk.count(b"\n")
+    assert lines == 12 * PAGE_SIZE

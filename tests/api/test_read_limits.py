@@ -237,6 +237,30 @@ async def test_stats_beyond_the_cap_get_503_with_retry_after(
     assert health.status_code == 200
 
 
+async def test_exports_beyond_the_cap_get_503_with_retry_after_and_a_finished_one_frees_its_turn(
+    live_server: Callable[..., LiveServer], postgres_url: str
+) -> None:
+    server = live_server(
+        postgres_settings(postgres_url, max_concurrent_exports=1, read_queue_timeout=timedelta(seconds=0.5))
+    )
+    async with rest_client(server, read_seconds=60) as http:
+        async with events_table_locked(postgres_url) as reads_waiting:
+            first = asyncio.create_task(http.get("/activities/export"))
+            await reads_waiting(1)
+            async with asyncio.timeout(WAIT_SECONDS):
+                turned_away = await http.get("/activities/export")
+                health = await http.get("/health")
+        assert (await first).status_code == 200
+        async with asyncio.timeout(WAIT_SECONDS):
+            again = await http.get("/activities/export")
+
+    assert turned_away.status_code == 503
+    assert turned_away.headers["Retry-After"] == "1"
+    assert "too many exports at once" in turned_away.json()["detail"]
+    assert health.status_code == 200
+    assert again.status_code == 200
+
+
 async def test_health_answers_while_stats_hold_more_connections_than_the_pool_has(
     live_server: Callable[..., LiveServer], postgres_url: str
 ) -> None:

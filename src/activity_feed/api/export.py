@@ -7,16 +7,18 @@ Included ahead of `/activities/{event_id}`, which would otherwise take `export` 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from contextlib import AsyncExitStack
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 from starlette.responses import StreamingResponse
-from starlette.types import Send
+from starlette.types import Receive, Scope, Send
 
-from activity_feed.api.deps import StoreDep
+from activity_feed.api.deps import ReadLimitsDep, StoreDep
 from activity_feed.api.fast_json import OrjsonRoute
+from activity_feed.api.read_limits import answered_turn
 from activity_feed.api.responses import MISDIRECTED, TOO_LARGE, UNAUTHORISED, UNAVAILABLE
 from activity_feed.api.since import (
     SinceQuery,
@@ -58,7 +60,18 @@ _EXPORT_ANSWER: dict[int | str, dict[str, Any]] = {
 
 class ExportResponse(StreamingResponse):
     """Streams the pages. When the database fails midway, it stops without ending the body, so that the
-    client sees an answer cut short (an incomplete chunked body) rather than one that looks whole."""
+    client sees an answer cut short (an incomplete chunked body) rather than one that looks whole.
+    `finish` runs once the answer is over, however it ended (the client may have gone midway). (Set after
+    construction: FastAPI reads the constructor's signature for the schema.)"""
+
+    finish: Callable[[], Awaitable[None]] | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            if self.finish is not None:
+                await self.finish()
 
     async def stream_response(self, send: Send) -> None:
         await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
@@ -73,19 +86,17 @@ class ExportResponse(StreamingResponse):
 
 
 async def _lines(first: ExportPage | None, pages: AsyncGenerator[ExportPage, None]) -> AsyncIterator[bytes]:
-    try:
-        if first is None:
-            return
-        yield first.lines
-        async for page in pages:
-            yield page.lines
-    finally:
-        await pages.aclose()
+    if first is None:
+        return
+    yield first.lines
+    async for page in pages:
+        yield page.lines
 
 
 @router.get("/export", response_class=ExportResponse, responses=_EXPORT_ANSWER)
 async def export_activities(
     store: StoreDep,
+    limits: ReadLimitsDep,
     event_type: EventType | None = None,
     status: EventStatus | None = None,
     tool_name: Annotated[str | None, Query(max_length=200)] = None,
@@ -110,7 +121,17 @@ async def export_activities(
         session_id=session_id,
         since=parse_since(since, now=datetime.now(UTC)) if since is not None else None,
     )
-    pages = store.export(query)
-    # The first page is read before answering, so that a database that does not answer is a 503.
-    first = await anext(pages, None)
-    return ExportResponse(_lines(first, pages), media_type=NDJSON)
+    # The export's turn (api/read_limits.py) is held until its answer is over.
+    held = AsyncExitStack()
+    await held.enter_async_context(answered_turn(limits.exports))
+    try:
+        pages = store.export(query)
+        held.push_async_callback(pages.aclose)
+        # The first page is read before answering, so that a database that does not answer is a 503.
+        first = await anext(pages, None)
+    except BaseException:
+        await held.aclose()
+        raise
+    response = ExportResponse(_lines(first, pages), media_type=NDJSON)
+    response.finish = held.aclose
+    return response

@@ -1,7 +1,7 @@
-"""Turns for heavy reads: stream replays and statistics each run a few at a time, the rest wait their
-turn for a bounded time and are then turned away (a replaying client is closed with 1013 and comes back
-with its cursor; a stats request gets 503 with Retry-After), so that however many arrive at once, the
-service keeps its memory and its database connections for everything else."""
+"""Turns for heavy reads: stream replays, statistics and exports each run a few at a time, the rest wait
+their turn for a bounded time and are then turned away (a replaying client is closed with 1013 and comes
+back with its cursor; a stats request or an export gets 503 with Retry-After), so that however many
+arrive at once, the service keeps its memory and its database connections for everything else."""
 
 from __future__ import annotations
 
@@ -53,29 +53,31 @@ class Turns:
 class ReadLimits:
     """The turns of each kind of heavy read, for one running feed."""
 
-    def __init__(self, *, replays: int, stats: int, wait: float) -> None:
+    def __init__(self, *, replays: int, stats: int, wait: float, exports: int = 2) -> None:
         self.replays = Turns("stream replays", replays, wait)
         self.stats = Turns("statistics requests", stats, wait)
+        self.exports = Turns("exports", exports, wait)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ReadLimits:
         return cls(
             replays=settings.max_concurrent_replays,
             stats=settings.max_concurrent_stats,
+            exports=settings.max_concurrent_exports,
             wait=settings.read_queue_timeout.total_seconds(),
         )
 
     @property
     def connections(self) -> int:
         """Database connections that the heavy reads may use at once: one per turn."""
-        return self.replays.size + self.stats.size
+        return self.replays.size + self.stats.size + self.exports.size
 
 
 @asynccontextmanager
-async def stats_turn(limits: ReadLimits) -> AsyncIterator[None]:
-    """A turn for `GET /activities/stats`, or 503 with Retry-After when none frees up in time."""
+async def answered_turn(turns: Turns) -> AsyncIterator[None]:
+    """A turn of `turns` for a request, or 503 with Retry-After when none frees up in time."""
     try:
-        async with limits.stats.turn():
+        async with turns.turn():
             yield
     except NoTurnError as exc:
         raise HTTPException(

@@ -13,7 +13,7 @@ from fastapi import APIRouter, HTTPException, Query, Response, status
 
 from activity_feed.api.deps import ReadLimitsDep, SettingsDep, StoreDep
 from activity_feed.api.fast_json import OrjsonRoute
-from activity_feed.api.read_limits import set_stats_headers, stats_turn
+from activity_feed.api.read_limits import answered_turn, set_stats_headers
 from activity_feed.api.responses import MISDIRECTED, TOO_LARGE, UNAUTHORISED, UNAVAILABLE, ErrorDetail
 from activity_feed.api.since import (
     SINCE_DESCRIPTION,
@@ -100,7 +100,7 @@ async def activity_stats(
     `stats_window_events` events; headers `X-Stats-Window-Events`, `X-Stats-Since` (every event from
     then on was counted) and `X-Stats-Truncated` say which. 503 while too many run at once."""
     start = parse_since(since, now=datetime.now(UTC)) if since is not None else None
-    async with stats_turn(limits):
+    async with answered_turn(limits.stats):
         window = await store.stats_window(
             since=start,
             max_events=settings.stats_window_events,
@@ -141,7 +141,7 @@ async def activity_timeline(
     where = EventFilter(
         since=parse_since(since, now=now), session_id=session_id, event_type=event_type, tool_name=tool_name
     )
-    async with stats_turn(limits):
+    async with answered_turn(limits.stats):
         return await store.timeline(where=where, until=now, max_events=settings.stats_window_events)
 
 

@@ -12,7 +12,7 @@ from typing import Any
 from activity_feed.schemas import ActivityCreate, ActivityPublic, Change, ChangeType, EventStatus, EventType
 from activity_feed.store import ActivityStore
 from activity_feed.store.merge import MergeItem
-from tests.store.test_sessions import recounted
+from tests.store.test_sessions import recounted, summarised
 
 T0 = datetime(2026, 5, 1, 9, 0, tzinfo=UTC)
 
@@ -139,6 +139,20 @@ async def test_a_merge_keeps_the_session_summary(store: ActivityStore) -> None:
     [session] = await store.sessions()
     assert (session.session_id, session.events, session.errors, session.pending) == ("s-1", 1, 1, 0)
     assert (await recounted(store))["s-1"][2:] == (1, 1, 0)
+
+
+async def test_a_merge_that_moves_an_event_in_time_moves_its_sessions_bounds(store: ActivityStore) -> None:
+    # The server's view arrives first; the client's, which started earlier, moves the event back.
+    place, other = uuid.uuid4(), uuid.uuid4()
+    later, last = T0 + timedelta(seconds=5), T0 + timedelta(seconds=6)
+    await merge(store, item(view("a", "server", session_id="s-1", timestamp=later), place))
+    await merge(store, item(view("b", "server", session_id="s-1", timestamp=last), other))
+    [before] = await store.sessions()
+    assert before.first_seen == later
+    await merge(store, item(view("a", "client", session_id="s-1", timestamp=T0), place))
+    [session] = await store.sessions()
+    assert (session.first_seen, session.last_seen) == (T0, last)
+    assert summarised([session]) == await recounted(store)
 
 
 async def test_a_merged_view_over_the_data_limit_is_not_stored(database_url: str) -> None:

@@ -202,6 +202,8 @@ class _Merge:
         if old == new:
             if new is not None:
                 sessions.changed(new, before=before["status"], after=row["status"], data=row["data"])
+                if row["timestamp"] != before["timestamp"]:
+                    sessions.moved(new)
             return
         if old is not None:
             sessions.deleted(old, status=before["status"])

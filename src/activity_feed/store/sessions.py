@@ -3,7 +3,8 @@
 Each write transaction tallies what it does to events that belong to a session (created, status changed,
 deleted) and writes the tallies at its end, one statement per kind of change for all its sessions. The
 counts move by deltas, so a long-lived session costs the same as a short one; only a deletion looks at
-the events again, to move `first_seen` and `last_seen` along the session index. Every write transaction
+the events again (as does a merge that moves an event in time), to move `first_seen` and `last_seen`
+along the session index. Every write transaction
 holds the change counter's lock, so instances sharing one PostgreSQL take turns here as well.
 """
 
@@ -49,7 +50,8 @@ class _Tally:
     last_seen: datetime | None = None
     user_source: str | None = None
     server: str | None = None
-    lost_events: bool = False
+    # An event left the session or moved in time: its bounds are read again from its events.
+    bounds_moved: bool = False
 
     def count(self, status: str, sign: int) -> None:
         if status == _ERROR:
@@ -161,7 +163,11 @@ class SessionLedger:
         tally = self._tally(session_id)
         tally.events -= 1
         tally.count(status, -1)
-        tally.lost_events = True
+        tally.bounds_moved = True
+
+    def moved(self, session_id: str) -> None:
+        """An event of the session changed its timestamp (a merge of two views of one call)."""
+        self._tally(session_id).bounds_moved = True
 
     def write(self, conn: Connection) -> None:
         """Bring the summary up to date with what the transaction did (nothing when it touched no session)."""
@@ -198,7 +204,7 @@ class SessionLedger:
         ]
         if changed:
             conn.execute(_ADD_COUNTS, changed)
-        shrunk = [session_id for session_id, t in self._tallies.items() if t.lost_events]
+        shrunk = [session_id for session_id, t in self._tallies.items() if t.bounds_moved]
         if shrunk:
             conn.execute(_MOVE_BOUNDS, {"b_ids": shrunk})
             conn.execute(_DROP_EMPTY, {"b_ids": shrunk})

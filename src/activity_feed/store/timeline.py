@@ -1,11 +1,13 @@
 """Calls, errors and latency per time bucket over a window of events: the data of a rate or latency chart.
 
 The window is read newest first along a timestamp index and stops after a bounded number of events, like
-the per-tool statistics; bucketing and percentiles happen here, the same on SQLite and PostgreSQL.
+the per-tool statistics; bucketing and percentiles happen here (on a thread), the same on SQLite and
+PostgreSQL.
 """
 
 from __future__ import annotations
 
+import asyncio
 import math
 from datetime import datetime, timedelta
 
@@ -55,8 +57,18 @@ async def timeline(
         .limit(max_events + 1)
     )
     rows = list(await conn.execute(stmt))
+    # Thousands of rows to count: on a thread, so that the event loop keeps answering meanwhile.
+    return await asyncio.to_thread(_bucketed, rows, since=where.since, until=until, max_events=max_events)
+
+
+def _bucketed(
+    rows: list[sa.Row[datetime, str, float | None]],
+    *,
+    since: datetime,
+    until: datetime,
+    max_events: int,
+) -> StatsTimeline:
     truncated = len(rows) > max_events
-    since = where.since
     if truncated:
         del rows[max_events:]
         since = rows[-1].timestamp

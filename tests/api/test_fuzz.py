@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
@@ -32,6 +33,8 @@ from schemathesis.specs.openapi.checks import (
 
 from activity_feed.api import create_app
 from activity_feed.settings import Settings
+from tests.otlp.exporters import protobuf_body
+from tests.otlp.spans import SpanMaker, call_spans
 
 _MIN_CASES = 1_000
 # Hypothesis examples per operation. Operations without parameters (`/health`) have a single case, so the
@@ -48,6 +51,31 @@ app = create_app(
         broadcast_url="memory://",
         allowed_hosts=["testserver"],
     )
+)
+
+
+# `POST /v1/traces` takes protobuf, which Schemathesis cannot make from a JSON Schema: real OTLP exports of
+# one MCP call (the client's and the server's span), whole, cut short or with a byte flipped, and bytes
+# of any kind.
+def _otlp_exports() -> list[bytes]:
+    client, server = SpanMaker("fuzz-client"), SpanMaker("fuzz-server")
+    spans = call_spans(client, server)
+    return [protobuf_body(spans), protobuf_body(spans[:1]), protobuf_body([])]
+
+
+@st.composite
+def _damaged(draw: st.DrawFn, whole: list[bytes]) -> bytes:
+    body = bytearray(draw(st.sampled_from(whole)))
+    if body and draw(st.booleans()):
+        at = draw(st.integers(0, len(body) - 1))
+        body[at] ^= 1 << draw(st.integers(0, 7))
+    return bytes(body[: draw(st.integers(0, len(body)))]) if draw(st.booleans()) else bytes(body)
+
+
+_EXPORTS = _otlp_exports()
+schemathesis.openapi.media_type(
+    "application/x-protobuf",
+    st.one_of(st.sampled_from(_EXPORTS), _damaged(_EXPORTS), st.binary(max_size=512)),
 )
 schema = schemathesis.openapi.from_asgi("/openapi.json", app)
 

@@ -8,6 +8,7 @@ import sys
 import uuid
 import zlib
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -293,3 +294,22 @@ def test_a_view_arriving_for_an_event_changed_by_hand_is_stored_beside_it(
     events = recent(sqlite_feed)
     assert len(events) == 2  # the server's view could not join a call it cannot read: it stands alone
     assert next(e for e in events if e["id"] == event["id"])["data"]["mcp"] == mcp
+
+
+def test_the_openapi_schema_declares_the_endpoint_and_its_token(
+    live_server: Callable[..., LiveServer], tmp_path: Path
+) -> None:
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 'feed.db'}", token=SecretStr("write-token"))
+    server = live_server(settings)
+    with httpx.Client(base_url=server.url, timeout=10) as http:
+        schema = http.get("/openapi.json").json()
+        refused = http.post("/v1/traces", content=b"", headers={"Content-Type": PROTOBUF})
+    operation = schema["paths"]["/v1/traces"]["post"]
+    assert set(operation["requestBody"]["content"]) == {PROTOBUF, JSON}
+    for status in ("200", "400", "413", "415", "429", "503"):
+        assert set(operation["responses"][status]["content"]) == {PROTOBUF, JSON}, status
+    assert "Retry-After" in operation["responses"]["429"]["headers"]
+    assert operation["security"] == [{"ActivityFeedToken": []}]
+    # What the schema says of the token is what the endpoint does.
+    assert refused.status_code == 401
+    assert "401" in operation["responses"]

@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
 
 from activity_feed.alerts.runner import AlertRunner
-from activity_feed.api import alerts, export, ingest_schema, routes, stream, summaries
+from activity_feed.api import alerts, export, ingest_schema, otlp_schema, routes, stream, summaries
 from activity_feed.api.auth import TokenAuthMiddleware, document_bearer_auth
 from activity_feed.api.content_type import FEED_BODY_TYPES, JSON_TYPES, ContentTypeMiddleware
 from activity_feed.api.errors import add_feed_error_handlers
@@ -114,6 +114,7 @@ class ActivityFeed:
         itself onto `app`'s own lifespan instead of being mounted."""
         app.state.activity_feed = self
         app.include_router(ingest_schema.router)
+        app.include_router(otlp_schema.router)
         app.include_router(summaries.router)  # these three ahead of /activities/{event_id}
         app.include_router(export.router)
         app.include_router(alerts.router)
@@ -188,7 +189,7 @@ class ActivityFeed:
                 else ("/activities", "/health", OTLP_TRACES_PATH, *guarded, *read_only),
             )
         else:  # no Host check: a DNS-rebinding page cannot learn the token
-            document_bearer_auth(app, path_prefix=("/activities", *guarded, *read_only))
+            document_bearer_auth(app, path_prefix=("/activities", OTLP_TRACES_PATH, *guarded, *read_only))
         if settings.allowed_origins:
             app.add_middleware(
                 CORSMiddleware,

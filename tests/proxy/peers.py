@@ -15,6 +15,7 @@ import functools
 import json
 import os
 import random
+import select
 import signal
 import sys
 import threading
@@ -160,14 +161,21 @@ def crash() -> int:
 
 
 def signals() -> NoReturn:
-    def on_signal(signum: int, frame: object) -> None:
-        print(f"got {signal.Signals(signum).name}", file=sys.stderr, flush=True)
-        os._exit(40 + signum)
-
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
-    _ready_then_wait()
-    os._exit(0)
+    """Say `ready`, then exit 40 + N at the first SIGINT or SIGTERM (or 0 when stdin ends). The signals
+    are taken with `sigtimedwait`: a Python handler would miss one that arrives between its last check
+    and a blocking read, which a relay that forwards within microseconds of `ready` hits."""
+    taken = {signal.SIGINT, signal.SIGTERM}
+    signal.pthread_sigmask(signal.SIG_BLOCK, taken)
+    sys.stdout.write("ready\n")
+    sys.stdout.flush()
+    while True:
+        received = signal.sigtimedwait(taken, 0.05)
+        if received is not None and received.si_signo in taken:
+            print(f"got {signal.Signals(received.si_signo).name}", file=sys.stderr, flush=True)
+            os._exit(40 + received.si_signo)
+        readable, _, _ = select.select([0], [], [], 0)
+        if readable and not os.read(0, 65536):
+            os._exit(0)
 
 
 def _ready_then_wait() -> None:

@@ -134,7 +134,7 @@ def run_stdio(
     """Relay `command` over this process's stdin and stdout, recording one session; answers its exit
     code (126 or 127 when it cannot start, as a shell would)."""
     # Imported here: the relay is POSIX-only, and the rest of the command line must load everywhere.
-    from activity_feed.proxy.stdio import CommandError, StdioRelay
+    from activity_feed.proxy.stdio import CommandError, StdioRelay, signals_for_the_main_thread
     from activity_feed.proxy.tap import RecordingTap
 
     clients: list[Any] = []
@@ -161,7 +161,8 @@ def run_stdio(
         )
 
     tap = RecordingTap(make_recorder)
-    tap.start()
+    with signals_for_the_main_thread():  # nor any thread it starts (the client's)
+        tap.start()
     relay = StdioRelay(
         command,
         client_to_server=tap.client_to_server,

@@ -33,6 +33,8 @@ FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 # stdout open, or a client that stops reading, must not keep the proxy alive: after this long without
 # progress the proxy stops relaying.
 DRAIN_STALL_SECONDS = 5.0
+# How often the main thread, waiting for signals, looks whether COMMAND has exited.
+WAIT_SLICE_SECONDS = 0.02
 NOT_FOUND = 127
 NOT_EXECUTABLE = 126
 
@@ -67,6 +69,25 @@ def _widen(pipe: int) -> None:
 def exit_code(returncode: int) -> int:
     """A process's exit status as a shell reports it: 128 + N when signal N ended it."""
     return 128 - returncode if returncode < 0 else returncode
+
+
+@contextlib.contextmanager
+def signals_for_the_main_thread() -> Iterator[None]:
+    """Block the forwarded signals in the calling (main) thread for the block: threads started inside
+    inherit the mask and never receive them. (On a thread other than the main one: nothing.)"""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, FORWARDED_SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def _takes_signals_itself() -> bool:
+    """Whether the main thread can wait for the forwarded signals itself (`sigtimedwait`: Linux)."""
+    return hasattr(signal, "sigtimedwait") and threading.current_thread() is threading.main_thread()
 
 
 class _Pump:
@@ -185,7 +206,8 @@ class StdioRelay:
                     self.client_to_server,
                     close_child_stdin,
                 )
-                relay.thread.start()
+                with signals_for_the_main_thread():
+                    relay.thread.start()  # the other direction's thread starts below
                 relay = _Pump(
                     "activity-feed-proxy-out", process.stdout.fileno(), self.stdout, self.server_to_client
                 )
@@ -199,8 +221,16 @@ class StdioRelay:
                     ),
                     stdout,
                 )
-            relay.thread.start()
-            returncode = process.wait()
+            if _takes_signals_itself():
+                # A Python handler runs only once the main thread gets the signal and next looks, which
+                # a thread busy with the interpreter lock can delay: taken here, synchronously, each
+                # signal is forwarded at once, whichever thread is busy.
+                with signals_for_the_main_thread():
+                    relay.thread.start()
+                    returncode = self._wait_taking_signals(process)
+            else:
+                relay.thread.start()
+                returncode = process.wait()
             while relay.thread.is_alive():
                 relay.thread.join(0.05)
                 if time.monotonic() - relay.progress > DRAIN_STALL_SECONDS:
@@ -224,6 +254,18 @@ class StdioRelay:
         except OSError as exc:
             raise CommandError(f"cannot run {self.command[0]}: {exc}", NOT_EXECUTABLE) from exc
         return self.process
+
+    def _wait_taking_signals(self, process: subprocess.Popen[bytes]) -> int:
+        """Wait for `process` to exit, forwarding each signal it is sent meanwhile (they must be
+        blocked in every thread: see signals_for_the_main_thread)."""
+        while True:
+            taken = signal.sigtimedwait(FORWARDED_SIGNALS, WAIT_SLICE_SECONDS)
+            # CPython 3.11 answers a garbage `si_signo` when interrupted at its deadline: only ours count.
+            if taken is not None and taken.si_signo in FORWARDED_SIGNALS:
+                self._forward(taken.si_signo, None)
+            returncode = process.poll()
+            if returncode is not None:
+                return returncode
 
     def _forward(self, signum: int, frame: FrameType | None) -> None:
         process = self.process

@@ -199,7 +199,7 @@ class StdioRelay:
             _widen(process.stdout.fileno())
             stdout = reopen_nonblocking(self.stdout) if self.busy_poll > 0 else None
             if stdout is None:
-                relay: _Pump | _PollingThread = _Pump(
+                inbound = _Pump(
                     "activity-feed-proxy-in",
                     self.stdin,
                     child_stdin.fileno(),
@@ -207,8 +207,9 @@ class StdioRelay:
                     close_child_stdin,
                 )
                 with signals_for_the_main_thread():
-                    relay.thread.start()  # the other direction's thread starts below
-                relay = _Pump(
+                    inbound.thread.start()
+                # The outbound thread, started below, is the one waited for: the server's output ends it.
+                relay: _Pump | _PollingThread = _Pump(
                     "activity-feed-proxy-out", process.stdout.fileno(), self.stdout, self.server_to_client
                 )
             else:

@@ -31,6 +31,19 @@ def test_results_of_every_shape_are_previewed() -> None:
     assert not preview.is_error_result({"isError": False})
 
 
+def test_wire_results_with_blocks_other_than_text_read_each_block() -> None:
+    text = {"type": "text", "text": "rows"}
+    image = {"type": "image", "data": "", "mimeType": "image/png"}
+    link = {"type": "resource_link", "uri": "file:///a.txt", "name": "a"}
+    assert preview.result_preview({"content": [text, {"type": "text", "text": "more"}]}) == "rows\nmore"
+    assert preview.result_preview({"content": [text, image, link]}) == (
+        "rows\n[image image/png]\n[resource link file:///a.txt]"
+    )
+    assert preview.result_preview({"content": [text, {"type": "text", "text": 3}]}) == "rows\n[text]"
+    assert preview.result_preview({"content": [TextContent(type="text", text="m"), text]}) == "m\nrows"
+    assert preview.result_preview({"content": [{"type": "text", "text": "é" * 2000}]}).endswith(preview.TRUNCATED)
+
+
 def test_exception_messages_give_the_reason() -> None:
     assert preview.exception_message(MCPError(code=-32602, message="Unknown tool: x")) == "Unknown tool: x"
     wrapped = RuntimeError("lookup failed")

@@ -334,19 +334,19 @@ class RequestCall(RecordedCall):
 
     def returned(self, result: Any) -> None:
         try:
-            if not self.capture_results or result is None:
-                result_preview = None
-            elif self.is_tool:
-                result_preview = preview.result_preview(result)
-            else:
-                result_preview = messages.result_preview(self.method, result)
-            # A wire dict (what the SDK's middleware sees) is read directly: this runs in every tool call.
+            capture = self.capture_results and result is not None
             if not self.is_tool:
+                result_preview = messages.result_preview(self.method, result) if capture else None
                 self.finish("success", None, result_preview, REQUEST_RESULT)
-            elif (result.get("isError") is True) if type(result) is dict else preview.is_error_result(result):
+                return
+            result_preview = preview.result_preview(result) if capture else None
+            # A wire dict (what the SDK's middleware sees) is read directly: this runs in every tool call.
+            if (result.get("isError") is True) if type(result) is dict else preview.is_error_result(result):
                 self.finish("error", self.error_result_message(result), result_preview, TOOL_IS_ERROR)
-            else:
-                self.finish("success", None, result_preview)
+            elif not self._done:  # `finish`, made flat for the busiest way a request ends
+                self._done = True
+                duration_ms = (time.perf_counter() - self._started) * 1000.0
+                self.sink.end_call(self.record, "success", duration_ms, None, result_preview)
         except Exception:  # boundary
             warn_once("finish", f"activity feed: could not record the end of an MCP {self.method}")
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from operator import itemgetter
 from typing import Any
 
 import orjson
@@ -17,6 +18,7 @@ import orjson
 PREVIEW_BYTES = 1024
 MAX_ERROR_CHARS = 4000
 TRUNCATED = "… [truncated]"
+_TEXT = itemgetter("text")
 
 # pydantic echoes the rejected input into its messages (`input_value={'password': ...}`): the caller's
 # data, which may hold secrets the key-based redaction of `data` would have caught. Keep only the type.
@@ -74,8 +76,13 @@ def content_text(result: Any) -> str | None:
 
 
 def _joined_text(content: list[Any]) -> str:
-    # Text blocks (the usual kind) are read directly, as the wire dicts the SDK's middleware sees or as
-    # models; this runs inside every instrumented tool call.
+    # This runs inside every instrumented tool call. The wire dicts the SDK's middleware sees, all text
+    # blocks, are joined in C (`map`); anything else is read block by block.
+    if content and type(content[0]) is dict:
+        try:
+            return "\n".join(map(_TEXT, content))
+        except (KeyError, TypeError):  # a block without text, or not a dict
+            pass
     texts = [
         text
         if isinstance(text := block.get("text") if type(block) is dict else getattr(block, "text", None), str)
@@ -104,7 +111,7 @@ def _as_text(value: Any) -> str:
 
 def result_preview(result: Any) -> str:
     """At most 1 KiB of text saying what the tool returned."""
-    content = _field(result, "content")
+    content = result.get("content") if type(result) is dict else _field(result, "content")
     if isinstance(content, list):  # an MCP tool result
         text = _joined_text(content)
         if not text:

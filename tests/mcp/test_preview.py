@@ -41,7 +41,8 @@ def test_wire_results_with_blocks_other_than_text_read_each_block() -> None:
     )
     assert preview.result_preview({"content": [text, {"type": "text", "text": 3}]}) == "rows\n[text]"
     assert preview.result_preview({"content": [TextContent(type="text", text="m"), text]}) == "m\nrows"
-    assert preview.result_preview({"content": [{"type": "text", "text": "é" * 2000}]}).endswith(preview.TRUNCATED)
+    long = preview.result_preview({"content": [{"type": "text", "text": "é" * 2000}]})
+    assert long.endswith(preview.TRUNCATED)
 
 
 def test_exception_messages_give_the_reason() -> None:

@@ -7,9 +7,9 @@ The tool is a small property search over an in-memory list that returns a few di
 two servers are instrumented, and each is called with and without its instrumentation in alternating
 blocks (ABBA order over the rounds, the servers taking turns): between blocks the instrumentation's
 middleware is taken out of the server's chain and put back, the SDK's own middleware staying as they
-are. So both sides run the same server objects and connections: separate plain servers differed from
-the instrumented ones by up to 3% a call from where their objects happened to sit in memory, more than
-the instrumentation itself. A block is long enough that the client's background sends of the
+are. So both sides run the same server objects and connections: six identical plain servers, called in
+turns, differed from each other by 1.5-8% a call (from where their objects happened to sit in memory),
+as much as the instrumentation itself. A block is long enough that the client's background sends of the
 instrumented calls land mostly in the instrumented block, where they belong.
 
 The ratio is the median, over the rounds, of each round's instrumented block median over its plain

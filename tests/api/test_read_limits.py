@@ -216,6 +216,21 @@ async def events_table_locked(url: str) -> AsyncIterator[Callable[[int], Awaitab
         await locker.close()
 
 
+async def _second_while_the_first_waits(
+    http: httpx.AsyncClient, postgres_url: str, path: str
+) -> tuple[httpx.Response, httpx.Response, httpx.Response]:
+    """`path` asked twice while reads of the events wait for a lock: the first takes the only turn and
+    is answered once the lock goes; the second, and `/health`, are answered meanwhile. Returns (first,
+    second, health)."""
+    async with events_table_locked(postgres_url) as reads_waiting:
+        first = asyncio.create_task(http.get(path))
+        await reads_waiting(1)
+        async with asyncio.timeout(WAIT_SECONDS):
+            second = await http.get(path)
+            health = await http.get("/health")
+    return await first, second, health
+
+
 async def test_stats_beyond_the_cap_get_503_with_retry_after(
     live_server: Callable[..., LiveServer], postgres_url: str
 ) -> None:
@@ -223,13 +238,10 @@ async def test_stats_beyond_the_cap_get_503_with_retry_after(
         postgres_settings(postgres_url, max_concurrent_stats=1, read_queue_timeout=timedelta(seconds=0.5))
     )
     async with rest_client(server, read_seconds=60) as http:
-        async with events_table_locked(postgres_url) as reads_waiting:
-            first = asyncio.create_task(http.get("/activities/stats"))
-            await reads_waiting(1)
-            async with asyncio.timeout(WAIT_SECONDS):
-                turned_away = await http.get("/activities/stats")
-                health = await http.get("/health")
-        assert (await first).status_code == 200
+        first, turned_away, health = await _second_while_the_first_waits(
+            http, postgres_url, "/activities/stats"
+        )
+        assert first.status_code == 200
 
     assert turned_away.status_code == 503
     assert turned_away.headers["Retry-After"] == "1"
@@ -244,13 +256,10 @@ async def test_exports_beyond_the_cap_get_503_with_retry_after_and_a_finished_on
         postgres_settings(postgres_url, max_concurrent_exports=1, read_queue_timeout=timedelta(seconds=0.5))
     )
     async with rest_client(server, read_seconds=60) as http:
-        async with events_table_locked(postgres_url) as reads_waiting:
-            first = asyncio.create_task(http.get("/activities/export"))
-            await reads_waiting(1)
-            async with asyncio.timeout(WAIT_SECONDS):
-                turned_away = await http.get("/activities/export")
-                health = await http.get("/health")
-        assert (await first).status_code == 200
+        first, turned_away, health = await _second_while_the_first_waits(
+            http, postgres_url, "/activities/export"
+        )
+        assert first.status_code == 200
         async with asyncio.timeout(WAIT_SECONDS):
             again = await http.get("/activities/export")
 

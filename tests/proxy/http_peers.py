@@ -224,8 +224,8 @@ def mcp_server() -> MCPServer:
 class RelayThread:
     """`HttpRelay` on an event loop in a daemon thread, listening on a free loopback port."""
 
-    def __init__(self, upstream: str, tap: Tap | None = None) -> None:
-        self.relay = HttpRelay(upstream, tap)
+    def __init__(self, upstream: str, tap: Tap | None = None, *, busy_poll: float = 0.0) -> None:
+        self.relay = HttpRelay(upstream, tap, busy_poll=busy_poll)
         self.port = 0
         self._ready = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None

@@ -80,11 +80,15 @@ def finished(*names: str) -> Callable[[list[dict[str, Any]]], bool]:
     return check
 
 
+@pytest.mark.parametrize("options", [(), ("--busy-poll", "0")], ids=["default", "no-busy-poll"])
 async def test_json_answers_are_recorded_in_the_session_the_server_named(
-    sqlite_feed: LiveServer, json_upstream: tuple[str, HeaderWitness], proxies: Callable[..., ProxyProcess]
+    sqlite_feed: LiveServer,
+    json_upstream: tuple[str, HeaderWitness],
+    proxies: Callable[..., ProxyProcess],
+    options: tuple[str, ...],
 ) -> None:
     upstream, witness = json_upstream
-    proxy = proxies(upstream, sqlite_feed.url)
+    proxy = proxies(upstream, sqlite_feed.url, *options)
     async with client(f"{proxy.url}/mcp") as mcp:
         assert (await mcp.call_tool("echo", {"text": "hello"})).content[0].text == "hello"  # type: ignore[union-attr]
         assert (await mcp.call_tool("broken", {})).is_error

@@ -24,10 +24,13 @@ def upstream() -> ByteUpstream:
     return ByteUpstream(REPLY)
 
 
-@pytest.fixture
-def relay(upstream: ByteUpstream, live_server: Callable[..., LiveServer]) -> Iterator[RelayThread]:
+# Every behaviour holds whether the relay sleeps between messages or polls after each request.
+@pytest.fixture(params=[0.0, 0.003], ids=["sleeping", "polling"])
+def relay(
+    upstream: ByteUpstream, live_server: Callable[..., LiveServer], request: pytest.FixtureRequest
+) -> Iterator[RelayThread]:
     server = live_server(app=upstream)
-    relay = RelayThread(f"{server.url}/mcp").start()
+    relay = RelayThread(f"{server.url}/mcp", busy_poll=request.param).start()
     yield relay
     relay.stop()
 

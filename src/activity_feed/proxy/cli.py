@@ -63,9 +63,9 @@ def add_proxy(commands: Any) -> None:
         "--busy-poll",
         type=_microseconds,
         metavar="MICROSECONDS",
-        help="stdio: after each message, look for the next one this long before sleeping, which saves "
-        "the wake-up of a sleeping relay at the cost of that much CPU time at most (default: 500 with "
-        "two or more CPUs, else 0: off)",
+        help="after each message (stdio) or each request sent upstream (HTTP), look for the next one this "
+        "long before sleeping, which saves the wake-up of a sleeping relay at the cost of that much CPU "
+        "time at most (default with two or more CPUs: 500 for stdio, 3000 for HTTP; else 0: off)",
     )
     proxy.add_argument("server_command", nargs=argparse.REMAINDER, metavar="-- COMMAND [ARG ...]")
 
@@ -98,6 +98,7 @@ def run_proxy(args: argparse.Namespace, *, stderr: TextIO | None = None) -> int:
             token=args.token,
             source=args.source,
             record=args.record,
+            busy_poll=args.busy_poll,
             stderr=err,
             report_drops=report_drops,
         )

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 
+from activity_feed.proxy.busy_poll import LoopPolling
 from activity_feed.proxy.http_connection import ClientConnection
 from activity_feed.proxy.http_exchange import Exchange, Tap
 from activity_feed.proxy.upstream import Origin
@@ -25,12 +26,15 @@ _SWEEP_SECONDS = 15.0
 
 
 class HttpRelay:
-    """Relays to `upstream` (`http(s)://host:port/path`); `tap` records the exchanges with that path."""
+    """Relays to `upstream` (`http(s)://host:port/path`); `tap` records the exchanges with that path.
+    After each request it sends upstream, the relay polls for `busy_poll` seconds (`busy_poll.py`)."""
 
-    def __init__(self, upstream: str, tap: Tap | None = None) -> None:
+    def __init__(self, upstream: str, tap: Tap | None = None, *, busy_poll: float = 0.0) -> None:
         self.origin = Origin(upstream)
         self.endpoint = self.origin.path.encode()
         self.tap = tap
+        self.busy_poll = busy_poll
+        self.polling: LoopPolling | None = None
         self.connections: set[ClientConnection] = set()
         self._server: asyncio.Server | None = None
         self._sweep: asyncio.TimerHandle | None = None
@@ -39,6 +43,7 @@ class HttpRelay:
     async def start(self, host: str, port: int) -> tuple[str, int]:
         """Listen on `host`:`port` (0: any free port); the address bound."""
         loop = asyncio.get_running_loop()
+        self.polling = LoopPolling(loop, self.busy_poll)
         self._server = await loop.create_server(lambda: ClientConnection(self), host, port)
         self._sweep = loop.call_later(_SWEEP_SECONDS, self._close_idle)
         address = self._server.sockets[0].getsockname()

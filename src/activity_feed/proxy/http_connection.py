@@ -11,6 +11,7 @@ from typing import Protocol, cast
 import httptools
 
 from activity_feed.proxy import wire
+from activity_feed.proxy.busy_poll import LoopPolling
 from activity_feed.proxy.headers import NOT_FROM_CLIENTS, Head
 from activity_feed.proxy.http_exchange import Exchange, Tap
 from activity_feed.proxy.upstream import Origin, UpstreamConnection, UpstreamUnreachable
@@ -28,6 +29,7 @@ class Relay(Protocol):
     endpoint: bytes
     tap: Tap | None
     connections: set[ClientConnection]
+    polling: LoopPolling | None
 
     def forget(self, connection: ClientConnection) -> None: ...
 
@@ -39,6 +41,7 @@ class ClientConnection(asyncio.Protocol):
         self.relay = relay
         self.origin = relay.origin
         self.tap = relay.tap
+        self.polling = relay.polling
         self.loop = asyncio.get_running_loop()
         self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpRequestParser(self)
@@ -320,6 +323,8 @@ class ClientConnection(asyncio.Protocol):
         if self._to_upstream and (closing or not self._hold_up):
             if self.upstream is not None:
                 self.upstream.write(b"".join(self._to_upstream))
+                if self.polling is not None:
+                    self.polling.keep_polling()  # its answer is relayed without waiting to be woken
             self._to_upstream.clear()
         if self._to_client and (closing or not self._hold_down):
             if self.transport is not None and not self.gone:

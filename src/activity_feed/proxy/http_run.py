@@ -11,6 +11,7 @@ from typing import TextIO
 from activity_feed.client import FeedClient
 from activity_feed.errors import ActivityFeedError
 from activity_feed.mcp.messages import check_record_mode
+from activity_feed.proxy.busy_poll import DEFAULT_HTTP_WINDOW_SECONDS, default_window
 from activity_feed.proxy.http import HttpRelay
 from activity_feed.proxy.http_tap import HttpTap
 from activity_feed.proxy.recorder import ConnectionRecorder
@@ -30,12 +31,15 @@ def run_http(
     token: str | None,
     source: str | None,
     record: str,
+    busy_poll: float | None = None,
     stderr: TextIO,
     report_drops: Callable[[FeedClient, TextIO], None],
 ) -> int:
-    """Relay `host`:`port` to `upstream` until a signal; answers the exit code (0 after a signal)."""
+    """Relay `host`:`port` to `upstream` until a signal; answers the exit code (0 after a signal).
+    `busy_poll`: seconds of polling after each request (`busy_poll.py`); None: this machine's default."""
+    window = default_window(DEFAULT_HTTP_WINDOW_SECONDS) if busy_poll is None else busy_poll
     try:
-        relay = HttpRelay(upstream)
+        relay = HttpRelay(upstream, busy_poll=window)
     except ValueError as exc:
         print(f"{PREFIX}: {exc}", file=stderr, flush=True)
         return 2

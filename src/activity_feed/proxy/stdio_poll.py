@@ -22,6 +22,8 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
+from activity_feed.proxy.busy_poll import yield_cpu
+
 CHUNK_BYTES = 256 * 1024
 _READABLE = select.POLLIN | select.POLLPRI | select.POLLHUP | select.POLLERR
 _WRITABLE = select.POLLOUT | select.POLLHUP | select.POLLERR
@@ -98,12 +100,13 @@ class PollingRelay:
             self._watch(flow)
         buffer = bytearray(CHUNK_BYTES)
         view = memoryview(buffer)
-        poll, readv, monotonic = self._poller.poll, os.readv, time.monotonic
+        poll, readv, monotonic, yield_ = self._poller.poll, os.readv, time.monotonic, yield_cpu
         busy_until = 0.0
         while not self.outbound.done:
             events = poll(0)
             if not events:
                 if monotonic() < busy_until:
+                    yield_()  # a process waiting for a CPU (the server, the client) runs first
                     continue
                 events = poll()
             for fd, _ in events:

@@ -52,7 +52,7 @@ class LoopPolling:
         self.polling = False
 
     def keep_polling(self) -> None:
-        """Poll for the next `window` seconds (from now, or longer if a window is already open)."""
+        """Poll until `window` seconds from now (a window already open is extended)."""
         if self.window <= 0:
             return
         self.until = self.loop.time() + self.window

@@ -25,6 +25,23 @@ from tests.support.server import LiveServer
 POSTGRES_URL = os.environ.get("ACTIVITY_FEED_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Give every test a node id of its own, and refuse a collection where two still share one.
+
+    Schemathesis 4 on pytest 9 gives each operation's test (tests/api/test_fuzz.py) its function's node
+    id, not its name with the operation; pytest-xdist, which schedules tests by node id (`make test`),
+    would then run one operation of them all and count the rest as never collected.
+    """
+    seen: set[str] = set()
+    for item in items:
+        if item.parent is not None and item.nodeid.rpartition("::")[2] != item.name:
+            # pytest 9 keeps node ids structured (`Node._id`); made again from the item's full name.
+            item._id = item.parent.id.child(item.name)  # type: ignore[attr-defined]
+        if item.nodeid in seen:
+            raise pytest.UsageError(f"two tests share the node id {item.nodeid}")
+        seen.add(item.nodeid)
+
+
 @pytest.fixture
 def anyio_backend() -> str:
     # Every `async def` test runs on asyncio (anyio_mode = "auto" in pyproject.toml).

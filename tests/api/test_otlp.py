@@ -208,7 +208,12 @@ def test_bodies_over_the_limit_are_refused_as_sent_or_once_inflated(small_feed: 
             {},
             "traceId must be hex digits in OTLP/JSON (got 'xyz')",
         ),
-        (gzip.compress(b"{}")[:-6], JSON, {"Content-Encoding": "gzip"}, "the gzip data ends before its end"),
+        (
+            gzip.compress(b"{}", mtime=0)[:-6],  # no timestamp: the same test id in every collection
+            JSON,
+            {"Content-Encoding": "gzip"},
+            "the gzip data ends before its end",
+        ),
         (b"not gzip", PROTOBUF, {"Content-Encoding": "gzip"}, "the body is not valid gzip data"),
     ],
 )

@@ -39,16 +39,20 @@ def seed_two_sessions(api: Api) -> dict[str, list[str]]:
         (540, "get_property", "error", "no property 77"),
         (480, "resources/read", "success", None),
     ]:
+        # The resource read is recorded as `instrument()` records one: an MCP request naming its URI.
+        reading = tool == "resources/read"
+        target = {"method": tool, "target": "property://77"} if reading else {}
         ids[ALPHA].append(
             api.log(
                 tool_name=tool,
+                event_type="mcp_request" if reading else "tool_call",
                 status=status,
                 error_message=error,
                 duration_ms=40,
                 timestamp=at(seconds),
                 session_id=ALPHA,
                 user_source="Claude Desktop 0.9.2",
-                data=alpha_data,
+                data={"mcp": {**alpha_data["mcp"], **target}},
             )["id"]
         )
     ids["none"].append(api.log(tool_name="GET /health", event_type="api_request", status="success")["id"])

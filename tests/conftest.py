@@ -34,7 +34,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """
     seen: set[str] = set()
     for item in items:
-        if item.parent is not None and item.nodeid.rpartition("::")[2] != item.name:
+        if item.parent is not None and not item.nodeid.endswith(f"::{item.name}"):
             # pytest 9 keeps node ids structured (`Node._id`); made again from the item's full name.
             item._id = item.parent.id.child(item.name)  # type: ignore[attr-defined]
         if item.nodeid in seen:

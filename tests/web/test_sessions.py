@@ -41,7 +41,7 @@ def seed_two_sessions(api: Api) -> dict[str, list[str]]:
     ]:
         # The resource read is recorded as `instrument()` records one: an MCP request naming its URI.
         reading = tool == "resources/read"
-        target = {"method": tool, "target": "property://77"} if reading else {}
+        method = {"method": tool, "target": "property://77"} if reading else {}
         ids[ALPHA].append(
             api.log(
                 tool_name=tool,
@@ -52,7 +52,7 @@ def seed_two_sessions(api: Api) -> dict[str, list[str]]:
                 timestamp=at(seconds),
                 session_id=ALPHA,
                 user_source="Claude Desktop 0.9.2",
-                data={"mcp": {**alpha_data["mcp"], **target}},
+                data={"mcp": {**alpha_data["mcp"], **method}},
             )["id"]
         )
     ids["none"].append(api.log(tool_name="GET /health", event_type="api_request", status="success")["id"])

@@ -176,6 +176,44 @@ class HeaderWitness:
             await self.app(scope, receive, send)
 
 
+class NoDiscovery:
+    """Wraps an MCP app and answers `server/discover` as the TypeScript SDK's streamable-HTTP server of
+    the handshake era does: HTTP 400 with a JSON-RPC error of its own, whose id is null."""
+
+    ANSWER = (
+        b'{"jsonrpc":"2.0","error":{"code":-32000,"message":"Bad Request: Server not initialized"},"id":null}'
+    )
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.refused = 0
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        if b'"server/discover"' in body:
+            self.refused += 1
+            await _respond(send, 400, b"application/json", self.ANSWER)
+            return
+        replayed = False
+
+        async def replay() -> dict[str, Any]:
+            nonlocal replayed
+            if replayed:
+                return await receive()  # type: ignore[no-any-return]
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        await self.app(scope, replay, send)
+
+
 def mcp_server() -> MCPServer:
     """An MCP server with tools that answer at once, report progress, ask the client's model, fail,
     and send a large result."""

@@ -24,7 +24,7 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp_types import CreateMessageResult, Implementation, TextContent
 
 from tests.proxy.conftest import by_name, stored, wait_until
-from tests.proxy.http_peers import WAIT_SECONDS, HeaderWitness, ProxyProcess, mcp_server
+from tests.proxy.http_peers import WAIT_SECONDS, HeaderWitness, NoDiscovery, ProxyProcess, mcp_server
 from tests.proxy.processes import ROOT, environment
 from tests.support.peers import HangingServer
 from tests.support.server import LiveServer, free_port
@@ -246,6 +246,23 @@ async def test_upstream_errors_come_back_unchanged_and_are_recorded(
     assert event["error_message"] == event["data"]["mcp"]["error"]["message"]
 
 
+async def test_a_server_without_discovery_is_a_fallback_not_an_error(
+    sqlite_feed: LiveServer, live_server: Callable[..., LiveServer], proxies: Callable[..., ProxyProcess]
+) -> None:
+    """The SDK's client probes `server/discover` first; a server of the handshake era may refuse it
+    with any JSON-RPC error (here as the TypeScript SDK's does), and the client falls back to
+    `initialize`. That answer is recorded as what it is, the fallback, and counts as no failure."""
+    upstream = NoDiscovery(mcp_server().streamable_http_app(json_response=True))
+    proxy = proxies(f"{live_server(app=upstream).url}/mcp", sqlite_feed.url)
+    async with client(f"{proxy.url}/mcp", mode="auto") as mcp:
+        assert (await mcp.call_tool("echo", {"text": "hi"})).content[0].text == "hi"  # type: ignore[union-attr]
+    assert upstream.refused == 1
+    found = wait_until(sqlite_feed.url, finished("server/discover", "initialize", "echo"))
+    named = by_name(found)
+    assert [named[name]["status"] for name in ("server/discover", "initialize", "echo")] == ["success"] * 3
+    assert named["server/discover"]["error_message"] is None
+
+
 async def test_an_upstream_that_is_down_gets_a_recorded_502(
     sqlite_feed: LiveServer, proxies: Callable[..., ProxyProcess]
 ) -> None:
@@ -259,6 +276,13 @@ async def test_an_upstream_that_is_down_gets_a_recorded_502(
     assert event["status"] == "error"
     assert "unreachable" in event["error_message"]
     assert event["data"]["mcp"]["error"]["code"] == -32000
+    # A probe that never reached a server is no fallback: it failed, like every other request.
+    probe = {"jsonrpc": "2.0", "id": 10, "method": "server/discover", "params": {}}
+    async with httpx.AsyncClient(timeout=WAIT_SECONDS) as http:
+        assert (await http.post(f"{proxy.url}/mcp", content=orjson.dumps(probe))).status_code == 502
+    event = wait_until(sqlite_feed.url, finished("server/discover"))[0]
+    assert event["status"] == "error"
+    assert "unreachable" in event["error_message"]
 
 
 @pytest.fixture

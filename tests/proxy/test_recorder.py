@@ -292,6 +292,28 @@ def test_secrets_are_redacted_from_arguments_and_error_messages(
     assert key not in orjson.dumps(login).decode()
 
 
+@pytest.mark.parametrize(
+    ("error", "status"),
+    [
+        ({"code": -32601, "message": "Method not found"}, "success"),  # the Python SDK's server
+        ({"code": -32000, "message": "Bad Request: Server not initialized"}, "success"),  # TypeScript's
+        ({"code": -32022, "message": "Unsupported protocol version"}, "error"),  # no fallback follows
+        ({"code": -32000, "message": "activity-feed proxy: the upstream is unreachable"}, "error"),
+        ({"message": "HTTP 500: boom"}, "error"),  # no JSON-RPC answer at all
+    ],
+    ids=["not-found", "typescript", "unsupported-version", "proxy-own", "no-code"],
+)
+def test_a_refused_discovery_is_the_fallback_to_initialize(
+    client: FeedClient, sqlite_feed: LiveServer, error: dict[str, Any], status: str
+) -> None:
+    recorder = ConnectionRecorder(client, transport="http")
+    send(recorder, CLIENT_TO_SERVER, {"jsonrpc": "2.0", "id": 1, "method": "server/discover", "params": {}})
+    send(recorder, SERVER_TO_CLIENT, {"jsonrpc": "2.0", "id": 1, "error": error})
+    (discover,) = wait_until(sqlite_feed.url, settled(1))
+    assert discover["status"] == status
+    assert (discover["error_message"] is None) == (status == "success")
+
+
 def test_the_caller_names_the_source(client: FeedClient, sqlite_feed: LiveServer) -> None:
     recorder = ConnectionRecorder(client, transport="http", session_id="abc", user_source="ops laptop")
     handshake(recorder)

@@ -30,12 +30,11 @@ from activity_feed.mcp.details import (
     ServerInfo,
     new_tuple,
 )
-from activity_feed.mcp.messages import TOOLS_CALL, RecordMode, field
+from activity_feed.mcp.messages import TOOLS_CALL, RecordMode, discover_fell_back, field
 from activity_feed.mcp.recorder import CallRecorder, RecordedCall, warn_once
 from activity_feed.mcp.sinks import CallSink, default_sink
 from activity_feed.mcp.trace import current_span_trace, parse_traceparent
 
-METHOD_NOT_FOUND = -32601
 INVALID_PARAMS = -32602
 CLIENT_INFO_META_KEY = "io.modelcontextprotocol/clientInfo"
 # How long a request cancelled by its client waits for the notification that says why. The notification
@@ -355,7 +354,7 @@ class RequestCall(RecordedCall):
         failure the client receives as an `isError` result."""
         try:
             code, wire_message = rpc_error(exc)
-            if code == METHOD_NOT_FOUND and self.method == "server/discover":
+            if discover_fell_back(self.method, code):
                 # A server without the 2026 discovery: the client falls back to `initialize`.
                 self.finish("success", None, None)
                 return

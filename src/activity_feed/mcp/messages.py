@@ -17,6 +17,11 @@ PROMPTS_GET = "prompts/get"
 PING = "ping"
 CANCELLED = "notifications/cancelled"
 
+DISCOVER = "server/discover"
+# The one answer to `server/discover` after which a 2026-era client does not fall back to `initialize`:
+# the server speaks only versions the client may not (the SDK's `negotiate_auto` re-probes or gives up).
+UNSUPPORTED_PROTOCOL_VERSION = -32022
+
 RecordMode = Literal["tools", "requests", "all"]
 RECORD_MODES: tuple[RecordMode, ...] = ("tools", "requests", "all")
 
@@ -29,6 +34,14 @@ _LISTS = {
 }
 _URI_TARGETS = frozenset({"resources/read", "resources/subscribe", "resources/unsubscribe"})
 _ARGUMENT_TARGETS = frozenset({TOOLS_CALL, PROMPTS_GET})
+
+
+def discover_fell_back(method: str, code: object) -> bool:
+    """Whether a JSON-RPC error with `code` answering `method` is a server without the 2026 discovery,
+    which the client meets by falling back to `initialize`: not a failure. Servers answer the probe in
+    several ways (`Method not found` from the Python SDK, `-32000 Server not initialized` with HTTP 400
+    from the TypeScript SDK's), and the SDK's client falls back on every JSON-RPC error but -32022."""
+    return method == DISCOVER and type(code) is int and code != UNSUPPORTED_PROTOCOL_VERSION
 
 
 def check_record_mode(record: object) -> RecordMode:

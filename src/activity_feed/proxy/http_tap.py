@@ -30,7 +30,7 @@ from activity_feed.proxy.lines import EDGE_BYTES, Line, Oversized
 from activity_feed.proxy.recorder import CLIENT_TO_SERVER, SERVER_TO_CLIENT, ConnectionRecorder
 from activity_feed.proxy.sse import SseParser
 from activity_feed.proxy.tap import MAX_BACKLOG_BYTES, MAX_LINE_BYTES
-from activity_feed.proxy.wire import PROXY_ERROR_CODE
+from activity_feed.proxy.wire import PROXY_ERROR_CODE, PROXY_ERROR_PREFIX
 
 MAX_SESSIONS = 1000
 MAX_SESSION_ID = 200
@@ -311,7 +311,7 @@ def _fail_requests(
         error = {"code": failure.get("code"), "message": failure.get("message")}
     elif refused:
         # The client got this JSON-RPC error from the proxy itself.
-        error = {"code": PROXY_ERROR_CODE, "message": f"activity-feed proxy: {failure}"}
+        error = {"code": PROXY_ERROR_CODE, "message": f"{PROXY_ERROR_PREFIX}{failure}"}
     else:
         error = {"message": failure}
     for message in messages:

@@ -25,9 +25,10 @@ from activity_feed.client.intake import CallOutcome
 from activity_feed.mcp import messages, preview
 from activity_feed.mcp.connections import request_key
 from activity_feed.mcp.details import REQUEST_RESULT, TOOL_IS_ERROR, McpDetails, McpOutcome, ServerInfo
-from activity_feed.mcp.messages import CANCELLED, TOOLS_CALL, RecordMode
+from activity_feed.mcp.messages import CANCELLED, TOOLS_CALL, RecordMode, discover_fell_back
 from activity_feed.mcp.sinks import CallSink, warn_once
 from activity_feed.mcp.trace import parse_traceparent
+from activity_feed.proxy.wire import PROXY_ERROR_PREFIX
 
 Direction = Literal["client_to_server", "server_to_client"]
 Transport = Literal["stdio", "http"]
@@ -37,7 +38,6 @@ SOURCE = "proxy"
 CLIENT_INFO_META_KEY = "io.modelcontextprotocol/clientInfo"
 SERVER_INFO_META_KEY = "io.modelcontextprotocol/serverInfo"
 PROTOCOL_VERSION_META_KEY = "io.modelcontextprotocol/protocolVersion"
-METHOD_NOT_FOUND = -32601
 # Requests waiting for their response, per connection. A peer that never answers must not make the
 # proxy grow without bound: past this the oldest is ended, saying why.
 MAX_PENDING = 10_000
@@ -234,7 +234,7 @@ class ConnectionRecorder:
             text = error.get("message") if type(error) is dict else None
             code = code if type(code) is int else None
             text = text if type(text) is str else None
-            if code == METHOD_NOT_FOUND and method == "server/discover":
+            if discover_fell_back(method, code) and not (text or "").startswith(PROXY_ERROR_PREFIX):
                 # A server without the 2026 discovery: the client falls back to `initialize`.
                 self._finish(pending, "success", None, None, None, at)
                 return

@@ -13,6 +13,8 @@ from activity_feed.proxy.headers import RawHeaders
 # The JSON-RPC code of an error the proxy makes itself (the "server error" range the spec leaves to
 # implementations).
 PROXY_ERROR_CODE = -32000
+# How such an error's message begins: it says the server never answered, whatever its code.
+PROXY_ERROR_PREFIX = "activity-feed proxy: "
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 LAST_CHUNK = b"0\r\n\r\n"
 
@@ -67,7 +69,7 @@ def bad_gateway(problem: str, request_id: Any, *, close: bool) -> bytes:
         {
             "jsonrpc": "2.0",
             "id": request_id,
-            "error": {"code": PROXY_ERROR_CODE, "message": f"activity-feed proxy: {problem}"},
+            "error": {"code": PROXY_ERROR_CODE, "message": f"{PROXY_ERROR_PREFIX}{problem}"},
         }
     )
     return response(502, b"application/json", body, close=close)

@@ -48,7 +48,7 @@ BLOB_WARMUP_CALLS = 5
 BLOB_ROUNDS = 24
 BLOB_CALLS_PER_BLOCK = 4
 READ_CHUNK = 1024 * 1024
-DROP_LINE = "events were not recorded"
+DROP_LINE = "event writes were not recorded"
 
 Situation = str  # "up", "refused" or "hanging"
 

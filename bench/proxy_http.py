@@ -43,7 +43,7 @@ from bench.proxy import (
 
 READY_SECONDS = 30.0
 STOP_SECONDS = 15.0
-DROP_LINE = "events were not recorded"
+DROP_LINE = "event writes were not recorded"
 PROTOCOL_VERSION = "2025-06-18"
 
 

@@ -43,6 +43,24 @@ def test_a_busy_poll_that_is_not_whole_microseconds_is_refused(
     assert "expected microseconds from 0 to 100000" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("value", ["-5", "65536", "99999", "http"])
+def test_a_port_out_of_range_is_refused(value: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["proxy", "--upstream", "http://127.0.0.1:1/mcp", "--port", value])
+    assert exited.value.code == 2
+    assert "expected a port from 0 to 65535" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "mode", [["--upstream", "http://127.0.0.1:1/mcp"], ["--", "cat"]], ids=["http", "stdio"]
+)
+def test_a_feed_url_without_its_scheme_is_refused_before_anything_starts(
+    mode: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["proxy", "--feed-url", "127.0.0.1:8000", *mode]) == 2
+    assert "--feed-url: must start with http:// or https://, not '127.0.0.1:8000'" in capsys.readouterr().err
+
+
 def test_the_stdout_it_shares_with_its_parent_stays_blocking() -> None:
     # The polling relay writes through a non-blocking description of its own: the shell's, which the
     # next command inherits, must be as it was.

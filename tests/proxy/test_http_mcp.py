@@ -31,7 +31,7 @@ from tests.support.server import LiveServer, free_port
 
 CLIENT = Implementation(name="Claude Desktop", version="0.9.2")
 TOKEN = "Bearer sk-proxytest-4f1b2c3d4e5f60718293a4b5c6d7e8f9"
-DROP_LINE = "events were not recorded in the feed"
+DROP_LINE = "event writes were not recorded in the feed"
 
 
 @pytest.fixture

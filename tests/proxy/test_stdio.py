@@ -21,7 +21,7 @@ from tests.proxy.processes import EXCHANGE_SECONDS, environment, exchange, peer,
 from tests.support.peers import HangingServer
 from tests.support.server import LiveServer, free_port
 
-DROP_LINE = b"events were not recorded in the feed"
+DROP_LINE = b"event writes were not recorded in the feed"
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from typing import Any
 
 from activity_feed.cli.tail_follow import Follower, TailOptions
 from activity_feed.cli.tail_lines import JsonLines, Lines, PlainLines, RichLines
-from activity_feed.client.reader import FeedReadError, feed_url_from, token_from
+from activity_feed.client.reader import FeedReadError, feed_url_from, feed_url_problem, token_from
 from activity_feed.schemas import EventStatus, EventType
 
 EXIT_USAGE = 2
@@ -84,8 +84,8 @@ def options_from(args: argparse.Namespace) -> TailOptions | str:
     if not 0 <= history <= MAX_HISTORY:
         return f"-n: must be from 0 to {MAX_HISTORY}, not {history}"
     feed_url = feed_url_from(args.feed_url)
-    if not feed_url.startswith(("http://", "https://")):
-        return f"--feed-url: must start with http:// or https://, not {feed_url!r}"
+    if (problem := feed_url_problem(feed_url)) is not None:
+        return problem
     named = (("--tool", args.tool_name), ("--source", args.user_source), ("--session", args.session_id))
     for flag, value in named:
         if value is not None and len(value) > MAX_FILTER_LENGTH:

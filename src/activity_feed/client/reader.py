@@ -45,6 +45,13 @@ def feed_url_from(given: str | None) -> str:
     return (given or os.environ.get("ACTIVITY_FEED_URL", "").strip() or DEFAULT_FEED_URL).rstrip("/")
 
 
+def feed_url_problem(feed_url: str) -> str | None:
+    """What is wrong with a feed's URL for a command line's `--feed-url`, or None."""
+    if not feed_url.startswith(("http://", "https://")):
+        return f"--feed-url: must start with http:// or https://, not {feed_url!r}"
+    return None
+
+
 def token_from(given: str | None) -> str | None:
     """`given`, else `ACTIVITY_FEED_TOKEN`; a blank token is none."""
     token = given if given is not None else os.environ.get("ACTIVITY_FEED_TOKEN")

@@ -18,6 +18,7 @@ RECORD_STOP_SECONDS = 5.0
 FLUSH_SECONDS = 2.0
 PREFIX = "activity-feed proxy"
 MAX_BUSY_POLL_US = 100_000
+MAX_PORT = 65535
 
 
 def add_proxy(commands: Any) -> None:
@@ -40,7 +41,7 @@ def add_proxy(commands: Any) -> None:
         "--host", default="127.0.0.1", help="with --upstream: address to listen on (default 127.0.0.1)"
     )
     proxy.add_argument(
-        "--port", type=int, default=8765, help="with --upstream: port to listen on (default 8765; 0: any)"
+        "--port", type=_port, default=8765, help="with --upstream: port to listen on (default 8765; 0: any)"
     )
     proxy.add_argument(
         "--feed-url",
@@ -70,6 +71,13 @@ def add_proxy(commands: Any) -> None:
     proxy.add_argument("server_command", nargs=argparse.REMAINDER, metavar="-- COMMAND [ARG ...]")
 
 
+def _port(text: str) -> int:
+    """A TCP port to listen on, 0 for any free one."""
+    if not text.isdigit() or int(text) > MAX_PORT:
+        raise argparse.ArgumentTypeError(f"expected a port from 0 to {MAX_PORT}, got {text!r}")
+    return int(text)
+
+
 def _microseconds(text: str) -> float:
     """A non-negative whole number of microseconds, as seconds."""
     if not text.isdigit() or int(text) > MAX_BUSY_POLL_US:
@@ -83,18 +91,23 @@ def run_proxy(args: argparse.Namespace, *, stderr: TextIO | None = None) -> int:
     command = list(args.server_command)
     if command and command[0] == "--":
         command = command[1:]
+    from activity_feed.client.reader import feed_url_from, feed_url_problem
+
+    feed_url = feed_url_from(args.feed_url)
+    if (problem := feed_url_problem(feed_url)) is not None:
+        print(f"{PREFIX}: {problem}", file=err)
+        return 2
     if args.upstream is not None:
         if command:
             print(f"{PREFIX}: give --upstream or a command after --, not both", file=err)
             return 2
-        from activity_feed.client.reader import feed_url_from
         from activity_feed.proxy.http_run import run_http
 
         return run_http(
             args.upstream,
             host=args.host,
             port=args.port,
-            feed_url=feed_url_from(args.feed_url),
+            feed_url=feed_url,
             token=args.token,
             source=args.source,
             record=args.record,
@@ -107,13 +120,11 @@ def run_proxy(args: argparse.Namespace, *, stderr: TextIO | None = None) -> int:
             f"{PREFIX}: name the server to run after --, e.g. activity-feed proxy -- npx -y server", file=err
         )
         return 2
-    from activity_feed.client.reader import feed_url_from
-
     # Whatever a library might print must not land among the relayed bytes.
     sys.stdout = sys.stderr
     return run_stdio(
         command,
-        feed_url=feed_url_from(args.feed_url),
+        feed_url=feed_url,
         token=args.token,
         source=args.source,
         record=args.record,
@@ -198,8 +209,8 @@ def report_drops(client: Any, stderr: TextIO) -> None:
     if dropped:
         counts = ", ".join(f"{count} {reason.replace('_', ' ')}" for reason, count in dropped.items())
         print(
-            f"{PREFIX}: {sum(dropped.values())} events were not recorded in the feed at {client.url} "
-            f"({counts}); {client.sent} were",
+            f"{PREFIX}: {sum(dropped.values())} event writes were not recorded in the feed at {client.url} "
+            f"({counts}; a call's start and its end can be two); {client.sent} were recorded",
             file=stderr,
             flush=True,
         )

@@ -239,7 +239,7 @@ def check_postgres(url: str = BENCH_POSTGRES_URL) -> None:
     try:
         import asyncpg  # noqa: F401 - only whether it is there
     except ImportError as exc:
-        raise Skipped(f"asyncpg is not installed ({exc}): pip install 'activity-feed[postgres]'") from exc
+        raise Skipped(f"asyncpg is not installed ({exc}): pip install '.[postgres]'") from exc
     try:
         asyncio.run(_postgres_admin(url, "SELECT 1"))
     except Exception as exc:  # boundary: whatever the reason, the benchmark cannot run here
@@ -267,7 +267,7 @@ def check_redis(url: str) -> None:
     try:
         from redis.asyncio import Redis
     except ImportError as exc:
-        raise Skipped(f"redis-py is not installed ({exc}): pip install 'activity-feed[redis]'") from exc
+        raise Skipped(f"redis-py is not installed ({exc}): pip install '.[redis]'") from exc
     from activity_feed.hub.backends.redis import display_url, split_channel
 
     async def ping() -> None:

@@ -146,3 +146,23 @@ def test_create_app_serves_docs_and_openapi(live_server: Callable[..., LiveServe
     assert {"/activities/log", "/activities/recent", "/activities/{event_id}", "/health"} <= set(
         document["paths"]
     )
+
+
+def test_the_page_is_the_embedding_apps_choice_and_where_it_says(
+    live_server: Callable[..., LiveServer], settings: Settings
+) -> None:
+    from activity_feed.web import install_web
+
+    plain = live_server(app=embedded(settings, []))
+    with_page = embedded(settings, [])
+    install_web(with_page, path="/feed")
+    paged = live_server(app=with_page)
+    with httpx.Client(timeout=5) as http:
+        assert http.get(f"{plain.url}/").status_code == 404  # install() alone adds no page
+        page = http.get(f"{paged.url}/feed")
+        script = http.get(f"{paged.url}/ui/main.js")
+        assert http.get(f"{paged.url}/properties/3").json() == {"id": 3}  # the user's routes untouched
+    assert page.status_code == 200
+    assert "text/html" in page.headers["content-type"]
+    assert 'src="ui/main.js"' in page.text  # relative: from /feed it is /ui/main.js
+    assert script.status_code == 200

@@ -262,7 +262,7 @@ def test_without_the_otlp_extra_the_endpoint_says_what_to_install(
     )
     response = post(server, b"")
     assert response.status_code == 501
-    assert "pip install 'activity-feed[otlp]'" in response.json()["detail"]
+    assert "pip install '.[otlp]' in Activity Feed's folder" in response.json()["detail"]
 
 
 def test_ids_do_not_collide_with_other_events(

@@ -118,12 +118,17 @@ async def test_without_the_mcp_extra_mcp_says_what_to_install(
     async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as http:
         answer = await http.post("/mcp", json=INITIALIZE, headers=MCP_HEADERS)
     assert answer.status_code == 501
-    assert answer.json() == {
-        "detail": "this feed serves no MCP endpoint: install it with pip install 'activity-feed[mcp]'"
-    }
+    detail = (
+        "this feed serves no MCP endpoint: "
+        "install the mcp extra (pip install '.[mcp]' in Activity Feed's folder)"
+    )
+    assert answer.json() == {"detail": detail}
 
     assert main(["mcp"]) == 1
-    expected = "activity-feed mcp: the MCP server needs the mcp extra: pip install 'activity-feed[mcp]'\n"
+    expected = (
+        "activity-feed mcp: the MCP server needs the mcp extra: "
+        "pip install '.[mcp]' in Activity Feed's folder\n"
+    )
     assert capsys.readouterr().err == expected
 
 

@@ -141,5 +141,8 @@ class McpEndpoint:
 
 
 async def _extra_missing(request: Request) -> JSONResponse:
-    detail = "this feed serves no MCP endpoint: install it with pip install 'activity-feed[mcp]'"
+    detail = (
+        "this feed serves no MCP endpoint: "
+        "install the mcp extra (pip install '.[mcp]' in Activity Feed's folder)"
+    )
     return JSONResponse({"detail": detail}, NOT_INSTALLED)

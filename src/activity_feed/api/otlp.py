@@ -37,7 +37,7 @@ BACKLOG_TRANSACTIONS = 10
 _METHOD_NOT_ALLOWED = JSONResponse({"detail": "Method Not Allowed"}, 405, {"Allow": "POST"})
 _NOT_INSTALLED = (
     "OTLP ingest needs the `otlp` extra, which is not installed here: "
-    "pip install 'activity-feed[otlp]' (make run installs it)"
+    "pip install '.[otlp]' in Activity Feed's folder (make run installs it)"
 )
 # gRPC codes for `Status.code` (otlp/answers.py); defined here too so that refusals made before the
 # extra is imported need no import of it.

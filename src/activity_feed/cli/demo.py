@@ -63,7 +63,7 @@ def run_demo(
     `via_proxy`: the example server runs behind `activity-feed proxy`, which records it."""
     # The MCP SDK is an optional extra: say how to get it rather than fail with an ImportError.
     if importlib.util.find_spec("mcp") is None:
-        raise DemoError("the demo needs the MCP SDK: pip install 'activity-feed[mcp]'")
+        raise DemoError("the demo needs the MCP SDK: pip install '.[mcp]' in Activity Feed's folder")
     from activity_feed.cli.demo_session import SessionReport
 
     with ExitStack() as stack:

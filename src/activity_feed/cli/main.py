@@ -47,7 +47,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--broadcast-url",
         help="bus between instances: memory:// for one (the default), redis://host:6379/0 for several "
-        "on one PostgreSQL database (needs activity-feed[redis]; env ACTIVITY_FEED_BROADCAST_URL)",
+        "on one PostgreSQL database (needs the redis extra; env ACTIVITY_FEED_BROADCAST_URL)",
     )
     serve.add_argument(
         "--log-level",

@@ -15,7 +15,7 @@ from activity_feed.client.reader import DEFAULT_FEED_URL, FeedReader
 from activity_feed.feed_mcp import available
 
 PREFIX = "activity-feed mcp"
-MISSING_EXTRA = "the MCP server needs the mcp extra: pip install 'activity-feed[mcp]'"
+MISSING_EXTRA = "the MCP server needs the mcp extra: pip install '.[mcp]' in Activity Feed's folder"
 
 
 def add_feed_mcp(commands: Any) -> None:

@@ -20,7 +20,8 @@ def backend_for_url(url: str) -> BroadcastBackend:
             from activity_feed.hub.backends.redis import RedisBackend
         except ImportError as exc:
             raise ConfigurationError(
-                f"the broadcast URL {scheme}://... needs the Redis client: pip install 'activity-feed[redis]'"
+                f"the broadcast URL {scheme}://... needs the Redis client: "
+                "pip install '.[redis]' in Activity Feed's folder"
             ) from exc
         return RedisBackend(url)
     # The scheme only: the rest of the URL may hold a password.

@@ -64,6 +64,9 @@ def test_demo_plays_the_whole_session_into_the_feed(tmp_path: Path) -> None:
 
     events = stored_events(db)
     assert f"The feed holds {len(events)} events in 1 MCP session" in done.stdout
+    # It stops at once, so it points at the database that keeps the events, not at a feed that is gone.
+    assert "See them at" not in done.stdout
+    assert f"its events stay in sqlite:///{db}" in done.stdout
     tool_calls = [event for event in events if event["event_type"] == "tool_call"]
     api_requests = [event for event in events if event["event_type"] == "api_request"]
     assert (len(tool_calls), len(api_requests)) == (TOOL_CALLS, API_REQUESTS)

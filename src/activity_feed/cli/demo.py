@@ -91,8 +91,14 @@ def run_demo(
         report = SessionReport()
         anyio.run(_play, feed.url, api.url, data.path, pace, out, report, via_proxy)
         api_client.flush(SETTLE_TIMEOUT_SECONDS)
-        _print_outcome(feed.url, report, before, out)
+        _print_outcome(feed.url, report, before, out, kept=wait)
         if not wait:
+            if database_url_given:
+                print(
+                    f"The feed stops now (--no-wait); its events stay in {settings.database_url}.", file=out
+                )
+            else:
+                print("The feed stops now (--no-wait), and its temporary database with it.", file=out)
             return 0
         try:
             # Inside the `try`: a Ctrl-C that comes as soon as the line is read is a stop like any other.
@@ -139,7 +145,7 @@ a resource, a prompt, a cancelled call) appears in the feed as it starts (pendin
     )
 
 
-def _print_outcome(url: str, report: SessionReport, before: set[str], out: TextIO) -> None:
+def _print_outcome(url: str, report: SessionReport, before: set[str], out: TextIO, *, kept: bool) -> None:
     expected = report.tool_calls + report.mcp_requests + report.api_requests
     events = _wait_for_events(url, expected, before)
     finished = sum(1 for event in events if event["status"] != "pending")
@@ -150,8 +156,12 @@ def _print_outcome(url: str, report: SessionReport, before: set[str], out: TextI
         f"{report.cancelled_calls} cancelled), {report.mcp_requests} other MCP requests, "
         f"{report.progress_notifications} progress notifications and {report.api_requests} API requests. "
         f"The feed holds {len(events)} events in {len(sessions)} MCP session, {finished} finished, "
-        f"{redacted} with secrets redacted.\nSee them at {url}/ (Sessions shows the conversation) or: "
-        f"curl '{url}/activities/recent?limit=50'",
+        f"{redacted} with values redacted (secrets, and whatever is named like one)."
+        + (
+            f"\nSee them at {url}/ (Sessions shows the conversation) or: curl '{url}/activities/recent'"
+            if kept
+            else ""
+        ),
         file=out,
         flush=True,
     )

@@ -16,7 +16,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from activity_feed.settings import Settings
 from tests.support.server import LiveServer
@@ -146,6 +146,26 @@ async def test_stream_filters_by_query(
         message = await next_message(ws)
         assert message["event"]["id"] == match["id"]
         assert message["event"].items() >= wanted.items()
+
+
+@pytest.mark.parametrize(
+    ("query", "named"),
+    [
+        ({"status": "bogus"}, "status"),
+        ({"event_type": "nope"}, "event_type"),
+        ({"tool_name": "t" * 201}, "tool_name"),
+    ],
+)
+async def test_a_filter_the_feed_does_not_know_is_refused_saying_which(
+    feed_server: LiveServer, query: dict[str, str], named: str
+) -> None:
+    with pytest.raises(InvalidStatus) as refused:
+        async with open_stream(feed_server, **query):
+            pass
+    response = refused.value.response
+    assert response.status_code == 422  # not the bare 403 of a refused origin or token
+    detail = json.loads(response.body or b"{}")["detail"]
+    assert detail.startswith(f"{named}: ")
 
 
 async def test_status_filter_sees_the_change_that_makes_an_event_match(

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import logging
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, WebSocket
+from fastapi.exceptions import WebSocketRequestValidationError
 from fastapi.responses import JSONResponse
 
+from activity_feed.api.auth import reject_websocket
 from activity_feed.errors import DataTooLargeError, ReferenceNotFoundError, StoreUnavailableError
 
 log = logging.getLogger(__name__)
@@ -46,6 +48,20 @@ def add_feed_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(DataTooLargeError, _data_too_large)
 
 
+async def _stream_query_invalid(websocket: WebSocket, exc: Exception) -> None:
+    """A stream URL with a filter the feed does not know (`?status=bogus`): answered 422 with what is
+    wrong, as the REST API does, rather than FastAPI's close before the handshake, which a client sees as
+    a bare 403 (or, where the server cannot answer a handshake with HTTP, closed with that reason)."""
+    errors = exc.errors() if isinstance(exc, WebSocketRequestValidationError) else []
+    detail = "; ".join(
+        f"{'.'.join(str(part) for part in error['loc'][1:]) or 'query'}: {error['msg']}" for error in errors
+    )
+    # A close frame's reason holds at most 123 bytes.
+    await reject_websocket(websocket.scope, websocket.send, 422, detail[:120] or "invalid query", {})
+
+
 def add_catch_all_handler(app: FastAPI) -> None:
-    """A JSON 500 without a trace, for the service's own app (a user's app keeps its own)."""
+    """For the service's own app (a user's app keeps its own): a JSON 500 without a trace, and a 422 for a
+    stream URL with bad filters."""
     app.add_exception_handler(Exception, _unexpected)
+    app.add_exception_handler(WebSocketRequestValidationError, _stream_query_invalid)

@@ -437,9 +437,8 @@ def test_a_server_that_is_not_a_feed_is_one_line_and_exit_1(tails: Callable[...,
         assert tail.exit_code() == 1
         said = tail.stderr()
         assert said.count("\n") == 1, said
-        assert said.startswith(
-            "activity-feed: the feed answered 500 to GET /activities/recent: <!DOCTYPE html>"
-        )
+        assert said.startswith(f"activity-feed: {url} answered 500 to GET /activities/recent with text/html")
+        assert "is it an Activity Feed?" in said
     finally:
         server.shutdown()
         server.server_close()

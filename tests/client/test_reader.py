@@ -133,3 +133,24 @@ async def test_export_streams_json_lines_and_says_why_it_cannot(
     async with FeedReader(f"http://127.0.0.1:{free_port()}") as feed:
         with pytest.raises(FeedReadError, match="cannot reach the feed"):
             _ = [chunk async for chunk in feed.export()]
+
+
+@pytest.mark.parametrize("status", [404, 200])
+async def test_another_server_at_the_url_is_named_as_such_not_quoted(
+    live_server: Callable[..., LiveServer], status: int
+) -> None:
+    """A web server that is not a feed (here an HTML page, as an Express app's 404 or a site's 200)."""
+    from starlette.applications import Starlette
+    from starlette.responses import HTMLResponse
+    from starlette.routing import Route
+
+    page = "<!DOCTYPE html><html><body><pre>Cannot GET /activities/recent</pre></body></html>"
+    other = Starlette(routes=[Route("/activities/recent", lambda request: HTMLResponse(page, status))])
+    server = live_server(app=other)
+    async with FeedReader(server.url) as feed:
+        with pytest.raises(FeedReadError) as failed:
+            await feed.recent(limit=5)
+    message = str(failed.value)
+    assert f"answered {status} to GET /activities/recent with text/html" in message
+    assert "is it an Activity Feed?" in message
+    assert "DOCTYPE" not in message

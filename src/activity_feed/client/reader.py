@@ -110,7 +110,10 @@ class FeedReader:
     async def get_json(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
         """The JSON answer of `GET path`; parameters that are None are left out."""
         response = await self.get(path, params)
-        return response.json()
+        try:
+            return response.json()
+        except ValueError:  # a 2xx that is not JSON: another server on that address
+            raise self._not_a_feed(response, path) from None
 
     async def get(self, path: str, params: Mapping[str, Any] | None = None) -> httpx.Response:
         """`GET path`, or `FeedReadError` for anything but a 2xx."""
@@ -155,12 +158,24 @@ class FeedReader:
                 status=response.status_code,
             )
         if response.is_error:
+            if "json" not in response.headers.get("content-type", ""):
+                raise self._not_a_feed(response, path)
             detail = _detail(response)
             raise FeedReadError(
                 f"the feed answered {response.status_code} to GET {path}: {detail}",
                 status=response.status_code,
                 detail=detail,
             )
+
+    def _not_a_feed(self, response: httpx.Response, path: str) -> FeedReadError:
+        """Every answer of the feed is JSON; anything else (an HTML page, a proxy's error) came from another
+        server: say so, rather than quote its page."""
+        kind = response.headers.get("content-type", "").split(";")[0].strip() or "no content type"
+        return FeedReadError(
+            f"{self.url} answered {response.status_code} to GET {path} with {kind}, not the feed's JSON: "
+            "is it an Activity Feed? (--feed-url or ACTIVITY_FEED_URL)",
+            status=response.status_code,
+        )
 
     async def recent(self, **filters: Any) -> list[dict[str, Any]]:
         """`GET /activities/recent` with these filters (`limit`, `event_type`, `status`, `since`, ...)."""

@@ -154,6 +154,20 @@ def test_tool_limits_the_rules_to_the_tools_named(
     ]
 
 
+def test_a_bare_number_since_is_seconds_back_from_now(
+    feed: LiveServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = datetime.now(UTC)
+    status, lines = check_here(feed, capsys, "--since", "900", "--require-tool", "old_tool")
+
+    # 15 minutes back, not 1970-01-01T00:15:00Z: old_tool's calls, 2 hours ago, are outside the window.
+    assert status == 1
+    start = datetime.fromisoformat(lines[0].removeprefix("window: since 900 (").partition(")")[0])
+    assert before - timedelta(minutes=15, seconds=5) < start < datetime.now(UTC) - timedelta(minutes=14)
+    assert lines[0].endswith("), 69 events")
+    assert lines[-1] == "FAIL require old_tool: no call in the window"
+
+
 def test_a_window_larger_than_the_statistics_count_is_reported(
     feed: LiveServer, capsys: pytest.CaptureFixture[str]
 ) -> None:

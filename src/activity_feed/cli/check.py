@@ -41,8 +41,8 @@ def add_check(commands: Any) -> None:
         "--since",
         metavar="WHEN",
         default=DEFAULT_SINCE,
-        help="the window: a duration back from now (90s, 15m, 24h, 7d) or an ISO 8601 time "
-        f"(default {DEFAULT_SINCE})",
+        help="the window: a duration back from now (90s, 15m, 24h, 7d; a bare number is seconds) or an "
+        f"ISO 8601 time (default {DEFAULT_SINCE})",
     )
     parser.add_argument(
         "--max-error-rate",

@@ -166,6 +166,40 @@ def test_serve_refuses_a_token_that_cannot_go_in_a_header(
     assert not (tmp_path / "activity_feed.db").exists()  # refused before touching the database
 
 
+@pytest.mark.parametrize(
+    ("variables", "line"),
+    [
+        (
+            {"ACTIVITY_FEED_READ_TOKEN": "abc"},
+            "activity-feed: invalid setting read_token: ACTIVITY_FEED_READ_TOKEN is set without "
+            "ACTIVITY_FEED_TOKEN (the write token), which would leave writes open: set "
+            "ACTIVITY_FEED_TOKEN too",
+        ),
+        (
+            {"ACTIVITY_FEED_ALLOWED_HOSTS": "[bad json"},
+            "activity-feed: invalid setting allowed_hosts: not a valid JSON list (Expecting value: line 1 "
+            "column 2 (char 1)): write it comma-separated (feed.example,*.lan.example) or as a JSON list of "
+            'strings (["feed.example", "*.lan.example"])',
+        ),
+        (
+            {"ACTIVITY_FEED_ALLOWED_ORIGINS": '["https://a.example", 1]'},
+            "activity-feed: invalid setting allowed_origins: not a JSON list of strings: write it "
+            "comma-separated (https://a.example,https://b.example) or as a JSON list of strings "
+            '(["https://a.example", "https://b.example"])',
+        ),
+    ],
+    ids=["read-token-alone", "hosts-bad-json", "origins-not-strings"],
+)
+def test_serve_names_the_setting_and_says_what_it_takes(
+    tmp_path: Path, variables: dict[str, str], line: str
+) -> None:
+    result = run_cli(["serve", "--port", str(free_port())], tmp_path, clean_env(**variables))
+
+    assert result.returncode == 2, result.stderr
+    assert result.stderr == line + "\n"
+    assert not (tmp_path / "activity_feed.db").exists()  # refused before touching the database
+
+
 def test_database_url_comes_from_the_environment(tmp_path: Path) -> None:
     env_db = tmp_path / "env.db"
 

@@ -239,7 +239,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(part) for part in first["loc"])
-        print(f"activity-feed: invalid setting {where}: {first['msg']}", file=sys.stderr)
+        # A ValueError of our own validators is the whole message: pydantic's prefix says nothing.
+        message = first["msg"].removeprefix("Value error, ")
+        print(f"activity-feed: invalid setting {where}: {message}", file=sys.stderr)
         return 2
     except ActivityFeedError as exc:
         print(f"activity-feed: {exc}", file=sys.stderr)

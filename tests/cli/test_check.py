@@ -185,6 +185,26 @@ def test_a_window_larger_than_the_statistics_count_is_reported(
     assert lines[-1] == "ok   require old_tool: called (before the events the statistics counted)"
 
 
+def test_one_event_is_said_in_the_singular(
+    live_server: Callable[..., LiveServer], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    settings = Settings(
+        database_url=f"sqlite:///{tmp_path / 'one.db'}", broadcast_url="memory://", token=TOKEN
+    )
+    server = live_server(settings)
+    [event] = _events(datetime.now(UTC))[:1]
+    answer = httpx.post(
+        f"{server.url}/activities/log", json=event, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10
+    )
+    assert answer.status_code == 201, answer.text
+
+    status, lines = check_here(server, capsys, "--require-tool", "search_properties")
+
+    assert status == 0
+    assert lines[0].endswith("Z), 1 event")
+    assert lines[1] == "ok   require search_properties: 1 call"
+
+
 def test_usage_errors_exit_2_and_an_unreadable_feed_exits_1(
     feed: LiveServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -128,5 +128,6 @@ async def _check(feed: FeedReader, rules: Rules, since: str) -> tuple[str, list[
             f"only the newest {counted}, from {start} on (X-Stats-Truncated)"
         )
     else:
-        window = f"window: since {since}" + (f" ({start})" if start else "") + f", {counted} events"
+        events = "1 event" if counted == "1" else f"{counted} events"
+        window = f"window: since {since}" + (f" ({start})" if start else "") + f", {events}"
     return window, window_verdicts(rules, stats) + presence_verdicts(rules, called, stats)

@@ -105,16 +105,34 @@ async def _migrate_to(url: str, revision: str) -> None:
         await engine.dispose()
 
 
-def test_db_upgrade_says_when_sqlite_copies_the_table(tmp_path: Path) -> None:
+def test_db_upgrade_says_once_when_sqlite_copies_the_table(tmp_path: Path) -> None:
     db = tmp_path / "x.db"
     asyncio.run(_migrate_to(f"sqlite:///{db}", "0002"))
+    with sqlite3.connect(db) as conn:
+        conn.execute(
+            "INSERT INTO activity_events (seq, id, timestamp, event_type, status, data, updated_at, "
+            "change_seq) VALUES (1, '0f8fad5bd9cb469fa16570867728950e', '2026-12-01 09:00:00', "
+            "'tool_call', 'success', '{}', '2026-12-01 09:00:00', 1)"
+        )
 
     result = run_cli(["db", "upgrade", "--database-url", f"sqlite:///{db}"], tmp_path)
 
     assert result.returncode == 0, result.stderr
-    assert "activity-feed: rewriting two checks of activity_events: SQLite copies the table" in result.stderr
+    # Revisions 0003 and 0004 each copy the table: one line says so for both.
+    [copies] = [line for line in result.stderr.splitlines() if "SQLite copies" in line]
+    assert copies == (
+        "activity-feed: upgrading activity_events (two checks rewritten, session_id added): SQLite copies "
+        "the table of 1 event twice, about half a minute per million events each time"
+    )
     again = run_cli(["db", "upgrade", "--database-url", f"sqlite:///{db}"], tmp_path)
-    assert "rewriting" not in again.stderr
+    assert "SQLite copies" not in again.stderr
+
+
+def test_db_upgrade_of_a_new_database_copies_nothing_and_says_nothing_of_it(tmp_path: Path) -> None:
+    result = run_cli(["db", "upgrade", "--database-url", f"sqlite:///{tmp_path / 'new.db'}"], tmp_path)
+
+    assert result.returncode == 0, result.stderr
+    assert "SQLite copies" not in result.stderr
 
 
 @pytest.mark.parametrize(

@@ -9,6 +9,10 @@ _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _DURATION = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*", re.IGNORECASE)
 
 
+class DurationTooLongError(ValueError):
+    """A duration past what a timedelta holds: callers with a lower limit of their own state theirs."""
+
+
 def parse_duration(text: str) -> timedelta:
     """`30d` -> 30 days; a bare number is seconds. Raises ValueError, saying what is accepted."""
     match = _DURATION.fullmatch(text)
@@ -19,7 +23,7 @@ def parse_duration(text: str) -> timedelta:
         return timedelta(seconds=float(number) * _UNITS[unit.lower() or "s"])
     except OverflowError:  # past timedelta's range, or so many digits that the number is infinite
         shown = text if len(text) <= 40 else f"{text[:37]}..."
-        raise ValueError(f"too long a duration: {shown!r} (at most 999999999d)") from None
+        raise DurationTooLongError(f"too long a duration: {shown!r} (at most 999999999d)") from None
 
 
 def coerce_duration(value: object) -> object:

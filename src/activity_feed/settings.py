@@ -7,7 +7,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator, Field, SecretStr, field_validator, model_validator
+from pydantic import BeforeValidator, Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from activity_feed.durations import coerce_duration
@@ -20,6 +20,28 @@ DurationSetting = Annotated[timedelta, BeforeValidator(coerce_duration)]
 # computed from the current time, or the database cannot hold the number; no deployment needs more.
 MAX_RETENTION_DAYS = 36_500  # 100 years
 MAX_RETENTION_EVENTS = 10**12
+
+
+# What a list setting looks like, for the message that refuses one.
+_LIST_EXAMPLES = {
+    "allowed_hosts": ("feed.example", "*.lan.example"),
+    "allowed_origins": ("https://a.example", "https://b.example"),
+}
+
+
+def _json_list(text: str, setting: str) -> list[str]:
+    """A list setting written as JSON (it starts with `[`); ValueError saying which forms it takes."""
+    first, second = _LIST_EXAMPLES.get(setting, ("a.example", "b.example"))
+    forms = (
+        f'write it comma-separated ({first},{second}) or as a JSON list of strings (["{first}", "{second}"])'
+    )
+    try:
+        items = json.loads(text)
+    except ValueError as exc:
+        raise ValueError(f"not a valid JSON list ({exc}): {forms}") from None
+    if not isinstance(items, list) or not all(isinstance(item, str) for item in items):
+        raise ValueError(f"not a JSON list of strings: {forms}")
+    return items
 
 
 def _default_database_url() -> str:
@@ -161,12 +183,24 @@ class Settings(BaseSettings):
         # `ACTIVITY_FEED_ALERTS=` (set but empty) means no rules, not the working directory.
         return None if isinstance(value, str) and not value.strip() else value
 
+    @field_validator("read_token")
+    @classmethod
+    def _read_token_needs_write_token(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        # A read token alone would guard reads while leaving writes open: surely not what was meant.
+        # `token` is declared first, so it is in `info.data` here unless it was refused itself.
+        if value is not None and "token" in info.data and info.data["token"] is None:
+            raise ValueError(
+                "ACTIVITY_FEED_READ_TOKEN is set without ACTIVITY_FEED_TOKEN (the write token), which would "
+                "leave writes open: set ACTIVITY_FEED_TOKEN too"
+            )
+        return value
+
     @field_validator("allowed_origins", "allowed_hosts", mode="before")
     @classmethod
-    def _parse_origins(cls, value: Any) -> Any:
+    def _parse_origins(cls, value: Any, info: ValidationInfo) -> Any:
         if isinstance(value, str):
             text = value.strip()
-            items = json.loads(text) if text.startswith("[") else text.split(",")
+            items = _json_list(text, info.field_name or "") if text.startswith("[") else text.split(",")
             return [str(item).strip().rstrip("/") for item in items if str(item).strip()]
         return value
 
@@ -176,13 +210,6 @@ class Settings(BaseSettings):
         # `[::1]` as written in a URL; the socket layer wants the bare address.
         value = value.strip()
         return value[1:-1] if value.startswith("[") and value.endswith("]") else value
-
-    @model_validator(mode="after")
-    def _read_token_needs_write_token(self) -> Settings:
-        # A read token alone would guard reads while leaving writes open: surely not what was meant.
-        if self.read_token is not None and self.token is None:
-            raise ValueError("ACTIVITY_FEED_READ_TOKEN is set without ACTIVITY_FEED_TOKEN (the write token)")
-        return self
 
     # Retention and stale calls: run by store/maintenance.py every
     # `maintenance_interval`. Durations take a number of seconds or a number with s, m, h or d (`10m`).

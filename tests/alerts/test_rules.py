@@ -142,7 +142,8 @@ min_calls = true
         "max_ms, count, older_than, min_calls)",
         "35: rule #5: name is missing",
         "35: rule #5: kind stuck_pending needs older_than (missing)",
-        "42: rule 'rate': threshold must be at least 0 and less than 1, not 1.5",
+        "42: rule 'rate': threshold must be at least 0 and less than 1, not 1.5 (a fraction of the calls, "
+        "0.05 for 5%: the rule fires when more than it fail)",
         "43: rule 'rate': min_calls must be a whole number, not a boolean",
     ]
 
@@ -163,6 +164,12 @@ def test_a_toml_syntax_error_names_its_line(tmp_path: Path) -> None:
         (
             '[[rules]]\nname = ""\nkind = "consecutive_failures"\ncount = 1\n',
             "2: rule #1: name must not be empty",
+        ),
+        (
+            # The rate must be more than the threshold: at 1 the rule could never fire.
+            '[[rules]]\nname = "a"\nkind = "error_rate"\nwindow = "1m"\nthreshold = 1\n',
+            "5: rule 'a': threshold must be at least 0 and less than 1, not 1 (a fraction of the calls, "
+            "0.05 for 5%: the rule fires when more than it fail)",
         ),
         (
             '[[rules]]\nname = "a"\nkind = "stuck_pending"\nolder_than = "0s"\n',

@@ -20,6 +20,11 @@ NOW = datetime(2026, 12, 1, 9, 30, tzinfo=UTC)
         ("24H", NOW - timedelta(hours=24)),
         (" 7d ", NOW - timedelta(days=7)),
         ("1.5h", NOW - timedelta(minutes=90)),
+        # A bare number is seconds, as every duration of the product, not a Unix time.
+        ("900", NOW - timedelta(minutes=15)),
+        (" 60 ", NOW - timedelta(minutes=1)),
+        ("1.5", NOW - timedelta(seconds=1.5)),
+        ("0", NOW),
         ("2026-11-30T08:00:00Z", datetime(2026, 11, 30, 8, tzinfo=UTC)),
         ("2026-11-30T10:00:00+02:00", datetime(2026, 11, 30, 8, tzinfo=UTC)),
         ("2026-11-30T08:00:00", datetime(2026, 11, 30, 8, tzinfo=UTC)),  # no zone: UTC
@@ -38,6 +43,7 @@ def test_since_reads_a_duration_or_a_time(text: str, expected: datetime) -> None
         ("5 minutes", "not a time or a duration"),
         ("", "not a time or a duration"),
         ("999999999999d", "too long a duration"),
+        ("999999999999", "too long a duration"),
         ("0001-01-01T00:00:00+01:00", "out of range"),
     ],
 )

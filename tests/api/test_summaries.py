@@ -185,6 +185,11 @@ def test_stats_take_a_duration_a_session_and_an_event_type(client: httpx.Client)
     assert now - timedelta(hours=1, seconds=5) < since < datetime.now(UTC) - timedelta(minutes=59)
     assert tools(client.get("/activities/stats", params={"since": "10m"})) == {"recent": 1, "tools/list": 1}
     assert tools(client.get("/activities/stats", params={"since": "90S"})) == {"tools/list": 1}
+    # A bare number is seconds back from now, as every duration, not a Unix time (1970).
+    bare = client.get("/activities/stats", params={"since": "420"})
+    assert tools(bare) == {"recent": 1, "tools/list": 1}
+    since = datetime.fromisoformat(bare.headers["X-Stats-Since"])
+    assert now - timedelta(minutes=7, seconds=5) < since < datetime.now(UTC) - timedelta(minutes=6)
     assert tools(client.get("/activities/stats", params={"session_id": "a"})) == {
         "old": 1,
         "recent": 1,

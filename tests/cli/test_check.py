@@ -154,6 +154,20 @@ def test_tool_limits_the_rules_to_the_tools_named(
     ]
 
 
+def test_a_bare_number_since_is_seconds_back_from_now(
+    feed: LiveServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = datetime.now(UTC)
+    status, lines = check_here(feed, capsys, "--since", "900", "--require-tool", "old_tool")
+
+    # 15 minutes back, not 1970-01-01T00:15:00Z: old_tool's calls, 2 hours ago, are outside the window.
+    assert status == 1
+    start = datetime.fromisoformat(lines[0].removeprefix("window: since 900 (").partition(")")[0])
+    assert before - timedelta(minutes=15, seconds=5) < start < datetime.now(UTC) - timedelta(minutes=14)
+    assert lines[0].endswith("), 69 events")
+    assert lines[-1] == "FAIL require old_tool: no call in the window"
+
+
 def test_a_window_larger_than_the_statistics_count_is_reported(
     feed: LiveServer, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -169,6 +183,26 @@ def test_a_window_larger_than_the_statistics_count_is_reported(
     assert lines[0].endswith("Z on (X-Stats-Truncated)")
     # Its calls are all older than the counted events: asked of the events themselves, still found.
     assert lines[-1] == "ok   require old_tool: called (before the events the statistics counted)"
+
+
+def test_one_event_is_said_in_the_singular(
+    live_server: Callable[..., LiveServer], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    settings = Settings(
+        database_url=f"sqlite:///{tmp_path / 'one.db'}", broadcast_url="memory://", token=TOKEN
+    )
+    server = live_server(settings)
+    [event] = _events(datetime.now(UTC))[:1]
+    answer = httpx.post(
+        f"{server.url}/activities/log", json=event, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10
+    )
+    assert answer.status_code == 201, answer.text
+
+    status, lines = check_here(server, capsys, "--require-tool", "search_properties")
+
+    assert status == 0
+    assert lines[0].endswith("Z), 1 event")
+    assert lines[1] == "ok   require search_properties: 1 call"
 
 
 def test_usage_errors_exit_2_and_an_unreadable_feed_exits_1(

@@ -156,3 +156,17 @@ def test_demo_help_names_its_options(capsys: pytest.CaptureFixture[str]) -> None
     with pytest.raises(SystemExit):
         main(["--help"])
     assert "demo" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("pace", ["-1", "-0.5", "nan", "inf", "soon"])
+def test_demo_refuses_a_pace_that_is_not_0_or_more_seconds(
+    capsys: pytest.CaptureFixture[str], pace: str
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["demo", "--no-wait", "--pace", pace])
+
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err.splitlines()[-1]
+    assert error == (
+        f"activity-feed demo: error: argument --pace: expected a number of seconds, 0 or more, got {pace!r}"
+    )

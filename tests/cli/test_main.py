@@ -105,16 +105,34 @@ async def _migrate_to(url: str, revision: str) -> None:
         await engine.dispose()
 
 
-def test_db_upgrade_says_when_sqlite_copies_the_table(tmp_path: Path) -> None:
+def test_db_upgrade_says_once_when_sqlite_copies_the_table(tmp_path: Path) -> None:
     db = tmp_path / "x.db"
     asyncio.run(_migrate_to(f"sqlite:///{db}", "0002"))
+    with sqlite3.connect(db) as conn:
+        conn.execute(
+            "INSERT INTO activity_events (seq, id, timestamp, event_type, status, data, updated_at, "
+            "change_seq) VALUES (1, '0f8fad5bd9cb469fa16570867728950e', '2026-12-01 09:00:00', "
+            "'tool_call', 'success', '{}', '2026-12-01 09:00:00', 1)"
+        )
 
     result = run_cli(["db", "upgrade", "--database-url", f"sqlite:///{db}"], tmp_path)
 
     assert result.returncode == 0, result.stderr
-    assert "activity-feed: rewriting two checks of activity_events: SQLite copies the table" in result.stderr
+    # Revisions 0003 and 0004 each copy the table: one line says so for both.
+    [copies] = [line for line in result.stderr.splitlines() if "SQLite copies" in line]
+    assert copies == (
+        "activity-feed: upgrading activity_events (two checks rewritten, session_id added): SQLite copies "
+        "the table of 1 event twice, about half a minute per million events each time"
+    )
     again = run_cli(["db", "upgrade", "--database-url", f"sqlite:///{db}"], tmp_path)
-    assert "rewriting" not in again.stderr
+    assert "SQLite copies" not in again.stderr
+
+
+def test_db_upgrade_of_a_new_database_copies_nothing_and_says_nothing_of_it(tmp_path: Path) -> None:
+    result = run_cli(["db", "upgrade", "--database-url", f"sqlite:///{tmp_path / 'new.db'}"], tmp_path)
+
+    assert result.returncode == 0, result.stderr
+    assert "SQLite copies" not in result.stderr
 
 
 @pytest.mark.parametrize(
@@ -163,6 +181,40 @@ def test_serve_refuses_a_token_that_cannot_go_in_a_header(
     assert "cannot be sent in an HTTP header" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert token not in result.stderr
+    assert not (tmp_path / "activity_feed.db").exists()  # refused before touching the database
+
+
+@pytest.mark.parametrize(
+    ("variables", "line"),
+    [
+        (
+            {"ACTIVITY_FEED_READ_TOKEN": "abc"},
+            "activity-feed: invalid setting read_token: ACTIVITY_FEED_READ_TOKEN is set without "
+            "ACTIVITY_FEED_TOKEN (the write token), which would leave writes open: set "
+            "ACTIVITY_FEED_TOKEN too",
+        ),
+        (
+            {"ACTIVITY_FEED_ALLOWED_HOSTS": "[bad json"},
+            "activity-feed: invalid setting allowed_hosts: not a valid JSON list (Expecting value: line 1 "
+            "column 2 (char 1)): write it comma-separated (feed.example,*.lan.example) or as a JSON list of "
+            'strings (["feed.example", "*.lan.example"])',
+        ),
+        (
+            {"ACTIVITY_FEED_ALLOWED_ORIGINS": '["https://a.example", 1]'},
+            "activity-feed: invalid setting allowed_origins: not a JSON list of strings: write it "
+            "comma-separated (https://a.example,https://b.example) or as a JSON list of strings "
+            '(["https://a.example", "https://b.example"])',
+        ),
+    ],
+    ids=["read-token-alone", "hosts-bad-json", "origins-not-strings"],
+)
+def test_serve_names_the_setting_and_says_what_it_takes(
+    tmp_path: Path, variables: dict[str, str], line: str
+) -> None:
+    result = run_cli(["serve", "--port", str(free_port())], tmp_path, clean_env(**variables))
+
+    assert result.returncode == 2, result.stderr
+    assert result.stderr == line + "\n"
     assert not (tmp_path / "activity_feed.db").exists()  # refused before touching the database
 
 

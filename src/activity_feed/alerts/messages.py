@@ -77,7 +77,8 @@ def _describe(change: AlertChange) -> str:
         return f"{tool} p95 back to {p95} over {rule.window_text}, within its {budget} budget ({calls})"
     if rule.kind is Kind.CONSECUTIVE_FAILURES:
         if change.firing:
-            return f"{tool} failed {value:.0f} times in a row (limit {rule.limit:.0f})"
+            times = "once" if value == 1 else f"{value:.0f} times in a row"
+            return f"{tool} failed {times} (limit {rule.limit:.0f})"
         return f"{tool} succeeded again"
     older = format_duration_seconds(rule.limit)
     if change.firing:

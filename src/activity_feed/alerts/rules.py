@@ -280,7 +280,8 @@ class _Checker:
             elif key in ("count", "min_calls"):
                 value = self._integer(table, index, key, label)
             elif key == "threshold":
-                value = self._number(table, index, key, label, low=0.0, high=1.0, high_open=True)
+                # The rate must be more than the threshold to fire: at 1 the rule could never fire.
+                value = self._number(table, index, key, label, low=0.0, high=1.0, high_open=True, note=_RATE)
             else:
                 value = self._number(table, index, key, label, low=0.0, low_open=True)
             if value is None:
@@ -394,6 +395,7 @@ class _Checker:
         high: float = 1e12,
         low_open: bool = False,
         high_open: bool = False,
+        note: str = "",
     ) -> float | None:
         value = table[key]
         line = self.where.key("rules", index, key)
@@ -406,9 +408,12 @@ class _Checker:
         if not math.isfinite(number) or too_low or too_high:
             lower = f"more than {low:g}" if low_open else f"at least {low:g}"
             upper = f"less than {high:g}" if high_open else f"at most {high:g}"
-            self.problem(line, f"{label}: {key} must be {lower} and {upper}, not {value}")
+            self.problem(line, f"{label}: {key} must be {lower} and {upper}, not {value}{note}")
             return None
         return number
+
+
+_RATE = " (a fraction of the calls, 0.05 for 5%: the rule fires when more than it fail)"
 
 
 def _toml_type(value: object) -> str:

@@ -41,8 +41,8 @@ def add_check(commands: Any) -> None:
         "--since",
         metavar="WHEN",
         default=DEFAULT_SINCE,
-        help="the window: a duration back from now (90s, 15m, 24h, 7d) or an ISO 8601 time "
-        f"(default {DEFAULT_SINCE})",
+        help="the window: a duration back from now (90s, 15m, 24h, 7d; a bare number is seconds) or an "
+        f"ISO 8601 time (default {DEFAULT_SINCE})",
     )
     parser.add_argument(
         "--max-error-rate",
@@ -128,5 +128,6 @@ async def _check(feed: FeedReader, rules: Rules, since: str) -> tuple[str, list[
             f"only the newest {counted}, from {start} on (X-Stats-Truncated)"
         )
     else:
-        window = f"window: since {since}" + (f" ({start})" if start else "") + f", {counted} events"
+        events = "1 event" if counted == "1" else f"{counted} events"
+        window = f"window: since {since}" + (f" ({start})" if start else "") + f", {events}"
     return window, window_verdicts(rules, stats) + presence_verdicts(rules, called, stats)

@@ -54,7 +54,7 @@ def add_export(commands: Any) -> None:
         "--since",
         metavar="WHEN",
         help="only events with a timestamp from then on: an ISO 8601 time (UTC without a zone) or a "
-        "duration back from now (90s, 15m, 24h, 7d)",
+        "duration back from now (90s, 15m, 24h, 7d; a bare number is seconds)",
     )
     parser.add_argument(
         "--format", choices=["jsonl", "csv"], default="jsonl", help="JSON lines (the default) or CSV"

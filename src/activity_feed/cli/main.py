@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import math
 import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -111,7 +112,7 @@ def _add_demo(commands: Any) -> None:
         "(env ACTIVITY_FEED_DEMO_NO_WAIT=1)",
     )
     demo.add_argument(
-        "--pace", type=float, default=1.0, help="seconds between the session's steps (default 1; 0 for none)"
+        "--pace", type=_pace, default=1.0, help="seconds between the session's steps (default 1; 0 for none)"
     )
     demo.add_argument(
         "--via-proxy",
@@ -119,6 +120,17 @@ def _add_demo(commands: Any) -> None:
         help="run the example MCP server behind `activity-feed proxy`, which records it (the server itself "
         "then reports nothing)",
     )
+
+
+def _pace(text: str) -> float:
+    """Seconds between the demo's steps: 0 or more (a negative pace was once taken silently for 0)."""
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = math.nan
+    if not (math.isfinite(seconds) and seconds >= 0):
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, 0 or more, got {text!r}")
+    return seconds
 
 
 def _add_database_url(parser: argparse.ArgumentParser) -> None:
@@ -224,7 +236,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 settings,
                 database_url_given=args.database_url is not None,
                 wait=not (args.no_wait or no_wait_from_env()),
-                pace=max(0.0, args.pace),
+                pace=args.pace,
                 out=sys.stdout,
                 via_proxy=args.via_proxy,
             )
@@ -239,7 +251,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(part) for part in first["loc"])
-        print(f"activity-feed: invalid setting {where}: {first['msg']}", file=sys.stderr)
+        # A ValueError of our own validators is the whole message: pydantic's prefix says nothing.
+        message = first["msg"].removeprefix("Value error, ")
+        print(f"activity-feed: invalid setting {where}: {message}", file=sys.stderr)
         return 2
     except ActivityFeedError as exc:
         print(f"activity-feed: {exc}", file=sys.stderr)

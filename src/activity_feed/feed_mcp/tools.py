@@ -35,7 +35,7 @@ Since = Annotated[
     str | None,
     Field(
         description="only events from then on: an ISO 8601 time (without a zone: UTC), or a duration back "
-        "from now, a number with s, m, h or d: `90s`, `15m`, `1h`, `7d`",
+        "from now, a number with s, m, h or d: `90s`, `15m`, `1h`, `7d` (a bare number is seconds)",
         examples=["1h", "15m", "2026-12-01T09:00:00Z"],
     ),
 ]

@@ -11,6 +11,7 @@ from typing import TextIO
 from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
+from alembic.util import CommandError
 from sqlalchemy import Connection, inspect, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -21,6 +22,8 @@ _MIGRATIONS = Path(__file__).with_name("migrations")
 _PG_MIGRATION_LOCK = 0x4163_7446
 # Where a migration that takes a while (a table copy on SQLite) says so.
 PROGRESS_LOGGER = "activity_feed.store.migrations"
+# The revisions that SQLite applies by copying activity_events (it cannot alter a table in place).
+_SQLITE_COPIES = {"0003": "two checks rewritten", "0004": "session_id added"}
 
 
 @contextmanager
@@ -84,9 +87,31 @@ async def schema_problem(connection: AsyncConnection) -> str | None:
     )
 
 
+def _say_sqlite_copies(connection: Connection, config: Config, revision: str) -> None:
+    """Before an upgrade that copies the events' table on SQLite: say so once, with how long it takes;
+    nothing when there is no event to copy (a new database), or nothing to copy it for."""
+    if connection.dialect.name != "sqlite" or not inspect(connection).has_table("activity_events"):
+        return
+    current = connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
+    try:
+        ahead = ScriptDirectory.from_config(config).iterate_revisions(revision, current or "base")
+        copies = [_SQLITE_COPIES[script.revision] for script in ahead if script.revision in _SQLITE_COPIES]
+    except CommandError:  # a revision it does not know, or below the current one: alembic says so
+        return
+    events = connection.execute(text("SELECT count(*) FROM activity_events")).scalar() or 0
+    if copies and events:
+        times = {1: "once", 2: "twice"}.get(len(copies), f"{len(copies)} times")
+        noun = "event" if events == 1 else "events"
+        logging.getLogger(PROGRESS_LOGGER).info(
+            f"upgrading activity_events ({', '.join(reversed(copies))}): SQLite copies the table of "
+            f"{events:,} {noun} {times}, about half a minute per million events each time"
+        )
+
+
 def _upgrade(connection: Connection, revision: str) -> None:
     config = alembic_config()
     config.attributes["connection"] = connection
+    _say_sqlite_copies(connection, config, revision)
     command.upgrade(config, revision)
 
 

@@ -11,12 +11,9 @@ Create Date: 2026-11-27
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 
 from alembic import op
-
-from activity_feed.store.migrate import PROGRESS_LOGGER
 
 revision = "0003"
 down_revision = "0002"
@@ -26,8 +23,6 @@ depends_on = None
 # The values as they were when this revision was written: a later change of the enums needs its own.
 EVENT_TYPES = ("tool_call", "tool_result", "voice_command", "system_event", "api_request")
 STATUSES = ("pending", "success", "error")
-
-log = logging.getLogger(PROGRESS_LOGGER)
 
 
 def _with_or(column: str, values: tuple[str, ...]) -> str:
@@ -39,11 +34,7 @@ def _with_in(column: str, values: tuple[str, ...]) -> str:
 
 
 def _replace_checks(rule: Callable[[str, tuple[str, ...]], str]) -> None:
-    if op.get_bind().dialect.name == "sqlite":
-        log.info(
-            "rewriting two checks of activity_events: SQLite copies the table once for it, "
-            "about half a minute per million events"
-        )
+    # On SQLite this copies the table: store/migrate.py says so before the upgrade begins.
     with op.batch_alter_table("activity_events") as batch:
         batch.drop_constraint("ck_activity_events_event_type", type_="check")
         batch.drop_constraint("ck_activity_events_status", type_="check")

@@ -36,20 +36,8 @@ def _with_or(column: str, values: tuple[str, ...]) -> str:
     return " OR ".join(f"{column} = '{value}'" for value in values)
 
 
-def _on_sqlite() -> bool:
-    return op.get_bind().dialect.name == "sqlite"
-
-
-def _say_sqlite_copies() -> None:
-    if _on_sqlite():
-        log.info(
-            "adding session_id to activity_events: SQLite copies the table once for it, "
-            "about half a minute per million events"
-        )
-
-
 def upgrade() -> None:
-    _say_sqlite_copies()
+    # On SQLite this copies the table: store/migrate.py says so before the upgrade begins.
     with op.batch_alter_table("activity_events") as batch:
         batch.add_column(sa.Column("session_id", sa.String(200)))
         batch.drop_constraint("ck_activity_events_event_type", type_="check")
@@ -108,7 +96,6 @@ def downgrade() -> None:
     deleted = op.get_bind().execute(sa.text(f"DELETE FROM activity_events WHERE {new_types}")).rowcount
     if deleted:
         log.info("deleted %d events of the types mcp_request and mcp_notification", deleted)
-    _say_sqlite_copies()
     with op.batch_alter_table("activity_events") as batch:
         batch.drop_constraint("ck_activity_events_event_type", type_="check")
         batch.create_check_constraint(

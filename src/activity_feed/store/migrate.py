@@ -90,16 +90,22 @@ async def schema_problem(connection: AsyncConnection) -> str | None:
 def _say_sqlite_copies(connection: Connection, config: Config, revision: str) -> None:
     """Before an upgrade that copies the events' table on SQLite: say so once, with how long it takes;
     nothing when there is no event to copy (a new database), or nothing to copy it for."""
-    if connection.dialect.name != "sqlite" or not inspect(connection).has_table("activity_events"):
+    tables = inspect(connection)
+    if connection.dialect.name != "sqlite" or not tables.has_table("activity_events"):
         return
-    current = connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
+    versioned = tables.has_table("alembic_version")
+    current = (
+        connection.execute(text("SELECT version_num FROM alembic_version")).scalar() if versioned else None
+    )
     try:
         ahead = ScriptDirectory.from_config(config).iterate_revisions(revision, current or "base")
         copies = [_SQLITE_COPIES[script.revision] for script in ahead if script.revision in _SQLITE_COPIES]
     except CommandError:  # a revision it does not know, or below the current one: alembic says so
         return
+    if not copies:  # an up-to-date database: no count at every start
+        return
     events = connection.execute(text("SELECT count(*) FROM activity_events")).scalar() or 0
-    if copies and events:
+    if events:
         times = {1: "once", 2: "twice"}.get(len(copies), f"{len(copies)} times")
         noun = "event" if events == 1 else "events"
         logging.getLogger(PROGRESS_LOGGER).info(

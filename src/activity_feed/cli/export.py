@@ -155,7 +155,8 @@ def _write(chunks: AsyncGenerator[bytes, None], args: argparse.Namespace) -> int
     except ActivityFeedError as exc:
         progress.clear()
         output.discard()
-        written = f" (after {writer.count} events)" if writer.count and args.output is None else ""
+        noun = "event" if writer.count == 1 else "events"
+        written = f" (after {writer.count} {noun})" if writer.count and args.output is None else ""
         print(f"activity-feed: {exc}{written}", file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:

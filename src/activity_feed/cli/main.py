@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -14,6 +13,7 @@ from activity_feed import __version__
 from activity_feed.alerts.rules import AlertRulesError
 from activity_feed.cli.alerts import add_alerts, run_alerts
 from activity_feed.cli.check import add_check, run_check
+from activity_feed.cli.database import migrate
 from activity_feed.cli.export import add_export, run_export
 from activity_feed.cli.prune import add_prune, run_prune
 from activity_feed.cli.tail import add_tail, run_tail
@@ -21,9 +21,6 @@ from activity_feed.errors import ActivityFeedError
 from activity_feed.feed_mcp.cli import add_feed_mcp, run_feed_mcp
 from activity_feed.proxy.cli import add_proxy, run_proxy
 from activity_feed.settings import Settings
-
-if TYPE_CHECKING:
-    from activity_feed.store import ActivityStore
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -150,25 +147,6 @@ def _settings(args: argparse.Namespace) -> Settings:
     return Settings(**overrides)
 
 
-async def _start_and_close(store: ActivityStore) -> None:
-    try:
-        await store.start(migrate=True)
-    finally:
-        await store.close()
-
-
-def _migrate(settings: Settings) -> str:
-    # Imported when used: SQLAlchemy takes half a second to load, which commands that only read a feed
-    # over HTTP (tail, export, check, mcp) should not pay at every start.
-    from activity_feed.store import ActivityStore
-    from activity_feed.store.migrate import progress_to
-
-    store = ActivityStore(settings.database_url)
-    with progress_to(sys.stderr):
-        asyncio.run(_start_and_close(store))
-    return store.url
-
-
 def _serve(settings: Settings) -> None:
     import uvicorn
 
@@ -179,7 +157,7 @@ def _serve(settings: Settings) -> None:
     # The app first: it connects nothing, and a setting it cannot use (a bus URL of an unknown kind, the
     # Redis extra missing) is reported before the database is touched.
     app = create_app(settings.model_copy(update={"migrate_on_start": False}))
-    url = _migrate(settings)
+    url = migrate(settings.database_url)
     print(f"activity-feed: database {url} is up to date", file=sys.stderr)
     tune_interpreter()
     if (problem := raise_open_file_limit(settings.max_connections)) is not None:
@@ -231,7 +209,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "prune":
             return run_prune(args, settings)
         elif args.command == "db":
-            url = _migrate(settings)
+            url = migrate(settings.database_url)
             print(f"activity-feed: database {url} is up to date")
     except AlertRulesError as exc:
         print(f"activity-feed: {exc}", file=sys.stderr)

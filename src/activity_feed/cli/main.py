@@ -148,24 +148,28 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def _serve(settings: Settings) -> None:
-    import uvicorn
-
     from activity_feed.api import create_app
     from activity_feed.api.connections import raise_open_file_limit
-    from activity_feed.api.server import server_config, tune_interpreter
+    from activity_feed.api.server import PreboundServer, listen, server_config, tune_interpreter
 
     # The app first: it connects nothing, and a setting it cannot use (a bus URL of an unknown kind, the
-    # Redis extra missing) is reported before the database is touched.
+    # Redis extra missing) is reported before the database is touched; then the address, so that a port
+    # in use is one line (ListenError) before any migration runs.
     app = create_app(settings.model_copy(update={"migrate_on_start": False}))
-    url = migrate(settings.database_url)
-    print(f"activity-feed: database {url} is up to date", file=sys.stderr)
-    tune_interpreter()
-    if (problem := raise_open_file_limit(settings.max_connections)) is not None:
-        print(f"activity-feed: {problem}", file=sys.stderr)
-    config = server_config(
-        app, host=settings.host, port=settings.port, log_level=settings.log_level, settings=settings
-    )
-    uvicorn.Server(config).run()
+    sockets = listen(settings.host, settings.port)
+    try:
+        url = migrate(settings.database_url)
+        print(f"activity-feed: database {url} is up to date", file=sys.stderr)
+        tune_interpreter()
+        if (problem := raise_open_file_limit(settings.max_connections)) is not None:
+            print(f"activity-feed: {problem}", file=sys.stderr)
+        config = server_config(
+            app, host=settings.host, port=settings.port, log_level=settings.log_level, settings=settings
+        )
+        PreboundServer(config).run(sockets=sockets)
+    finally:
+        for sock in sockets:
+            sock.close()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

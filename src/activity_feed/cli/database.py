@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from contextlib import nullcontext
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TextIO
 
 from activity_feed.errors import StoreUnavailableError
 
@@ -35,14 +36,15 @@ def require_existing_database(database_url: str) -> None:
             raise DatabaseRefusedError(f"no database at {describe(url)}: {path} is not a file")
 
 
-def migrate(database_url: str) -> str:
-    """Create the schema or upgrade it to the newest, printing the migrations' progress on stderr; the
-    database's URL as it may be printed."""
+def migrate(database_url: str, *, progress: TextIO | None = sys.stderr) -> str:
+    """Create the schema or upgrade it to the newest, printing the migrations' progress on `progress`
+    (None: not at all); the database's URL as it may be printed. `StoreUnavailableError` says in one
+    line why the database cannot be used."""
     from activity_feed.store import ActivityStore
     from activity_feed.store.migrate import progress_to
 
     store = ActivityStore(database_url)
-    with progress_to(sys.stderr):
+    with progress_to(progress) if progress is not None else nullcontext():
         asyncio.run(_start_and_close(store))
     return store.url
 

@@ -8,9 +8,11 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import BeforeValidator, Field, SecretStr, ValidationInfo, field_validator
+from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from activity_feed.durations import coerce_duration
+from activity_feed.errors import ConfigurationError
 from activity_feed.tokens import check_token
 
 # Parsed before pydantic sees it, so that `10m` and `30d` work as well as a plain number of seconds.
@@ -175,6 +177,20 @@ class Settings(BaseSettings):
         # never match, so the service would refuse every request while seeming to run.
         if value is not None:
             check_token(value.get_secret_value())
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _usable_database_url(cls, value: str) -> str:
+        # Checked here, so that every command that reads the setting refuses a URL of an unknown kind or
+        # an in-memory SQLite database alike, before anything starts. Imported when used: SQLAlchemy takes
+        # half a second to load.
+        from activity_feed.store.engine import async_url
+
+        try:
+            async_url(value)
+        except ConfigurationError as exc:
+            raise PydanticCustomError("database_url", "{reason}", {"reason": str(exc)}) from None
         return value
 
     @field_validator("alerts", mode="before")

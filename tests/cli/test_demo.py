@@ -6,6 +6,7 @@ import json
 import os
 import queue
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -14,9 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy.engine import make_url
 
 from activity_feed.cli.demo_session import SECRET_API_KEY, SECRET_PASSWORD
 from activity_feed.cli.main import main
+from tests.support.server import free_port
 
 SCRIPT = Path(sys.executable).with_name("activity-feed")
 DEMO_TIMEOUT_SECONDS = 60
@@ -169,4 +172,48 @@ def test_demo_refuses_a_pace_that_is_not_0_or_more_seconds(
     error = capsys.readouterr().err.splitlines()[-1]
     assert error == (
         f"activity-feed demo: error: argument --pace: expected a number of seconds, 0 or more, got {pace!r}"
+    )
+
+
+def test_demo_on_a_database_that_does_not_exist_says_so_in_one_line(
+    tmp_path: Path, postgres_database: str
+) -> None:
+    missing = make_url(postgres_database).set(database=f"{make_url(postgres_database).database}_missing")
+    url = missing.render_as_string(hide_password=False)
+
+    done = subprocess.run(
+        [str(SCRIPT), "demo", "--no-wait", "--pace", "0", "--port", str(free_port()), "--database-url", url],
+        cwd=tmp_path,
+        env=demo_env(),
+        capture_output=True,
+        text=True,
+        timeout=DEMO_TIMEOUT_SECONDS,
+    )
+
+    assert done.returncode == 1
+    assert done.stderr.startswith("activity-feed: cannot use the database at postgresql+asyncpg://")
+    assert done.stderr.endswith(f'database "{missing.database}" does not exist\n')
+    assert done.stderr.count("\n") == 1, done.stderr  # no traceback, and no word of the port
+    assert done.stdout == ""
+
+
+def test_demo_on_a_port_in_use_says_so_in_one_line(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+
+        done = subprocess.run(
+            [str(SCRIPT), "demo", "--no-wait", "--pace", "0", "--port", str(port)],
+            cwd=tmp_path,
+            env=demo_env(),
+            capture_output=True,
+            text=True,
+            timeout=DEMO_TIMEOUT_SECONDS,
+        )
+
+    assert done.returncode == 1
+    assert done.stderr == (
+        f"activity-feed: cannot listen on 127.0.0.1:{port}: address already in use; "
+        "choose another port with --port\n"
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -152,6 +153,22 @@ def test_errors_are_one_line_without_a_traceback(tmp_path: Path, args: list[str]
     assert "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert result.stderr.startswith("activity-feed:")
+
+
+def test_serve_on_a_port_in_use_says_so_in_one_line_and_exits_1(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+
+        result = run_cli(["serve", "--port", str(port)], tmp_path)
+
+    assert result.returncode == 1
+    assert result.stderr == (
+        f"activity-feed: cannot listen on 127.0.0.1:{port}: address already in use; "
+        "choose another port with --port\n"
+    )
+    assert not (tmp_path / "activity_feed.db").exists()  # refused before the database was touched
 
 
 def test_unsupported_database_error_says_what_to_use(tmp_path: Path) -> None:

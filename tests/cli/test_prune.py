@@ -143,6 +143,19 @@ def test_prune_on_an_unreachable_database_is_one_line_and_exit_1(tmp_path: Path)
     assert result.stderr.count("\n") == 1
 
 
+def test_prune_refuses_a_sqlite_file_that_is_not_there_as_export_does(tmp_path: Path) -> None:
+    missing = tmp_path / "missing.db"
+    url = f"sqlite:///{missing}"
+
+    pruned = run_cli(["prune", "--all", "--database-url", url], tmp_path)
+    exported = run_cli(["export", "--database-url", url], tmp_path)
+
+    line = f"activity-feed: no database at sqlite+aiosqlite:///{missing}: {missing} is not a file\n"
+    assert (pruned.returncode, pruned.stdout, pruned.stderr) == (1, "", line)
+    assert (exported.returncode, exported.stderr) == (1, line)
+    assert not missing.exists()  # not created, empty, and "pruned"
+
+
 def test_prune_help_documents_its_options(tmp_path: Path) -> None:
     result = run_cli(["prune", "--help"], tmp_path)
 

@@ -62,6 +62,17 @@ def assert_refused(result: subprocess.CompletedProcess[str], prefix: str, reason
     assert "Uvicorn running" not in result.stderr + result.stdout
 
 
+def assert_prune_finds_no_database(
+    results: dict[str, subprocess.CompletedProcess[str]], database: Path
+) -> None:
+    """`prune` on a SQLite file that is not there refuses it as `export` does, before opening anything:
+    opening it would create it. The other commands create it, and say why they cannot."""
+    url = f"sqlite+aiosqlite:///{database}"
+    assert_refused(
+        results.pop("prune"), f"activity-feed: no database at {url}: ", f"{database} is not a file"
+    )
+
+
 def migrated_sqlite(directory: Path) -> Path:
     database = directory / "feed.db"
     done = run(["db", "upgrade", "--database-url", f"sqlite:///{database}"], directory)
@@ -93,6 +104,8 @@ def test_commands_refuse_a_directory_they_cannot_write_in(tmp_path: Path, existi
     with immutable(directory):
         results = run_all(commands(url), tmp_path)
 
+    if not existing:
+        assert_prune_finds_no_database(results, directory / "feed.db")
     prefix = f"activity-feed: cannot write to the database at sqlite+aiosqlite:///{directory / 'feed.db'}: "
     for result in results.values():
         assert_refused(result, prefix, "unable to open database file")
@@ -109,13 +122,16 @@ def test_commands_refuse_a_directory_they_cannot_create(tmp_path: Path) -> None:
     with immutable(frozen):
         results = run_all(commands(f"sqlite:///{missing}"), tmp_path)
 
+    assert_prune_finds_no_database(results, missing)
     for result in results.values():
         assert_refused(
             result,
             f"activity-feed: cannot write to the database at sqlite+aiosqlite:///{missing}: ",
             f"cannot create the directory {missing.parent}: Operation not permitted",
         )
-    for result in run_all(commands(f"sqlite:///{under_a_file}"), tmp_path).values():
+    results = run_all(commands(f"sqlite:///{under_a_file}"), tmp_path)
+    assert_prune_finds_no_database(results, under_a_file)
+    for result in results.values():
         assert_refused(
             result,
             f"activity-feed: cannot write to the database at sqlite+aiosqlite:///{under_a_file}: ",

@@ -34,6 +34,8 @@ from activity_feed.store.maintenance import (
 from activity_feed.store.transaction import WriteRequest
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
+# A database named in the settings the maintenance reads, never opened (an in-memory one is refused).
+UNUSED_DATABASE = "sqlite:///unused.db"
 
 
 @dataclass
@@ -347,7 +349,7 @@ async def test_a_maintenance_pass_applies_every_setting(recorder: Recorder) -> N
     stale = await create_at(store, timedelta(hours=1), status=EventStatus.PENDING)
     kept = await create_at(store, *days(3, 2, 1))
     settings = Settings(
-        database_url="sqlite://", retention_days=30, retention_max_events=4, pending_timeout="10m"
+        database_url=UNUSED_DATABASE, retention_days=30, retention_max_events=4, pending_timeout="10m"
     )
 
     report = await maintenance_for(store, settings).run_once(now=NOW)
@@ -358,11 +360,11 @@ async def test_a_maintenance_pass_applies_every_setting(recorder: Recorder) -> N
 
 
 def test_maintenance_is_off_when_every_job_is_set_to_zero() -> None:
-    store = ActivityStore("sqlite://")
-    off = Settings(database_url="sqlite://", pending_timeout=0)
+    store = ActivityStore(UNUSED_DATABASE)
+    off = Settings(database_url=UNUSED_DATABASE, pending_timeout=0)
     assert not maintenance_for(store, off).enabled
-    assert maintenance_for(store, Settings(database_url="sqlite://")).enabled  # 10m by default
-    retention_only = Settings(database_url="sqlite://", pending_timeout="0s", retention_days=0.5)
+    assert maintenance_for(store, Settings(database_url=UNUSED_DATABASE)).enabled  # 10m by default
+    retention_only = Settings(database_url=UNUSED_DATABASE, pending_timeout="0s", retention_days=0.5)
     maintenance = maintenance_for(store, retention_only)
     assert maintenance.retention.older_than == timedelta(hours=12)
     assert maintenance.pending_timeout is None

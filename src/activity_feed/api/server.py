@@ -4,11 +4,13 @@ benchmarks share."""
 from __future__ import annotations
 
 import copy
+import errno
 import gc
 import ipaddress
 import logging
 import math
 import re
+import socket
 import sys
 import threading
 import time
@@ -155,8 +157,51 @@ def tune_interpreter() -> None:
     sys.setswitchinterval(SWITCH_INTERVAL_SECONDS)
 
 
+class ListenError(ActivityFeedError):
+    """The address cannot be listened on: a port in use or reserved, a host not of this machine."""
+
+
+def listen(host: str, port: int) -> list[socket.socket]:
+    """Sockets bound to `host`:`port` (one per address `host` stands for, as uvicorn would bind them) for
+    `Server.run(sockets=...)`; `ListenError` saying in one line why they cannot be.
+
+    Bound here rather than by uvicorn, which logs the failure and exits with status 3."""
+    where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    try:
+        addresses = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise ListenError(f"cannot listen on {where}: {str(exc.strerror or exc).lower()}") from None
+    sockets: list[socket.socket] = []
+    try:
+        for family, kind, protocol, _, address in dict.fromkeys(addresses):
+            sock = socket.socket(family, kind, protocol)
+            sockets.append(sock)
+            # As asyncio's create_server does: a port that only has connections closing is free again.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.bind(address)
+    except OSError as exc:
+        for sock in sockets:
+            sock.close()
+        reason = (exc.strerror or str(exc)).lower()
+        hint = "; choose another port with --port" if exc.errno in (errno.EADDRINUSE, errno.EACCES) else ""
+        raise ListenError(f"cannot listen on {where}: {reason}{hint}") from None
+    return sockets
+
+
+class PreboundServer(uvicorn.Server):
+    """uvicorn's server on sockets bound beforehand (`listen`), saying where it runs as it does when it
+    binds them itself."""
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if sockets and self.started:
+            self._log_started_message(sockets)
+
+
 class ServerStartError(ActivityFeedError):
-    """A background server that did not come up (a port in use, a failing start-up)."""
+    """A background server that did not come up (a failing start-up, or one too slow)."""
 
 
 class BackgroundServer:
@@ -179,8 +224,9 @@ class BackgroundServer:
         self.host = host
         self.port = port
         config = server_config(app, host=host, port=port, log_level="warning", settings=settings)
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, name=f"activity-feed-{name}", daemon=True)
+        self.server = PreboundServer(config)
+        self.sockets: list[socket.socket] = []
+        self.thread = threading.Thread(target=self._run, name=f"activity-feed-{name}", daemon=True)
 
     @property
     def url(self) -> str:
@@ -191,19 +237,28 @@ class BackgroundServer:
         return f"ws://{self.host}:{self.port}"
 
     def start(self, timeout: float = 30.0) -> None:
-        """Return once the server accepts connections; `ServerStartError` if it stops or times out."""
+        """Return once the server accepts connections; `ListenError` if its address cannot be listened
+        on, `ServerStartError` if it stops or times out."""
+        self.sockets = listen(self.host, self.port)
+        self.port = self.sockets[0].getsockname()[1]
         self.thread.start()
         deadline = time.monotonic() + timeout
         while not self.server.started:
             if not self.thread.is_alive():
                 raise ServerStartError(
-                    f"the {self.name} could not start on {self.host}:{self.port} (is the port in use?); "
-                    "uvicorn's message is above"
+                    f"the {self.name} could not start on {self.host}:{self.port}; uvicorn's message is above"
                 )
             if time.monotonic() > deadline:
                 raise ServerStartError(f"the {self.name} did not start within {timeout:.0f} s")
             time.sleep(0.01)
         self.port = self.server.servers[0].sockets[0].getsockname()[1]
+
+    def _run(self) -> None:
+        try:
+            self.server.run(sockets=self.sockets)
+        finally:
+            for sock in self.sockets:  # uvicorn closes them only after it has started
+                sock.close()
 
     def stop(self, timeout: float = 10.0) -> None:
         self.server.should_exit = True

@@ -21,6 +21,7 @@ import httpx
 
 from activity_feed.api import create_app
 from activity_feed.api.server import BackgroundServer, ServerStartError
+from activity_feed.cli.database import migrate
 from activity_feed.client import FeedClient
 from activity_feed.errors import ActivityFeedError
 from activity_feed.examples.property_api import create_property_api
@@ -36,14 +37,16 @@ SETTLE_TIMEOUT_SECONDS = 10.0
 
 
 class DemoError(ActivityFeedError):
-    """The demo could not start or finish (a port in use, a server that did not come up)."""
+    """The demo could not start or finish (the MCP SDK missing, a server that did not come up)."""
 
 
 def _start(server: BackgroundServer) -> None:
+    # A port in use is a ListenError of its own, which says so and names --port; any other failure is
+    # uvicorn's (its message is above), and not the port's.
     try:
         server.start()
     except ServerStartError as exc:
-        raise DemoError(f"{exc}; choose another port with --port") from exc
+        raise DemoError(str(exc)) from exc
 
 
 def no_wait_from_env() -> bool:
@@ -70,8 +73,14 @@ def run_demo(
         workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="activity-feed-demo-")))
         if not database_url_given:
             settings = settings.model_copy(update={"database_url": f"sqlite:///{workdir / 'feed.db'}"})
+        # Upgraded here first, as `serve` does, so that a database that cannot be used is one line
+        # (StoreUnavailableError) rather than the service's start-up failing under uvicorn, with a traceback.
+        migrate(settings.database_url, progress=None)
         feed = BackgroundServer(
-            create_app(settings), host=settings.host, port=settings.port, name="feed service"
+            create_app(settings.model_copy(update={"migrate_on_start": False})),
+            host=settings.host,
+            port=settings.port,
+            name="feed service",
         )
         _start(feed)
         stack.callback(feed.stop)

@@ -5,19 +5,15 @@ refused with the reason."""
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator
-from pathlib import Path
 
 import sqlalchemy as sa
 
+from activity_feed.cli.database import DatabaseRefusedError, require_existing_database
 from activity_feed.errors import StoreUnavailableError
 from activity_feed.store import ExportQuery
-from activity_feed.store.engine import async_url, create_reader_engine, describe, failure_reason, is_sqlite
+from activity_feed.store.engine import async_url, create_reader_engine, describe, failure_reason
 from activity_feed.store.export import export_pages
 from activity_feed.store.migrate import schema_problem
-
-
-class DatabaseRefusedError(StoreUnavailableError):
-    """The database is not there, or holds a schema this version does not read."""
 
 
 def database_chunks(database_url: str, query: ExportQuery) -> AsyncGenerator[bytes, None]:
@@ -26,13 +22,9 @@ def database_chunks(database_url: str, query: ExportQuery) -> AsyncGenerator[byt
     Raises `ConfigurationError` at once for a URL of an unknown kind, and `DatabaseRefusedError` for a
     SQLite file that is not there; as it is read, `DatabaseRefusedError` for a database at another
     schema, and `StoreUnavailableError` for one that cannot be read."""
-    url = async_url(database_url)
-    if is_sqlite(url):
-        # The reader engine would create a missing file; an export must find one.
-        path = Path(url.database or "").expanduser()
-        if not url.database or url.database == ":memory:" or not path.is_file():
-            raise DatabaseRefusedError(f"no database at {describe(url)}: {path} is not a file")
-    return _chunks(database_url, describe(url), query)
+    # The reader engine would create a missing file; an export must find one.
+    require_existing_database(database_url)
+    return _chunks(database_url, describe(async_url(database_url)), query)
 
 
 async def _chunks(database_url: str, shown: str, query: ExportQuery) -> AsyncGenerator[bytes, None]:

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import math
 import sys
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -15,6 +14,7 @@ from activity_feed import __version__
 from activity_feed.alerts.rules import AlertRulesError
 from activity_feed.cli.alerts import add_alerts, run_alerts
 from activity_feed.cli.check import add_check, run_check
+from activity_feed.cli.database import migrate
 from activity_feed.cli.export import add_export, run_export
 from activity_feed.cli.prune import add_prune, run_prune
 from activity_feed.cli.tail import add_tail, run_tail
@@ -22,9 +22,6 @@ from activity_feed.errors import ActivityFeedError
 from activity_feed.feed_mcp.cli import add_feed_mcp, run_feed_mcp
 from activity_feed.proxy.cli import add_proxy, run_proxy
 from activity_feed.settings import Settings
-
-if TYPE_CHECKING:
-    from activity_feed.store import ActivityStore
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -162,44 +159,29 @@ def _settings(args: argparse.Namespace) -> Settings:
     return Settings(**overrides)
 
 
-async def _start_and_close(store: ActivityStore) -> None:
-    try:
-        await store.start(migrate=True)
-    finally:
-        await store.close()
-
-
-def _migrate(settings: Settings) -> str:
-    # Imported when used: SQLAlchemy takes half a second to load, which commands that only read a feed
-    # over HTTP (tail, export, check, mcp) should not pay at every start.
-    from activity_feed.store import ActivityStore
-    from activity_feed.store.migrate import progress_to
-
-    store = ActivityStore(settings.database_url)
-    with progress_to(sys.stderr):
-        asyncio.run(_start_and_close(store))
-    return store.url
-
-
 def _serve(settings: Settings) -> None:
-    import uvicorn
-
     from activity_feed.api import create_app
     from activity_feed.api.connections import raise_open_file_limit
-    from activity_feed.api.server import server_config, tune_interpreter
+    from activity_feed.api.server import PreboundServer, listen, server_config, tune_interpreter
 
     # The app first: it connects nothing, and a setting it cannot use (a bus URL of an unknown kind, the
-    # Redis extra missing) is reported before the database is touched.
+    # Redis extra missing) is reported before the database is touched; then the address, so that a port
+    # in use is one line (ListenError) before any migration runs.
     app = create_app(settings.model_copy(update={"migrate_on_start": False}))
-    url = _migrate(settings)
-    print(f"activity-feed: database {url} is up to date", file=sys.stderr)
-    tune_interpreter()
-    if (problem := raise_open_file_limit(settings.max_connections)) is not None:
-        print(f"activity-feed: {problem}", file=sys.stderr)
-    config = server_config(
-        app, host=settings.host, port=settings.port, log_level=settings.log_level, settings=settings
-    )
-    uvicorn.Server(config).run()
+    sockets = listen(settings.host, settings.port)
+    try:
+        url = migrate(settings.database_url)
+        print(f"activity-feed: database {url} is up to date", file=sys.stderr)
+        tune_interpreter()
+        if (problem := raise_open_file_limit(settings.max_connections)) is not None:
+            print(f"activity-feed: {problem}", file=sys.stderr)
+        config = server_config(
+            app, host=settings.host, port=settings.port, log_level=settings.log_level, settings=settings
+        )
+        PreboundServer(config).run(sockets=sockets)
+    finally:
+        for sock in sockets:
+            sock.close()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -243,7 +225,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "prune":
             return run_prune(args, settings)
         elif args.command == "db":
-            url = _migrate(settings)
+            url = migrate(settings.database_url)
             print(f"activity-feed: database {url} is up to date")
     except AlertRulesError as exc:
         print(f"activity-feed: {exc}", file=sys.stderr)

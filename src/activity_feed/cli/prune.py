@@ -61,9 +61,12 @@ def run_prune(args: argparse.Namespace, settings: Settings) -> int:
 async def _prune(settings: Settings, retention: Retention) -> tuple[str, int, int]:
     # The store is imported here, not at the top: every command builds this parser, and SQLAlchemy
     # would add half a second to the start of those that never touch a database.
+    from activity_feed.cli.database import require_existing_database
     from activity_feed.store import ActivityStore
     from activity_feed.store.maintenance import drop_tombstones, prune
 
+    # Opening a SQLite file that is not there would create it, empty: a mistyped path would "prune" it.
+    require_existing_database(settings.database_url)
     store = ActivityStore(settings.database_url, batch_size=settings.write_batch_size)
     await store.start(migrate=True)
     try:

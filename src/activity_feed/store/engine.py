@@ -32,7 +32,23 @@ def async_url(database_url: str) -> URL:
         raise ConfigurationError(
             f"unsupported database {url.get_backend_name()!r}: use sqlite:///path or postgresql://..."
         )
-    return url.set(drivername=_ASYNC_DRIVERS[backend])
+    url = url.set(drivername=_ASYNC_DRIVERS[backend])
+    if is_sqlite(url) and _in_memory(url):
+        # Every connection of the pools (and the writer's) would open a database of its own, empty.
+        raise ConfigurationError(
+            f"{database_url!r} is an in-memory SQLite database, which the feed cannot use (each connection "
+            "would get its own empty database): give a file, e.g. sqlite:///./activity.db"
+        )
+    return url
+
+
+def _in_memory(url: URL) -> bool:
+    database = url.database or ""
+    return (
+        database in ("", ":memory:")
+        or database.startswith("file::memory:")
+        or url.query.get("mode") == "memory"
+    )
 
 
 def is_sqlite(url: URL) -> bool:
@@ -108,8 +124,7 @@ def create_reader_engine(
     url = async_url(database_url)
     fixed = {} if connections is None else {"pool_size": connections, "max_overflow": 0}
     if is_sqlite(url):
-        if url.database and url.database != ":memory:":
-            _prepare_file(Path(url.database).expanduser(), url)
+        _prepare_file(Path(url.database or "").expanduser(), url)
         engine = create_async_engine(
             url,
             json_serializer=json_dumps,

@@ -49,16 +49,21 @@ def stored_events(db: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def test_demo_plays_the_whole_session_into_the_feed(tmp_path: Path) -> None:
-    db = tmp_path / "feed.db"
-    done = subprocess.run(
-        [str(SCRIPT), "demo", "--no-wait", "--pace", "0", "--port", "0", "--database-url", f"sqlite:///{db}"],
+def demo_run(tmp_path: Path, *options: str) -> subprocess.CompletedProcess[str]:
+    """`activity-feed demo --no-wait --pace 0 OPTIONS` to its end, in `tmp_path`."""
+    return subprocess.run(
+        [str(SCRIPT), "demo", "--no-wait", "--pace", "0", *options],
         cwd=tmp_path,
         env=demo_env(),
         capture_output=True,
         text=True,
         timeout=DEMO_TIMEOUT_SECONDS,
     )
+
+
+def test_demo_plays_the_whole_session_into_the_feed(tmp_path: Path) -> None:
+    db = tmp_path / "feed.db"
+    done = demo_run(tmp_path, "--port", "0", "--database-url", f"sqlite:///{db}")
     assert done.returncode == 0, done.stderr
     assert "/activities/ws" in done.stdout
     assert "/docs" in done.stdout
@@ -181,14 +186,7 @@ def test_demo_on_a_database_that_does_not_exist_says_so_in_one_line(
     missing = make_url(postgres_database).set(database=f"{make_url(postgres_database).database}_missing")
     url = missing.render_as_string(hide_password=False)
 
-    done = subprocess.run(
-        [str(SCRIPT), "demo", "--no-wait", "--pace", "0", "--port", str(free_port()), "--database-url", url],
-        cwd=tmp_path,
-        env=demo_env(),
-        capture_output=True,
-        text=True,
-        timeout=DEMO_TIMEOUT_SECONDS,
-    )
+    done = demo_run(tmp_path, "--port", str(free_port()), "--database-url", url)
 
     assert done.returncode == 1
     assert done.stderr.startswith("activity-feed: cannot use the database at postgresql+asyncpg://")
@@ -203,14 +201,7 @@ def test_demo_on_a_port_in_use_says_so_in_one_line(tmp_path: Path) -> None:
         taken.listen()
         port = taken.getsockname()[1]
 
-        done = subprocess.run(
-            [str(SCRIPT), "demo", "--no-wait", "--pace", "0", "--port", str(port)],
-            cwd=tmp_path,
-            env=demo_env(),
-            capture_output=True,
-            text=True,
-            timeout=DEMO_TIMEOUT_SECONDS,
-        )
+        done = demo_run(tmp_path, "--port", str(port))
 
     assert done.returncode == 1
     assert done.stderr == (

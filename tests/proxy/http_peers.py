@@ -72,12 +72,7 @@ class ByteUpstream:
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             return
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
+        body = await read_body(receive)
         self.seen.append(Seen(scope, body))
         path: str = scope["path"]
         if path == "/echo":
@@ -131,6 +126,16 @@ class ByteUpstream:
             await _respond(send, code, b"application/json", body)
         else:
             await _respond(send, code, b"text/plain", f"upstream says {code}".encode())
+
+
+async def read_body(receive: Any) -> bytes:
+    """The whole body of an ASGI HTTP request."""
+    body = b""
+    while True:
+        message = await receive()
+        body += message.get("body", b"")
+        if not message.get("more_body"):
+            return body
 
 
 async def _respond(send: Any, status: int, content_type: bytes, body: bytes) -> None:
@@ -192,12 +197,7 @@ class NoDiscovery:
         if scope["type"] != "http" or scope["method"] != "POST":
             await self.app(scope, receive, send)
             return
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
+        body = await read_body(receive)
         if b'"server/discover"' in body:
             self.refused += 1
             await _respond(send, 400, b"application/json", self.ANSWER)

@@ -129,7 +129,7 @@ def test_missing_redis_client_says_what_to_install(monkeypatch: pytest.MonkeyPat
     monkeypatch.delitem(sys.modules, "activity_feed.hub.backends.redis")
     for name in [name for name in sys.modules if name == "redis" or name.startswith("redis.")]:
         monkeypatch.setitem(sys.modules, name, None)
-    with pytest.raises(ConfigurationError, match=r"pip install 'activity-feed\[redis\]'"):
+    with pytest.raises(ConfigurationError, match=r"pip install '\.\[redis\]' in Activity Feed's folder"):
         backend_for_url("redis://127.0.0.1:6379/0")
 
 

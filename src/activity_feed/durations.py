@@ -13,6 +13,11 @@ class DurationTooLongError(ValueError):
     """A duration past what a timedelta holds: callers with a lower limit of their own state theirs."""
 
 
+def shown(text: str) -> str:
+    """`text` as a message quotes what was given: at most 40 characters of it."""
+    return text if len(text) <= 40 else f"{text[:37]}..."
+
+
 def parse_duration(text: str) -> timedelta:
     """`30d` -> 30 days; a bare number is seconds. Raises ValueError, saying what is accepted."""
     match = _DURATION.fullmatch(text)
@@ -22,8 +27,7 @@ def parse_duration(text: str) -> timedelta:
     try:
         return timedelta(seconds=float(number) * _UNITS[unit.lower() or "s"])
     except OverflowError:  # past timedelta's range, or so many digits that the number is infinite
-        shown = text if len(text) <= 40 else f"{text[:37]}..."
-        raise DurationTooLongError(f"too long a duration: {shown!r} (at most 999999999d)") from None
+        raise DurationTooLongError(f"too long a duration: {shown(text)!r} (at most 999999999d)") from None
 
 
 def coerce_duration(value: object) -> object:

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 from pydantic import TypeAdapter, ValidationError
 
-from activity_feed.durations import parse_duration
+from activity_feed.durations import parse_duration, shown
 
 # A duration: a number with its unit, or a bare number, which is seconds as everywhere else in the
 # product (`prune --older-than 90`, the duration settings), not a Unix time (pydantic's reading).
@@ -31,8 +31,7 @@ def since_moment(text: str, *, now: datetime) -> datetime:
     try:
         moment = _MOMENT.validate_python(text)
     except ValidationError:
-        shown = text if len(text) <= 40 else f"{text[:37]}..."
-        raise ValueError(f"not a time or a duration: {shown!r} (use {SINCE_DESCRIPTION})") from None
+        raise ValueError(f"not a time or a duration: {shown(text)!r} (use {SINCE_DESCRIPTION})") from None
     if moment.tzinfo is None:
         return moment.replace(tzinfo=UTC)
     try:

@@ -251,7 +251,6 @@ class BackgroundServer:
             if time.monotonic() > deadline:
                 raise ServerStartError(f"the {self.name} did not start within {timeout:.0f} s")
             time.sleep(0.01)
-        self.port = self.server.servers[0].sockets[0].getsockname()[1]
 
     def _run(self) -> None:
         try:

@@ -9,7 +9,7 @@ import sys
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from activity_feed.durations import DurationTooLongError, parse_duration
+from activity_feed.durations import DurationTooLongError, parse_duration, shown
 from activity_feed.settings import MAX_RETENTION_DAYS, MAX_RETENTION_EVENTS, Settings
 
 if TYPE_CHECKING:
@@ -97,7 +97,7 @@ def _retention(args: argparse.Namespace) -> Retention | str:
         return f"--keep: must be from 1 to {MAX_RETENTION_EVENTS}, not {args.keep}"
     older_than = None
     if args.older_than is not None:
-        too_long = f"--older-than: at most {MAX_RETENTION_DAYS}d (100 years), not {_shown(args.older_than)}"
+        too_long = f"--older-than: at most {MAX_RETENTION_DAYS}d (100 years), not {shown(args.older_than)!r}"
         try:
             older_than = parse_duration(args.older_than)
         except DurationTooLongError:
@@ -110,10 +110,6 @@ def _retention(args: argparse.Namespace) -> Retention | str:
             # As ACTIVITY_FEED_RETENTION_DAYS=0 means "off", --older-than 0 must not mean "every event".
             return "--older-than: must be more than 0 (to delete every event, use --all)"
     return Retention(older_than=older_than, keep=args.keep)
-
-
-def _shown(text: str) -> str:
-    return repr(text if len(text) <= 40 else f"{text[:37]}...")
 
 
 def _usage(message: str) -> int:
